@@ -18,6 +18,7 @@ Choices where the field disagrees, each an argument:
 
 from keras_convnets.config import TORCH, LayerConfig
 from keras_convnets.layers import OptionAShortcut, StochasticDepth
+from keras_convnets.recompute import RecomputedConv
 
 SHORTCUTS = ("projection", "zero_pad")
 STRIDE_POSITIONS = ("1x1", "3x3")
@@ -170,11 +171,50 @@ def dense_layer(x, k, bottleneck=True, dropout=0.0, *, bottleneck_width=4, confi
     return config.concat(name=f"{name}_concat")([x, y])
 
 
-def dense_block(x, n, k, bottleneck=True, dropout=0.0, *, config=TORCH, name="block"):
-    """``n`` dense layers of growth rate ``k``; layer ``i`` is named ``{name}_block{i}`` (keras.applications)."""
+def _efficient_dense_layer(features, k, bottleneck=True, dropout=0.0, *, bottleneck_width=4, config=TORCH,
+                           name="layer"):
+    """:func:`dense_layer` on the list of the block's feature maps, returning only the ``k`` new channels.
+
+    concat-BN-ReLU-(first) conv run in one :class:`~keras_convnets.recompute.RecomputedConv`, recomputed in the
+    backward pass (the 1x1 conv with bottlenecks; the 3x3 conv, the layer's only one, without). Same layers, names
+    and constants as :func:`dense_layer`; the concatenation happens once per block, in :func:`dense_block`.
+    """
+    norm = config.bn(name=f"{name}_0_bn")
+    if bottleneck:
+        conv = config.conv(bottleneck_width * k, 1, name=f"{name}_1_conv")
+    else:
+        conv = config.conv(k, 3, name=f"{name}_2_conv")
+    recomputed = RecomputedConv(norm, conv, config.channel_axis, dtype=config.dtype, name=f"{name}_recomputed")
+    recomputed.build_sublayers([tuple(f.shape) for f in features])   # variables named as in dense_layer
+    y = recomputed(features)
+    if bottleneck:
+        if dropout:
+            y = config.dropout(dropout, name=f"{name}_1_dropout")(y)
+        y = config.bn(name=f"{name}_1_bn")(y)
+        y = config.relu(name=f"{name}_1_relu")(y)
+        y = config.conv(k, 3, name=f"{name}_2_conv")(y)
+    if dropout:
+        y = config.dropout(dropout, name=f"{name}_2_dropout")(y)
+    return y
+
+
+def dense_block(x, n, k, bottleneck=True, dropout=0.0, *, memory_efficient=False, config=TORCH, name="block"):
+    """``n`` dense layers of growth rate ``k``; layer ``i`` is named ``{name}_block{i}`` (keras.applications).
+
+    ``memory_efficient``: keep the block's feature maps as a list and recompute each layer's concat-BN-ReLU-conv in
+    the backward pass (Pleiss et al., 2017), concatenating once at the block's end as ``{name}_block{n}_concat``.
+    Same weights (names, order, shapes) as the plain block; each layer's first BN and conv are sublayers of
+    ``{name}_block{i}_recomputed`` there, so ``model.get_layer`` does not find them by name.
+    """
+    if not memory_efficient:
+        for i in range(1, n + 1):
+            x = dense_layer(x, k, bottleneck, dropout, config=config, name=f"{name}_block{i}")
+        return x
+    features = [x]
     for i in range(1, n + 1):
-        x = dense_layer(x, k, bottleneck, dropout, config=config, name=f"{name}_block{i}")
-    return x
+        features.append(_efficient_dense_layer(features, k, bottleneck, dropout, config=config,
+                                               name=f"{name}_block{i}"))
+    return config.concat(name=f"{name}_block{n}_concat")(features)
 
 
 def transition(x, compression=0.5, dropout=0.0, *, config=TORCH, name="transition"):

@@ -67,7 +67,7 @@ def cifar_densenet(depth, growth_rate=12, bottleneck=True, compression=0.5) -> A
                         default_size=32, default_classes=10)
 
 
-def _body(x, arch, config, dropout):
+def _body(x, arch, config, dropout, memory_efficient=False):
     if arch.stem == "imagenet":
         x = config.pad(3, name="conv1_pad")(x)
         x = config.conv(arch.stem_width, 7, 2, "valid", name="conv1_conv")(x)
@@ -79,7 +79,8 @@ def _body(x, arch, config, dropout):
         x = config.conv(arch.stem_width, 3, name="conv1_conv")(x)
     last = len(arch.block_sizes) - 1
     for i, n in enumerate(arch.block_sizes):
-        x = blocks.dense_block(x, n, arch.growth_rate, arch.bottleneck, dropout, config=config, name=f"conv{i + 2}")
+        x = blocks.dense_block(x, n, arch.growth_rate, arch.bottleneck, dropout, memory_efficient=memory_efficient,
+                               config=config, name=f"conv{i + 2}")
         if i < last:
             x = blocks.transition(x, arch.compression, dropout, config=config, name=f"pool{i + 2}")
     x = config.bn(name="bn")(x)
@@ -88,18 +89,23 @@ def _body(x, arch, config, dropout):
 
 def build_densenet(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=None,
                    classifier_activation="softmax", name="densenet", *, architecture, weights_name=None,
-                   dropout=0.0, data_format="channels_last", dtype=None, weight_decay=0.0, sync_bn=False):
+                   dropout=0.0, data_format="channels_last", dtype=None, weight_decay=0.0, sync_bn=False,
+                   memory_efficient=False):
     """Builds ``architecture`` with the keras.applications arguments and these options:
 
     dropout: after every conv of the dense layers and transitions (0.2 in the paper, without augmentation).
     data_format, dtype, weight_decay, sync_bn: as in :func:`keras_convnets.resnet.build_resnet`.
+    memory_efficient: recompute each dense layer's concat-BN-ReLU-conv in the backward pass instead of storing it
+        (Pleiss et al., 2017; torchvision's ``memory_efficient``): activation memory linear instead of quadratic in
+        a block's depth, for some extra compute. Same function and weights as the plain model (``set_weights``
+        moves them either way) and the same exported SavedModel; see :mod:`keras_convnets.recompute`.
     """
     arch = architecture
     application.check_dropout(dropout)
     config = application.layer_config(arch.config, data_format=data_format, dtype=dtype, weight_decay=weight_decay,
                                       sync_bn=sync_bn)
     return application.build(
-        lambda x: _body(x, arch, config, dropout), name=name, weights_name=weights_name or name,
+        lambda x: _body(x, arch, config, dropout, bool(memory_efficient)), name=name, weights_name=weights_name or name,
         include_top=include_top, weights=weights, input_tensor=input_tensor, input_shape=input_shape,
         pooling=pooling, classes=arch.default_classes if classes is None else classes,
         classifier_activation=classifier_activation, default_size=arch.default_size, min_size=arch.min_size,
