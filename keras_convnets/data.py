@@ -1,0 +1,164 @@
+"""tensorflow-datasets input pipelines for the CIFAR papers' datasets, and the per-channel statistics the models
+normalize with.
+
+The pipeline is the papers' standard one: decode → cache → shuffle over the whole split → per-image augmentation
+(zero-pad 4 pixels, random 32×32 crop, random horizontal flip: He et al. 2016, §4.2) → batch → prefetch.
+Every image of a batch gets its own crop and flip: the randomness is stateless, seeded per example from
+``tf.data.Dataset.random(seed)``, so a seeded run sees the same images in the same order with the same crops.
+(Keras' ``RandomCrop`` layer would crop a whole batch at one place.)
+
+Normalization is *not* done here: it is the first layer of the trained model (:func:`preprocessing_model`), so the
+exported SavedModel takes raw ``uint8`` images. TensorFlow is imported only when a pipeline is built, so the CLI
+can check a dataset name without it.
+"""
+
+import dataclasses
+import os
+from typing import Optional, Tuple
+
+#: The environment variable tfds reads its data directory from.
+DATA_DIR_ENV = "TFDS_DATA_DIR"
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """A supported tfds dataset. ``mean``/``std``: per-channel statistics of the train split's pixels in [0, 1]
+    (population std over every pixel), computed from the full train split; ``augment``: whether the papers train on
+    it with pad-crop-flip (CIFAR: yes; SVHN: no, WRN and DenseNet train SVHN without augmentation)."""
+
+    name: str
+    mean: Tuple[float, float, float]
+    std: Tuple[float, float, float]
+    augment: bool = True
+    train_split: str = "train"
+    test_split: str = "test"
+
+
+DATASETS = {spec.name: spec for spec in [
+    DatasetSpec("cifar10", mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616)),
+    DatasetSpec("cifar100", mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762)),
+    DatasetSpec("svhn_cropped", mean=(0.4377, 0.4438, 0.4728), std=(0.1980, 0.2010, 0.1970), augment=False),
+]}
+
+
+class DatasetUnavailableError(ValueError):
+    """The dataset is unknown, or tfds has no prepared copy of it and cannot download one."""
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    """The :class:`DatasetSpec` of ``name``, or a :class:`DatasetUnavailableError` listing the supported ones."""
+    if name not in DATASETS:
+        raise DatasetUnavailableError(f"unknown dataset {name!r}; supported datasets: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def resolve_data_dir(data_dir: Optional[str] = None) -> Optional[str]:
+    """``data_dir``, else ``$TFDS_DATA_DIR``, else None (tfds' own default, ``~/tensorflow_datasets``)."""
+    return data_dir or os.environ.get(DATA_DIR_ENV) or None
+
+
+def _builder(name: str, data_dir: Optional[str], download: bool = False):
+    """The prepared tfds builder of ``name``; prepares it only when ``download=True``."""
+    import tensorflow_datasets as tfds
+
+    dataset_spec(name)
+    data_dir = resolve_data_dir(data_dir)
+    builder = tfds.builder(name, data_dir=data_dir)
+    if not builder.is_prepared():
+        if download:
+            builder.download_and_prepare()
+        else:
+            where = data_dir or "tfds' default directory (~/tensorflow_datasets)"
+            raise DatasetUnavailableError(
+                f"dataset {name!r} is not prepared in {where}; point --data-dir (or {DATA_DIR_ENV}, or "
+                f"data_dir=) at a tensorflow_datasets directory holding {name}/, or pass download=True "
+                "on a machine with internet")
+    return builder
+
+
+def dataset_info(name: str, data_dir: Optional[str] = None, download: bool = False):
+    """tfds' ``DatasetInfo`` of a prepared dataset (class names, split sizes, image shape)."""
+    return _builder(name, data_dir, download).info
+
+
+def class_names(info) -> list:
+    return list(info.features["label"].names)
+
+
+def load_split(name: str, split: str, data_dir: Optional[str] = None, download: bool = False):
+    """The raw ``(uint8 image, int64 label)`` examples of one split, in file order, with our dataset options."""
+    from keras_convnets import performance
+
+    builder = _builder(name, data_dir, download)
+    ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+    return ds.with_options(performance.dataset_options())
+
+
+def augment(image, seed):
+    """Zero-pad 4 pixels, random crop back to the image's size, random horizontal flip: one image, stateless
+    randomness from ``seed`` (shape [2] int64), so each image of a batch is cropped and flipped on its own."""
+    import tensorflow as tf
+
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
+    shape = tf.shape(image)
+    padded = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
+    image = tf.image.stateless_random_crop(padded, size=shape, seed=crop_seed)
+    return tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+
+
+def load_dataset(name: str, split: str = "train", *, batch_size: int = 128, training: bool = True,
+                 augmentation: Optional[bool] = None, seed: int = 0, data_dir: Optional[str] = None,
+                 download: bool = False, cache: bool = True, drop_remainder: bool = False):
+    """A batched ``(uint8 images [B, H, W, 3], int64 labels [B])`` pipeline of one split.
+
+    ``training=True``: cached, shuffled over the whole split (again each epoch, reproducibly from ``seed``) and
+    augmented per image when ``augmentation`` (default: the dataset's :class:`DatasetSpec`). ``training=False``:
+    file order, no augmentation. Images stay uint8; the model normalizes them.
+    """
+    import tensorflow as tf
+    from keras_convnets import performance
+
+    spec = dataset_spec(name)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+    augmentation = spec.augment if augmentation is None else augmentation
+    ds = load_split(name, split, data_dir, download)
+    if cache:
+        ds = ds.cache()
+    if training:
+        size = int(ds.cardinality())
+        ds = ds.shuffle(size if size > 0 else 50_000, seed=seed, reshuffle_each_iteration=True)
+        if augmentation:
+            seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+            ds = tf.data.Dataset.zip((ds, seeds)).map(
+                lambda example, s: (augment(example[0], s), example[1]), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+    return ds.with_options(performance.dataset_options())
+
+
+def compute_statistics(name: str, split: str = "train", data_dir: Optional[str] = None):
+    """Per-channel mean and std (pixels in [0, 1]) of a split, computed in one streaming float64 pass."""
+    import numpy as np
+
+    total, total_sq, count = np.zeros(3), np.zeros(3), 0
+    for images, _ in load_split(name, split, data_dir).batch(1024).as_numpy_iterator():
+        pixels = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
+        total += pixels.sum(0)
+        total_sq += (pixels ** 2).sum(0)
+        count += pixels.shape[0]
+    mean = total / count
+    return tuple(mean), tuple(np.sqrt(total_sq / count - mean ** 2))
+
+
+def preprocessing_model(model, spec: DatasetSpec, image_shape, name=None):
+    """``model`` behind its input preprocessing: uint8 images → float32 → per-channel (x/255 - mean) / std.
+
+    The returned model takes raw ``uint8 [B, H, W, 3]`` images, which is what the SavedModel serves.
+    """
+    from keras_convnets.config import keras
+
+    mean = [255.0 * m for m in spec.mean]
+    variance = [(255.0 * s) ** 2 for s in spec.std]
+    images = keras.Input(shape=tuple(image_shape), dtype="uint8", name="images")
+    x = keras.layers.Normalization(mean=mean, variance=variance, dtype="float32", name="normalize")(images)
+    return keras.Model(images, model(x), name=name or model.name)

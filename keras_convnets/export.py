@@ -1,0 +1,102 @@
+"""SavedModel export that serves raw images, written atomically and checked after writing.
+
+The export is a plain ``tf.Module`` saved with ``tf.saved_model.save`` (works under Keras 3 and tf-keras alike;
+``keras.models.load_model`` cannot read SavedModels in Keras 3, see DESIGN.md). Signatures:
+
+- ``serving_default``: ``images`` uint8 ``[batch, H, W, 3]`` → ``{"probabilities": float32 [batch, classes]}``;
+- ``class_names``: no input → ``{"class_names": string [classes]}``;
+
+and ``assets/labels.txt`` holds the class names, one per line, for TF Serving users.
+"""
+
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+LABELS_FILE = "labels.txt"
+SIGNATURE_INPUT = "images"
+SIGNATURE_OUTPUT = "probabilities"
+
+
+class ExportError(RuntimeError):
+    """The reloaded SavedModel does not reproduce the in-memory model."""
+
+
+def _serving_module(model, names, labels_path):
+    import tensorflow as tf
+
+    height, width, channels = (int(d) for d in model.input_shape[1:])
+    module = tf.Module()
+    module.model = model
+    module.labels_file = tf.saved_model.Asset(labels_path)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, height, width, channels], tf.uint8, name=SIGNATURE_INPUT)])
+    def serve(images):
+        return {SIGNATURE_OUTPUT: tf.cast(model(images, training=False), tf.float32)}
+
+    @tf.function(input_signature=[])
+    def class_names():
+        return {"class_names": tf.constant(names)}
+
+    module.serve, module.class_names = serve, class_names
+    return module
+
+
+def predict(saved_model, images, batch_size=256):
+    """Probabilities of a loaded SavedModel's ``serving_default`` for a uint8 array, in batches."""
+    import tensorflow as tf
+
+    fn = saved_model.signatures["serving_default"]
+    outputs = [fn(**{SIGNATURE_INPUT: tf.constant(images[i:i + batch_size], tf.uint8)})[SIGNATURE_OUTPUT].numpy()
+               for i in range(0, len(images), batch_size)]
+    return np.concatenate(outputs)
+
+
+def load_class_names(saved_model):
+    """The class names stored in a loaded SavedModel."""
+    return [name.decode() for name in saved_model.signatures["class_names"]()["class_names"].numpy()]
+
+
+def export_saved_model(model, path, class_names, check_images=None, atol=1e-3):
+    """Writes ``model`` (uint8 images in, probabilities out) as a SavedModel at ``path`` and returns ``path``.
+
+    The SavedModel is written to a temporary directory beside ``path``, reloaded, and its predictions on
+    ``check_images`` (uint8, default: 8 random images) compared with ``model``'s; only then does it replace
+    ``path``, so a failed export never replaces a good one.
+    """
+    import tensorflow as tf
+
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
+    try:
+        labels_path = os.path.join(tmp, LABELS_FILE)
+        with open(labels_path, "w") as f:
+            f.write("".join(f"{name}\n" for name in class_names))
+        export_dir = os.path.join(tmp, "saved_model")
+        module = _serving_module(model, list(class_names), labels_path)
+        tf.saved_model.save(module, export_dir,
+                            signatures={"serving_default": module.serve, "class_names": module.class_names})
+        if check_images is None:
+            rng = np.random.default_rng(0)
+            check_images = rng.integers(0, 256, (8,) + tuple(model.input_shape[1:]), dtype=np.uint8)
+        check_images = np.asarray(check_images, np.uint8)
+        expected = np.asarray(model(check_images, training=False), np.float32)
+        reloaded = tf.saved_model.load(export_dir)
+        actual = predict(reloaded, check_images)
+        if not np.allclose(actual, expected, atol=atol) or load_class_names(reloaded) != list(class_names):
+            raise ExportError(f"the reloaded SavedModel does not reproduce the model (max difference "
+                              f"{np.max(np.abs(actual - expected)):.3g}); {path} was left unchanged")
+        old = None
+        if os.path.exists(path):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-", dir=parent)
+            os.rename(path, os.path.join(old, "previous"))
+        os.rename(export_dir, path)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path

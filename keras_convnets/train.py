@@ -1,0 +1,282 @@
+"""Training a registered model on a tfds dataset with ``model.fit`` under a ``tf.distribute`` strategy.
+
+``train("resnet20", epochs=3, out="runs/r20")`` resolves the paper's recipe for the model's family
+(:mod:`keras_convnets.recipes`), builds the model inside the strategy's scope behind its uint8 preprocessing, fits
+it, evaluates it on the test split, exports ``OUT/saved_model`` and returns a :class:`TrainResult`.
+
+``OUT`` holds: ``run.json`` (the run's arguments: a different run is refused), ``history.json`` / ``history.csv``
+(one row per epoch, exactly once even across resumptions), ``curves.png``, ``logs/`` (TensorBoard), ``backup/``
+(``BackupAndRestore``: a killed run re-run with the same arguments resumes after its last finished epoch; deleted
+when training completes) and ``saved_model/``.
+"""
+
+import csv
+import importlib.util
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Any, Dict, List, Optional
+
+from keras_convnets import data, recipes, registry
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+RUN_FILE = "run.json"
+HISTORY_JSON = "history.json"
+HISTORY_CSV = "history.csv"
+CURVES_PNG = "curves.png"
+
+
+class RunMismatchError(ValueError):
+    """The output directory holds a different run."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a run leaves: per-epoch ``history`` (metric name → list), the SavedModel's path, the test accuracy."""
+
+    out: str
+    export_path: str
+    test_accuracy: float
+    test_loss: float
+    history: Dict[str, List[float]]
+    arguments: Dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """A run with every default resolved and every argument checked, before TensorFlow does any work."""
+
+    info: Any
+    spec: data.DatasetSpec
+    recipe: recipes.Recipe
+    model_kwargs: Dict[str, Any]
+    precision: str
+    seed: int
+    out: str
+    data_dir: Optional[str]
+    strategy: str
+    augmentation: bool
+
+    @property
+    def arguments(self) -> Dict[str, Any]:
+        """What identifies the run in ``run.json`` (the strategy and data directory may change on resumption)."""
+        r = self.recipe
+        return {"model": self.info.name, "dataset": self.spec.name, "epochs": r.epochs, "batch_size": r.batch_size,
+                "lr": r.lr, "weight_decay": r.weight_decay, "schedule": r.schedule, "boundaries": list(r.boundaries),
+                "factor": r.factor, "momentum": r.momentum, "nesterov": r.nesterov,
+                "warmup_fraction": r.warmup_fraction, "warmup_lr": r.warmup_lr, "augmentation": self.augmentation,
+                "precision": self.precision, "seed": self.seed, "model_kwargs": self.model_kwargs}
+
+
+def _check_number(name, value, *, integer=False, minimum=0.0, inclusive=False):
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or value < minimum or (value == minimum
+                                                                                      and not inclusive):
+        relation = ">=" if inclusive else ">"
+        raise ValueError(f"{name} must be {'an integer' if integer else 'a number'} {relation} {minimum}; "
+                         f"got {value!r}")
+
+
+def plan(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None, weight_decay=None, schedule=None,
+         strategy="auto", precision="float32", out=None, data_dir=None, seed=0, model_kwargs=None,
+         augmentation=None) -> RunPlan:
+    """Resolves a run's arguments against the model's recipe and checks them (ValueError with a one-line reason:
+    unknown model, dataset or strategy, dataset not prepared, bad numbers, ``out`` holding a different run)."""
+    from keras_convnets import distribute
+
+    info = registry.model_info(model_name)
+    spec = data.dataset_spec(dataset)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if strategy not in distribute.STRATEGIES:
+        distribute.get_strategy(strategy)  # raises the module's own error for names it does not know
+    recipe = recipes.parse_schedule(schedule, recipes.recipe_for(info))
+    overrides = {key: value for key, value in dict(epochs=epochs, batch_size=batch_size, lr=lr,
+                                                   weight_decay=weight_decay).items() if value is not None}
+    recipe = dataclasses.replace(recipe, **overrides)
+    _check_number("epochs", recipe.epochs, integer=True)
+    _check_number("batch_size", recipe.batch_size, integer=True)
+    _check_number("lr", recipe.lr)
+    _check_number("weight_decay", recipe.weight_decay, inclusive=True)
+    _check_number("seed", seed, integer=True, inclusive=True)
+    augmentation = spec.augment if augmentation is None else bool(augmentation)
+    kwargs = {**recipe.model_kwargs(augmentation), **(model_kwargs or {})}
+    out = os.path.abspath(out or os.path.join("runs", f"{info.name}_{spec.name}"))
+    run_plan = RunPlan(info, spec, recipe, kwargs, precision, seed, out, data.resolve_data_dir(data_dir), strategy,
+                       augmentation)
+    data.dataset_info(spec.name, run_plan.data_dir)  # raises if tfds has no prepared copy
+    check_out_dir(out, run_plan.arguments)
+    return run_plan
+
+
+def check_out_dir(out, arguments):
+    """Refuses an output directory that holds another run (different ``run.json``) or unrelated files."""
+    run_file = os.path.join(out, RUN_FILE)
+    if os.path.exists(run_file):
+        with open(run_file) as f:
+            recorded = json.load(f).get("arguments")
+        if recorded != json.loads(json.dumps(arguments)):
+            changed = sorted(k for k in set(arguments) | set(recorded or {})
+                             if (recorded or {}).get(k) != json.loads(json.dumps(arguments)).get(k))
+            raise RunMismatchError(f"output directory {out} holds a different run ({', '.join(changed)} differ); "
+                                   "choose another --out or delete it")
+    elif os.path.isdir(out) and os.listdir(out):
+        raise RunMismatchError(f"output directory {out} is not empty and holds no {RUN_FILE}; choose another --out")
+
+
+def _write_json(path, obj):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
+
+
+def _history_callback_class():
+    from keras_convnets.config import keras
+
+    class EpochHistory(keras.callbacks.Callback):
+        """Writes ``history.json`` and ``history.csv`` after every epoch. On the first epoch of a (resumed) run it
+        drops the rows of epochs that are about to be trained again, so every epoch appears exactly once."""
+
+        def __init__(self, out):
+            super().__init__()
+            self.out = out
+            self.rows = None
+            self.started = None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.time()
+            if self.rows is None:
+                path = os.path.join(self.out, HISTORY_JSON)
+                rows = json.load(open(path)) if os.path.exists(path) else []
+                self.rows = [row for row in rows if row["epoch"] <= epoch]
+                if epoch:
+                    print(f"Resuming at epoch {epoch + 1} from {os.path.join(self.out, 'backup')}", flush=True)
+
+        def on_epoch_end(self, epoch, logs=None):
+            row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
+                   "lr": _current_lr(self.model.optimizer), "seconds": time.time() - self.started}
+            self.rows.append(row)
+            _write_json(os.path.join(self.out, HISTORY_JSON), self.rows)
+            columns = list(dict.fromkeys(key for r in self.rows for key in r))
+            tmp = os.path.join(self.out, HISTORY_CSV + ".tmp")
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, columns)
+                writer.writeheader()
+                writer.writerows(self.rows)
+            os.replace(tmp, os.path.join(self.out, HISTORY_CSV))
+
+    return EpochHistory
+
+
+def _current_lr(optimizer):
+    import numpy as np
+
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    try:
+        return float(np.asarray(optimizer.learning_rate))
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def plot_history(rows, path):
+    """Loss and accuracy per epoch (train and test) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    epochs = [row["epoch"] for row in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for key, label in ((metric, "train"), (f"val_{metric}", "test")):
+            if any(key in row for row in rows):
+                ax.plot(epochs, [row.get(key, float("nan")) for row in rows], marker="o", label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def build_model(run_plan: RunPlan, image_shape, num_classes):
+    """The registry's model for the run (in the current strategy scope) behind its uint8 preprocessing."""
+    kwargs = dict(run_plan.model_kwargs, classes=num_classes, input_shape=tuple(image_shape),
+                  weight_decay=run_plan.recipe.weight_decay)
+    if run_plan.precision != "float32":
+        kwargs["dtype"] = run_plan.precision
+    model = run_plan.info.build(**kwargs)
+    return data.preprocessing_model(model, run_plan.spec, image_shape, name=f"{run_plan.info.name}_"
+                                                                             f"{run_plan.spec.name}")
+
+
+def run(run_plan: RunPlan, verbose="auto") -> TrainResult:
+    """Trains, evaluates and exports a planned run."""
+    import numpy as np
+
+    from keras_convnets import distribute, export, performance
+    from keras_convnets.config import keras
+
+    out, recipe, spec = run_plan.out, run_plan.recipe, run_plan.spec
+    os.makedirs(out, exist_ok=True)
+    _write_json(os.path.join(out, RUN_FILE), {"status": "running", "arguments": run_plan.arguments})
+    info = data.dataset_info(spec.name, run_plan.data_dir)
+    names = data.class_names(info)
+    image_shape = info.features["image"].shape
+    train_ds = data.load_dataset(spec.name, spec.train_split, batch_size=recipe.batch_size, training=True,
+                                 augmentation=run_plan.augmentation, seed=run_plan.seed, data_dir=run_plan.data_dir)
+    test_ds = data.load_dataset(spec.name, spec.test_split, batch_size=recipe.batch_size, training=False,
+                                data_dir=run_plan.data_dir)
+    steps = math.ceil(info.splits[spec.train_split].num_examples / recipe.batch_size)
+
+    keras.utils.set_random_seed(run_plan.seed)
+    strategy = distribute.get_strategy(run_plan.strategy)
+    with strategy.scope():
+        model = build_model(run_plan, image_shape, len(names))
+        optimizer = recipes.optimizer(recipe, steps * recipe.epochs)
+        if run_plan.precision == "mixed_float16":
+            optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
+        model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(),
+                      metrics=["accuracy"], **performance.compile_options(run_plan.info))
+    callbacks = [
+        keras.callbacks.BackupAndRestore(os.path.join(out, "backup")),  # before EpochHistory: see its docstring
+        _history_callback_class()(out),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if importlib.util.find_spec("tensorboard") is not None:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(out, "logs"), write_graph=False, profile_batch=0))
+    else:
+        print("TensorBoard is not installed: no logs/ written (pip install tensorboard)", flush=True)
+    model.fit(train_ds, epochs=recipe.epochs, validation_data=test_ds, callbacks=callbacks, verbose=verbose,
+              shuffle=False)  # the pipeline shuffles
+    test_loss, test_accuracy = (float(v) for v in model.evaluate(test_ds, verbose=0))
+
+    rows = json.load(open(os.path.join(out, HISTORY_JSON)))
+    plot_history(rows, os.path.join(out, CURVES_PNG))
+    check_images = next(iter(test_ds))[0].numpy()[:64].astype(np.uint8)
+    export_path = export.export_saved_model(model, os.path.join(out, "saved_model"), names, check_images)
+    history = {key: [row.get(key) for row in rows] for key in dict.fromkeys(k for row in rows for k in row)}
+    _write_json(os.path.join(out, RUN_FILE), {"status": "complete", "arguments": run_plan.arguments,
+                                              "test_accuracy": test_accuracy, "test_loss": test_loss,
+                                              "export_path": export_path, "class_names": names})
+    return TrainResult(out, export_path, test_accuracy, test_loss, history, run_plan.arguments)
+
+
+def train(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None, weight_decay=None, schedule=None,
+          strategy="auto", precision="float32", out=None, data_dir=None, seed=0, model_kwargs=None,
+          augmentation=None, verbose="auto") -> TrainResult:
+    """Trains the registered ``model_name`` on the tfds ``dataset`` with its paper's recipe and exports it.
+
+    ``epochs``, ``batch_size``, ``lr``, ``weight_decay`` (coupled L2, PyTorch convention), ``schedule``
+    (``piecewise``/``cosine``/``constant`` or boundary fractions) override the recipe; ``model_kwargs`` go to the
+    factory (``dropout``, ``stochastic_depth``, ``sync_bn``, ...). ``precision``: ``float32``, ``mixed_float16``
+    or ``mixed_bfloat16`` (the classifier's softmax stays float32). ``strategy``: see
+    :func:`keras_convnets.distribute.get_strategy`. ``out`` defaults to ``runs/MODEL_DATASET``.
+    """
+    return run(plan(model_name, dataset, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                    schedule=schedule, strategy=strategy, precision=precision, out=out, data_dir=data_dir,
+                    seed=seed, model_kwargs=model_kwargs, augmentation=augmentation), verbose=verbose)
