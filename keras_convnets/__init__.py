@@ -17,6 +17,13 @@ from keras_convnets.resnet import (CifarResNet, PreActResNet, PreActResNet164, P
                                    ResNeXt29_8x64d, ResNeXt29_16x64d, ResNeXt50_32x4d, ResNeXt101_32x8d,
                                    WideResNet, WideResNet50_2, WRN16_4, WRN16_8, WRN28_10, WRN40_4)
 from keras_convnets.weights import WeightsUnavailableError
+# Training, data and export (after the models: they know models only through the registry). `train` the function
+# shadows the `keras_convnets.train` module attribute; `from keras_convnets.train import ...` still reaches the module.
+from keras_convnets.data import dataset_spec, load_dataset, preprocessing_model
+from keras_convnets.distribute import get_strategy
+from keras_convnets.export import evaluate_saved_model, export_saved_model
+from keras_convnets.recipes import recipe_for
+from keras_convnets.train import TrainResult, train
 
 __version__ = "0.1.0"
 
@@ -36,4 +43,7 @@ __all__ = [
     "DenseNet40", "DenseNet100", "DenseNetBC100", "DenseNetBC250", "DenseNetBC190",
     # registry
     "get_model", "list_models", "model_info", "WeightsUnavailableError",
+    # training, data, export
+    "train", "TrainResult", "load_dataset", "dataset_spec", "preprocessing_model", "export_saved_model",
+    "evaluate_saved_model", "get_strategy", "recipe_for",
 ]

@@ -54,6 +54,23 @@ def predict(saved_model, images, batch_size=256):
     return np.concatenate(outputs)
 
 
+def evaluate_saved_model(path, dataset, split="test", *, data_dir=None, batch_size=256):
+    """``(accuracy, count)`` of the SavedModel at ``path`` on a tfds split of raw uint8 images."""
+    import tensorflow as tf
+
+    from keras_convnets import data
+
+    saved_model = tf.saved_model.load(path)
+    fn = saved_model.signatures["serving_default"]
+    correct = count = 0
+    for images, labels in data.load_dataset(dataset, split, batch_size=batch_size, training=False,
+                                            data_dir=data_dir, cache=False).as_numpy_iterator():
+        predicted = fn(**{SIGNATURE_INPUT: tf.constant(images)})[SIGNATURE_OUTPUT].numpy().argmax(-1)
+        correct += int((predicted == labels).sum())
+        count += len(labels)
+    return correct / max(count, 1), count
+
+
 def load_class_names(saved_model):
     """The class names stored in a loaded SavedModel."""
     return [name.decode() for name in saved_model.signatures["class_names"]()["class_names"].numpy()]

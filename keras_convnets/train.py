@@ -19,7 +19,7 @@ import os
 import time
 from typing import Any, Dict, List, Optional
 
-from keras_convnets import data, recipes, registry
+from keras_convnets import data, recipes
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 RUN_FILE = "run.json"
@@ -30,6 +30,10 @@ CURVES_PNG = "curves.png"
 
 class RunMismatchError(ValueError):
     """The output directory holds a different run."""
+
+
+class ModelOptionError(ValueError):
+    """The model's factory rejected an option (``model_kwargs``)."""
 
 
 @dataclasses.dataclass
@@ -84,7 +88,7 @@ def plan(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None
          augmentation=None) -> RunPlan:
     """Resolves a run's arguments against the model's recipe and checks them (ValueError with a one-line reason:
     unknown model, dataset or strategy, dataset not prepared, bad numbers, ``out`` holding a different run)."""
-    from keras_convnets import distribute
+    from keras_convnets import distribute, registry
 
     info = registry.model_info(model_name)
     spec = data.dataset_spec(dataset)
@@ -222,8 +226,6 @@ def run(run_plan: RunPlan, verbose="auto") -> TrainResult:
     from keras_convnets.config import keras
 
     out, recipe, spec = run_plan.out, run_plan.recipe, run_plan.spec
-    os.makedirs(out, exist_ok=True)
-    _write_json(os.path.join(out, RUN_FILE), {"status": "running", "arguments": run_plan.arguments})
     info = data.dataset_info(spec.name, run_plan.data_dir)
     names = data.class_names(info)
     image_shape = info.features["image"].shape
@@ -236,12 +238,17 @@ def run(run_plan: RunPlan, verbose="auto") -> TrainResult:
     keras.utils.set_random_seed(run_plan.seed)
     strategy = distribute.get_strategy(run_plan.strategy)
     with strategy.scope():
-        model = build_model(run_plan, image_shape, len(names))
+        try:
+            model = build_model(run_plan, image_shape, len(names))
+        except (TypeError, ValueError) as error:
+            raise ModelOptionError(f"{run_plan.info.name}: {error}") from None
         optimizer = recipes.optimizer(recipe, steps * recipe.epochs)
         if run_plan.precision == "mixed_float16":
             optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
         model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(),
                       metrics=["accuracy"], **performance.compile_options(run_plan.info))
+    os.makedirs(out, exist_ok=True)
+    _write_json(os.path.join(out, RUN_FILE), {"status": "running", "arguments": run_plan.arguments})
     callbacks = [
         keras.callbacks.BackupAndRestore(os.path.join(out, "backup")),  # before EpochHistory: see its docstring
         _history_callback_class()(out),

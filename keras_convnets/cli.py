@@ -1,0 +1,224 @@
+"""The ``keras-convnets`` command: ``train``, ``evaluate``, ``predict``, ``models`` (and ``bench`` when installed).
+
+Exit status 0 on success, 2 on a user error with a one-line reason on stderr (never a traceback). TensorFlow is
+imported only by the subcommands that need it, so ``--help`` and most argument errors are quick.
+"""
+
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import sys
+
+PROG = "keras-convnets"
+
+
+class UsageError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump) and exit status 2."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _add_train(sub):
+    from keras_convnets import data, distribute, recipes
+    from keras_convnets.train import PRECISIONS
+
+    p = sub.add_parser("train", help="train a registered model on a tfds dataset and export a SavedModel",
+                       description="Train MODEL with its paper's recipe (overridable) and export OUT/saved_model, "
+                                   "which serves raw uint8 images. Re-running the same command resumes a killed run.")
+    p.add_argument("model", help="a registered model name (see `keras-convnets models`)")
+    p.add_argument("--dataset", default="cifar10", help=f"tfds dataset: {', '.join(data.DATASETS)} (default cifar10)")
+    p.add_argument("--epochs", type=int, help="epochs (default: the paper's; the schedule scales with it)")
+    p.add_argument("--batch-size", type=int, help="global batch size (default: the paper's)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: the paper's, 0.1)")
+    p.add_argument("--weight-decay", type=float, help="coupled L2 coefficient, PyTorch convention (default: paper's)")
+    p.add_argument("--schedule", help=f"{', '.join(recipes.SCHEDULES)}, or boundary fractions such as 0.5,0.75 "
+                                      "(default: the paper's piecewise schedule)")
+    p.add_argument("--strategy", default="auto", help=f"tf.distribute strategy: {', '.join(distribute.STRATEGIES)}")
+    p.add_argument("--precision", default="float32", choices=PRECISIONS, help="dtype policy (default float32)")
+    p.add_argument("--data-dir", help=f"tensorflow_datasets directory (default: ${data.DATA_DIR_ENV}, else tfds')")
+    p.add_argument("--seed", type=int, default=0, help="random seed of weights, shuffling and augmentation")
+    p.add_argument("--out", help="output directory (default runs/MODEL_DATASET)")
+    p.add_argument("--no-augmentation", dest="augmentation", action="store_false", default=None,
+                   help="train without pad-crop-flip (default: the dataset's usual setting)")
+    model = p.add_argument_group("model options (passed to the factory)")
+    model.add_argument("--dropout", type=float, help="dropout rate (Wide ResNet, DenseNet)")
+    model.add_argument("--stochastic-depth", type=float, help="last block's survival probability (ResNets)")
+    model.add_argument("--sync-bn", action="store_true", default=None, help="synchronized batch norm across replicas")
+    model.add_argument("--memory-efficient", action="store_true", default=None,
+                       help="DenseNet: recompute concat-BN-ReLU-conv in the backward pass to save memory")
+    p.set_defaults(func=_train)
+
+
+def _add_evaluate(sub):
+    p = sub.add_parser("evaluate", help="test accuracy of an exported SavedModel on a tfds split",
+                       description="Accuracy of DIR's SavedModel (DIR: a train --out directory or a SavedModel) "
+                                   "on a tfds split of raw uint8 images.")
+    p.add_argument("dir", help="train output directory or SavedModel directory")
+    p.add_argument("--dataset", help="tfds dataset (default: the one recorded in DIR's run.json)")
+    p.add_argument("--split", default="test", help="tfds split (default test)")
+    p.add_argument("--data-dir", help="tensorflow_datasets directory (default: $TFDS_DATA_DIR, else tfds')")
+    p.add_argument("--batch-size", type=int, default=256, help="batch size (default 256)")
+    p.set_defaults(func=_evaluate)
+
+
+def _add_predict(sub):
+    p = sub.add_parser("predict", help="top-k classes of image files",
+                       description="Classify image files (PNG, JPEG, BMP, GIF) with DIR's SavedModel; images are "
+                                   "resized to the model's input size.")
+    p.add_argument("dir", help="train output directory or SavedModel directory")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--top-k", type=int, default=3, help="how many classes to print per image (default 3)")
+    p.set_defaults(func=_predict)
+
+
+def _add_models(sub):
+    p = sub.add_parser("models", help="list the registered models", description="The model registry as a table.")
+    p.add_argument("--dataset", choices=("cifar", "imagenet"), help="only models designed for this input")
+    p.set_defaults(func=_models)
+
+
+def _add_bench(sub):
+    """``bench`` exists when :mod:`keras_convnets.bench` does; it defines its own arguments."""
+    if importlib.util.find_spec("keras_convnets.bench") is None:
+        return
+    bench = importlib.import_module("keras_convnets.bench")
+    p = sub.add_parser("bench", help="throughput benchmarks", description=(bench.__doc__ or "").split("\n")[0])
+    bench.add_arguments(p)
+    p.set_defaults(func=lambda args: bench.run(args))
+
+
+def build_parser():
+    parser = _Parser(prog=PROG, description="Paper-exact ResNet / WRN / ResNeXt / DenseNet: train on tfds, export "
+                                            "SavedModels that serve raw images.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    for add in (_add_train, _add_evaluate, _add_predict, _add_models, _add_bench):
+        add(sub)
+    return parser
+
+
+def _train(args):
+    from keras_convnets.train import ModelOptionError, plan, run
+
+    model_kwargs = {key: value for key, value in dict(dropout=args.dropout, stochastic_depth=args.stochastic_depth,
+                                                      sync_bn=args.sync_bn,
+                                                      memory_efficient=args.memory_efficient).items()
+                    if value is not None}
+    try:
+        run_plan = plan(args.model, args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                        weight_decay=args.weight_decay, schedule=args.schedule, strategy=args.strategy,
+                        precision=args.precision, out=args.out, data_dir=args.data_dir, seed=args.seed,
+                        model_kwargs=model_kwargs, augmentation=args.augmentation)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    try:
+        result = run(run_plan)
+    except ModelOptionError as error:  # the factory rejected a model option
+        raise UsageError(str(error)) from None
+    print(f"test accuracy: {result.test_accuracy:.4f}")
+    print(f"saved model: {result.export_path}")
+    return 0
+
+
+def _saved_model_dir(path):
+    """``path`` itself if it is a SavedModel, else ``path/saved_model``."""
+    for candidate in (path, os.path.join(path, "saved_model")):
+        if os.path.isfile(os.path.join(candidate, "saved_model.pb")):
+            return candidate
+    raise UsageError(f"no SavedModel in {path} (expected {path}/saved_model.pb or {path}/saved_model/saved_model.pb)")
+
+
+def _recorded_dataset(saved_model_dir):
+    for directory in (os.path.dirname(os.path.abspath(saved_model_dir)), saved_model_dir):
+        run_file = os.path.join(directory, "run.json")
+        if os.path.isfile(run_file):
+            with open(run_file) as f:
+                return json.load(f)["arguments"]["dataset"]
+    return None
+
+
+def _evaluate(args):
+    from keras_convnets import data, export
+
+    path = _saved_model_dir(args.dir)
+    dataset = args.dataset or _recorded_dataset(path)
+    if dataset is None:
+        raise UsageError(f"{path} records no dataset (no run.json beside it): pass --dataset")
+    try:
+        data.dataset_info(dataset, args.data_dir)
+        accuracy, count = export.evaluate_saved_model(path, dataset, args.split, data_dir=args.data_dir,
+                                                      batch_size=args.batch_size)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    print(f"{dataset} {args.split} accuracy: {accuracy:.4f} ({count} images)")
+    return 0
+
+
+def _predict(args):
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_convnets import export
+
+    if args.top_k <= 0:
+        raise UsageError(f"--top-k must be a positive integer; got {args.top_k}")
+    saved_model = tf.saved_model.load(_saved_model_dir(args.dir))
+    names = export.load_class_names(saved_model)
+    height, width = saved_model.signatures["serving_default"].structured_input_signature[1][
+        export.SIGNATURE_INPUT].shape[1:3]
+    images = []
+    for path in args.images:
+        try:
+            image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        except (tf.errors.OpError, ValueError) as error:
+            raise UsageError(f"cannot read image {path}: {error.__class__.__name__}") from None
+        if tuple(image.shape[:2]) != (height, width):
+            image = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(image, (height, width))), 0, 255), tf.uint8)
+        images.append(image.numpy())
+    probabilities = export.predict(saved_model, np.stack(images))
+    for path, row in zip(args.images, probabilities):
+        top = np.argsort(-row)[:args.top_k]
+        print(f"{path}: " + ", ".join(f"{names[i]} {row[i]:.3f}" for i in top))
+    return 0
+
+
+def _models(args):
+    from keras_convnets import registry
+
+    rows = [("name", "factory", "family", "input", "params", "GMACs", "reference")]
+    for name in registry.list_models(args.dataset):
+        info = registry.model_info(name)
+        flops = getattr(info, "flops", None)
+        rows.append((info.name, info.factory.__name__, info.family, f"{info.input_size}x{info.input_size}",
+                     f"{info.params:,}", "-" if flops is None else f"{flops / 1e9:.3g}", info.reference))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+def main(argv=None) -> int:
+    """Runs the command line ``argv`` (default ``sys.argv[1:]``) and returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except UsageError as error:
+        message = " ".join(str(error).split())
+        print(message if message.startswith(PROG) else f"{PROG}: error: {message}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `keras-convnets models | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
