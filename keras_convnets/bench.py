@@ -1,0 +1,240 @@
+"""``keras-convnets bench``: training-step and inference throughput (images/s) and achieved GFLOP/s of registered
+models, optionally side by side with keras.applications' model of the same architecture.
+
+Measured as DESIGN.md asks on a shared machine: after a warm-up, the candidates are timed interleaved
+(A B A B ...) in short rounds; each round gives a ratio ours / keras.applications, and the median ratio is printed.
+This prints numbers and returns them; it never fails on a time.
+
+    keras-convnets bench --models resnet20,densenet_bc_100 --batch 64
+    keras-convnets bench --models resnet50,resnet50v2,densenet121 --size 32 --compare-keras
+    python benchmarks/bench.py --models resnet50 --size 224 --batch 8 --compare-keras --mode train
+
+GFLOP/s counts a training step as 3x the forward multiply-adds (forward + two backward products) and reports
+multiply-adds, the torchvision convention of :mod:`keras_convnets.flops`.
+"""
+
+import os
+import statistics
+import time
+
+import numpy as np
+
+#: Registered model -> keras.applications function of the same architecture (layer for layer).
+KERAS_APPLICATIONS = {"resnet50": "ResNet50", "resnet50v2": "ResNet50V2", "resnet101": "ResNet101",
+                      "resnet152": "ResNet152", "resnet101v2": "ResNet101V2", "resnet152v2": "ResNet152V2",
+                      "densenet121": "DenseNet121", "densenet169": "DenseNet169", "densenet201": "DenseNet201"}
+
+
+def build(name, size=None, source="ours", classes=None):
+    """Registered model ``name`` (``source="ours"``) or keras.applications' one, untrained, at ``size`` x ``size``."""
+    from keras_convnets import registry
+    from keras_convnets.config import keras
+    info = registry.model_info(name)
+    size = size or info.input_size
+    classes = classes or info.default_classes
+    if source == "keras":
+        if info.name not in KERAS_APPLICATIONS:
+            raise ValueError(f"keras.applications has no {name}; it has {', '.join(KERAS_APPLICATIONS)}")
+        factory = getattr(keras.applications, KERAS_APPLICATIONS[info.name])
+        return factory(weights=None, input_shape=(size, size, 3), classes=classes)
+    return info.build(weights=None, input_shape=(size, size, 3), classes=classes)
+
+
+def train_step_fn(model, optimizer, loss):
+    """A bare ``tf.function`` train step: forward, loss (+ the model's regularization losses), gradients, update."""
+    import tensorflow as tf
+
+    @tf.function
+    def step(images, labels):
+        with tf.GradientTape() as tape:
+            predictions = model(images, training=True)
+            value = loss(labels, predictions)
+            if model.losses:
+                value = value + tf.add_n(model.losses)
+        grads = tape.gradient(value, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return value
+    return step
+
+
+def infer_fn(model):
+    import tensorflow as tf
+    return tf.function(lambda images: model(images, training=False))
+
+
+def cifar_pipeline(batch, size=32, augment=False, seed=None, data_dir=None, options=None):
+    """CIFAR-10 train split from tfds (``TFDS_DATA_DIR`` or ../shared), as float images in [0, 1], cached and
+    repeated: the plain pipeline a user writes. ``augment``: per-image pad-4, random 32-crop and flip after the
+    cache (the papers' augmentation). Falls back to random images when no tfds data is found."""
+    import tensorflow as tf
+    data_dir = data_dir or os.environ.get("TFDS_DATA_DIR") or _shared_tfds()
+    try:
+        import tensorflow_datasets as tfds
+        ds = tfds.load("cifar10", split="train", data_dir=data_dir, download=False, as_supervised=True)
+    except Exception:  # no prepared data here: the same shapes, random values
+        images = np.random.default_rng(0).integers(0, 256, (1024, 32, 32, 3), dtype=np.uint8)
+        labels = np.random.default_rng(1).integers(0, 10, (1024,), dtype=np.int64)
+        ds = tf.data.Dataset.from_tensor_slices((images, labels))
+
+    def to_float(image, label):
+        image = tf.cast(image, tf.float32) / 255.0
+        if size != 32:
+            image = tf.image.resize(image, (size, size))
+        return image, label
+
+    ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).cache()
+    if augment:
+        def pad_crop_flip(image, label):
+            image = tf.image.pad_to_bounding_box(image, 4, 4, size + 8, size + 8)
+            image = tf.image.random_crop(image, (size, size, 3), seed=seed)
+            return tf.image.random_flip_left_right(image, seed=seed), label
+        ds = ds.shuffle(1024, seed=seed).map(pad_crop_flip, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.repeat().batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    return ds.with_options(options) if options is not None else ds
+
+
+def _shared_tfds():
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.normpath(os.path.join(here, "..", "..", "shared", "tensorflow_datasets"))
+
+
+def _sync(value):
+    return float(np.asarray(value).ravel()[0])
+
+
+class Candidate:
+    """One model ready to be timed: its train step and inference function on a fixed random batch."""
+
+    def __init__(self, label, model, batch, mode):
+        import tensorflow as tf
+        from keras_convnets.config import keras
+        from keras_convnets.flops import count_flops
+        self.label, self.model, self.batch = label, model, batch
+        self.flops = count_flops(model)
+        shape = (batch,) + tuple(int(s) for s in model.input_shape[1:])
+        classes = int(model.output_shape[-1])
+        rng = np.random.default_rng(0)
+        self.images = tf.constant(rng.random(shape, dtype=np.float32))
+        self.labels = tf.constant(rng.integers(0, classes, (batch,)), dtype=tf.int64)
+        if mode == "train":
+            self.fn = train_step_fn(model, keras.optimizers.SGD(0.01, momentum=0.9),
+                                    keras.losses.SparseCategoricalCrossentropy())
+            self.call = lambda: self.fn(self.images, self.labels)
+        else:
+            self.fn = infer_fn(model)
+            self.call = lambda: self.fn(self.images)
+
+    def time(self, steps):
+        """Seconds per step over ``steps`` steps (synchronised once at the end)."""
+        start = time.perf_counter()
+        for _ in range(steps):
+            out = self.call()
+        _sync(out)
+        return (time.perf_counter() - start) / steps
+
+
+def measure(candidates, steps=3, rounds=5, warmup=2):
+    """Times ``candidates`` interleaved: ``warmup`` untimed steps each, then ``rounds`` rounds of ``steps`` steps of
+    every candidate in turn. Returns one list of seconds per step per candidate (one entry per round)."""
+    for c in candidates:
+        _sync(c.call())  # traces
+        c.time(warmup)
+    times = [[] for _ in candidates]
+    for r in range(rounds):
+        order = range(len(candidates)) if r % 2 == 0 else reversed(range(len(candidates)))  # A B, B A, ...
+        for i in order:
+            times[i].append(candidates[i].time(steps))
+    return times
+
+
+def bench_model(name, *, size=None, batch=32, mode="train", steps=3, rounds=5, warmup=2, compare_keras=False,
+                classes=None):
+    """Benchmarks one registered model (and keras.applications' twin); returns a list of result dicts."""
+    from keras_convnets.config import keras
+    keras.backend.clear_session()
+    candidates = [Candidate(f"{name}", build(name, size, "ours", classes), batch, mode)]
+    if compare_keras:
+        candidates.append(Candidate(f"keras.applications.{KERAS_APPLICATIONS[name]}",
+                                    build(name, size, "keras", classes), batch, mode))
+    times = measure(candidates, steps, rounds, warmup)
+    size = size or int(candidates[0].model.input_shape[1])
+    results = []
+    for c, t in zip(candidates, times):
+        per_step = statistics.median(t)
+        images_per_s = batch / per_step
+        factor = 3 if mode == "train" else 1
+        results.append({"model": c.label, "mode": mode, "size": size, "batch": batch,
+                        "images_per_s": images_per_s, "gflops": c.flops / 1e9,
+                        "gflop_per_s": images_per_s * c.flops * factor / 1e9, "seconds_per_step": t})
+    if compare_keras:
+        ratios = [b / a for a, b in zip(times[0], times[1])]  # ours' speed / keras' speed, per round
+        results[0]["ratio_vs_keras"] = statistics.median(ratios)
+        results[0]["ratios"] = ratios
+    return results
+
+
+def add_arguments(parser):
+    """The ``bench`` subcommand's arguments (shared by ``keras-convnets bench`` and benchmarks/bench.py)."""
+    parser.add_argument("--models", default="resnet20",
+                        help="comma-separated registered names (see `keras-convnets models`)")
+    parser.add_argument("--size", type=int, default=None, help="input height = width (default: the model's own)")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--mode", default="train,infer", help="train, infer or both (comma-separated)")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the median is reported")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps after tracing")
+    parser.add_argument("--compare-keras", action="store_true",
+                        help="also time keras.applications' model of the same architecture, interleaved")
+    parser.add_argument("--classes", type=int, default=None)
+    parser.add_argument("--threads", default=None, metavar="INTRA,INTER",
+                        help="TensorFlow thread pool sizes (default: performance.configure_threads' choice)")
+    return parser
+
+
+def run(args):
+    """Runs the benchmark described by ``args`` (from :func:`add_arguments`), prints a table, returns the results."""
+    from keras_convnets import performance
+    if args.threads:
+        intra, inter = (int(x) if x else None for x in args.threads.split(","))
+        performance.configure_threads(intra, inter)
+    else:
+        performance.configure_threads()
+    from keras_convnets.flops import format_flops
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    modes = [m.strip() for m in args.mode.split(",") if m.strip()]
+    for mode in modes:
+        if mode not in ("train", "infer"):
+            raise ValueError(f"--mode must be train, infer or train,infer; got {args.mode!r}")
+    if args.compare_keras:
+        missing = [m for m in models if m.lower() not in KERAS_APPLICATIONS]
+        if missing:
+            raise ValueError(f"--compare-keras: keras.applications has no {', '.join(missing)}; "
+                             f"it has {', '.join(KERAS_APPLICATIONS)}")
+    print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}; "
+          f"{os.cpu_count()} CPUs", flush=True)
+    header = f"{'model':<36} {'mode':<5} {'size':>4} {'batch':>5} {'img/s':>9} {'FLOPs':>7} {'GFLOP/s':>8}  ratio"
+    print(header + "\n" + "-" * len(header), flush=True)
+    results = []
+    for name in models:
+        for mode in modes:
+            rows = bench_model(name.lower(), size=args.size, batch=args.batch, mode=mode, steps=args.steps,
+                               rounds=args.rounds, warmup=args.warmup, compare_keras=args.compare_keras,
+                               classes=args.classes)
+            for row in rows:
+                ratio = ""
+                if "ratio_vs_keras" in row:
+                    ratio = (f"{row['ratio_vs_keras']:.3f} ours/keras (rounds: "
+                             + " ".join(f"{r:.2f}" for r in row["ratios"]) + ")")
+                print(f"{row['model']:<36} {mode:<5} {row['size']:>4} {row['batch']:>5} {row['images_per_s']:>9.1f} "
+                      f"{format_flops(row['gflops'] * 1e9):>7} {row['gflop_per_s']:>8.1f}  {ratio}", flush=True)
+            results.extend(rows)
+    print(f"load average after: {os.getloadavg()[0]:.2f}", flush=True)
+    return results
+
+
+def main(argv=None):
+    import argparse
+    parser = add_arguments(argparse.ArgumentParser(description=__doc__,
+                                                   formatter_class=argparse.RawDescriptionHelpFormatter))
+    run(parser.parse_args(argv))
+    return 0

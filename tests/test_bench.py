@@ -1,0 +1,25 @@
+"""Smoke test of the benchmark: it runs on a tiny setting, prints its numbers and returns them. Never a timing test."""
+
+import argparse
+
+from keras_convnets import bench
+
+
+def test_bench_runs_and_prints_numbers(capsys):
+    args = bench.add_arguments(argparse.ArgumentParser()).parse_args(
+        ["--models", "resnet20", "--batch", "8", "--steps", "1", "--rounds", "2", "--warmup", "1"])
+    results = bench.run(args)
+    out = capsys.readouterr().out
+    assert {r["mode"] for r in results} == {"train", "infer"}
+    for r in results:
+        assert r["images_per_s"] > 0 and r["gflop_per_s"] > 0
+        assert r["gflops"] == 40551040 / 1e9
+    assert "resnet20" in out and "GFLOP/s" in out
+
+
+def test_bench_compares_with_keras_applications_and_reports_a_ratio():
+    results = bench.bench_model("resnet50", size=32, batch=2, mode="infer", steps=1, rounds=2, warmup=1,
+                                compare_keras=True)
+    assert results[1]["model"] == "keras.applications.ResNet50"
+    assert results[0]["gflops"] == results[1]["gflops"]
+    assert results[0]["ratio_vs_keras"] > 0 and len(results[0]["ratios"]) == 2
