@@ -12,6 +12,8 @@ import os
 import sys
 
 PROG = "keras-convnets"
+DIR_HELP = "train output directory or SavedModel directory"
+DATA_DIR_HELP = "tensorflow_datasets directory (default: $TFDS_DATA_DIR, else tfds' ~/tensorflow_datasets)"
 
 
 class UsageError(Exception):
@@ -42,7 +44,7 @@ def _add_train(sub):
                                       "(default: the paper's piecewise schedule)")
     p.add_argument("--strategy", default="auto", help=f"tf.distribute strategy: {', '.join(distribute.STRATEGIES)}")
     p.add_argument("--precision", default="float32", choices=PRECISIONS, help="dtype policy (default float32)")
-    p.add_argument("--data-dir", help=f"tensorflow_datasets directory (default: ${data.DATA_DIR_ENV}, else tfds')")
+    p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.add_argument("--seed", type=int, default=0, help="random seed of weights, shuffling and augmentation")
     p.add_argument("--out", help="output directory (default runs/MODEL_DATASET)")
     p.add_argument("--no-augmentation", dest="augmentation", action="store_false", default=None,
@@ -60,10 +62,10 @@ def _add_evaluate(sub):
     p = sub.add_parser("evaluate", help="test accuracy of an exported SavedModel on a tfds split",
                        description="Accuracy of DIR's SavedModel (DIR: a train --out directory or a SavedModel) "
                                    "on a tfds split of raw uint8 images.")
-    p.add_argument("dir", help="train output directory or SavedModel directory")
+    p.add_argument("dir", help=DIR_HELP)
     p.add_argument("--dataset", help="tfds dataset (default: the one recorded in DIR's run.json)")
     p.add_argument("--split", default="test", help="tfds split (default test)")
-    p.add_argument("--data-dir", help="tensorflow_datasets directory (default: $TFDS_DATA_DIR, else tfds')")
+    p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.add_argument("--batch-size", type=int, default=256, help="batch size (default 256)")
     p.set_defaults(func=_evaluate)
 
@@ -72,7 +74,7 @@ def _add_predict(sub):
     p = sub.add_parser("predict", help="top-k classes of image files",
                        description="Classify image files (PNG, JPEG, BMP, GIF) with DIR's SavedModel; images are "
                                    "resized to the model's input size.")
-    p.add_argument("dir", help="train output directory or SavedModel directory")
+    p.add_argument("dir", help=DIR_HELP)
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--top-k", type=int, default=3, help="how many classes to print per image (default 3)")
     p.set_defaults(func=_predict)

@@ -1,0 +1,80 @@
+"""The command line's contract: exit 0 on success, 2 with a one-line reason on user errors, `--help` everywhere."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from keras_convnets.cli import main
+
+
+def _error(capsys, argv):
+    status = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert status == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("argv, reason", [
+    (["train", "resnet21"], "unknown model 'resnet21'; known models: resnet18"),
+    (["train", "resnet20", "--dataset", "mnist"], "unknown dataset 'mnist'; supported datasets: cifar10"),
+    (["train", "resnet20", "--strategy", "tpu"], "unknown strategy 'tpu'"),
+    (["train", "resnet20", "--epochs", "three"], "invalid int value"),
+    (["train", "resnet20", "--epochs", "0"], "epochs must be an integer > 0"),
+    (["train", "resnet20", "--lr", "-1"], "lr must be a number > 0"),
+    (["train", "resnet20", "--schedule", "0.9,0.5"], "schedule must be one of piecewise, cosine, constant"),
+    (["train", "resnet20", "--precision", "float64"], "invalid choice"),
+    (["train"], "required: model"),
+    (["nosuch"], "invalid choice"),
+    (["evaluate", "/nonexistent"], "no SavedModel in /nonexistent"),
+])
+def test_bad_arguments_exit_2_with_one_line(capsys, argv, reason):
+    assert reason in _error(capsys, argv)
+
+
+def test_dataset_missing_offline_says_how_to_point_at_a_local_copy(capsys, tmp_path):
+    err = _error(capsys, ["train", "resnet20", "--dataset", "cifar100", "--data-dir", str(tmp_path)])
+    assert "'cifar100' is not prepared in" in err and "--data-dir" in err and "TFDS_DATA_DIR" in err
+
+
+def test_out_dir_with_foreign_files_is_refused(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr("keras_convnets.data.dataset_info", lambda *args, **kwargs: None)
+    (tmp_path / "notes.txt").write_text("mine")
+    err = _error(capsys, ["train", "resnet20", "--out", str(tmp_path)])
+    assert "is not empty and holds no run.json" in err
+    assert os.listdir(tmp_path) == ["notes.txt"]
+
+
+def test_option_the_factory_rejects_is_a_usage_error_and_leaves_no_run(capsys, tmp_path, monkeypatch):
+    from tests._data_dir import real_data_dir
+    if real_data_dir() is None:
+        pytest.skip("the real CIFAR-10 subset is absent (../shared/tensorflow_datasets or $TFDS_DATA_DIR)")
+    out = tmp_path / "run"
+    err = _error(capsys, ["train", "resnet20", "--dropout", "0.3", "--out", str(out), "--data-dir", real_data_dir()])
+    assert "resnet20" in err and "dropout" in err
+    assert not out.exists()
+
+
+def test_models_lists_the_registry(capsys):
+    assert main(["models", "--dataset", "cifar"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:5] == ["name", "factory", "family", "input", "params"]
+    assert any(line.startswith("resnet20 ") and "269,722" in line for line in lines)
+    assert not any(line.startswith("resnet50 ") for line in lines)
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["predict"], ["models"]])
+def test_help(capsys, command):
+    with pytest.raises(SystemExit) as exit_info:
+        main(command + ["--help"])
+    assert exit_info.value.code == 0
+    assert "usage: keras-convnets" in capsys.readouterr().out
+
+
+def test_console_script_exit_status():
+    result = subprocess.run([sys.executable, "-m", "keras_convnets.cli", "train", "nosuch"], capture_output=True,
+                            text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("keras-convnets: error: unknown model 'nosuch'")
