@@ -5,11 +5,13 @@ name``. Unlike keras.applications, ``weights`` defaults to ``None`` (most of our
 and nothing should download behind a user's back), and contradictory arguments raise instead of being ignored.
 """
 
+import contextlib
 import dataclasses
 import functools
+import sys
 
 from keras_convnets import weights as weights_lib
-from keras_convnets.config import keras
+from keras_convnets.config import KERAS_3, keras
 
 POOLINGS = (None, "avg", "max")
 
@@ -65,10 +67,17 @@ def check_input_shape(input_shape, *, min_size, config, require_rgb):
                              f"and width must be at least {min_size}")
 
 
+def _is_keras_tensor(value):
+    try:
+        return keras.backend.is_keras_tensor(value)
+    except ValueError:  # tf-keras raises on non-tensors instead of answering False
+        return False
+
+
 def resolve_input(input_tensor, input_shape, *, default_size, min_size, config, require_rgb):
     """Returns ``(model_inputs, image_tensor)`` from the keras.applications ``input_tensor`` / ``input_shape``."""
     if input_tensor is not None:
-        if not keras.backend.is_keras_tensor(input_tensor):
+        if not _is_keras_tensor(input_tensor):
             raise ValueError("input_tensor must be a Keras tensor (from keras.Input or a layer's output); "
                              f"got {type(input_tensor).__name__}")
         check_input_shape(tuple(input_tensor.shape[1:]), min_size=min_size, config=config, require_rgb=require_rgb)
@@ -103,9 +112,23 @@ def build(body, *, name, weights_name, include_top, weights, input_tensor, input
                                   config=config, require_rgb=weights == "imagenet")
     outputs = head(body(image), include_top=include_top, pooling=pooling, classes=classes,
                    classifier_activation=classifier_activation, config=config)
-    model = keras.Model(inputs, outputs, name=name)
+    with _deep_graph_recursion():
+        model = keras.Model(inputs, outputs, name=name)
     weights_lib.load(model, weights, weights_name, include_top)
     return model
+
+
+@contextlib.contextmanager
+def _deep_graph_recursion(limit=30_000):
+    """tf-keras walks a functional graph recursively (a few frames per layer): ResNet-1202's ~4,000 layers
+    exceed Python's default limit of 1,000. Keras 3 walks it iteratively and needs nothing."""
+    previous = sys.getrecursionlimit()
+    if not KERAS_3:
+        sys.setrecursionlimit(max(previous, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
 
 
 def variant(builder, factory_name, doc, **fixed):
