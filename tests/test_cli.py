@@ -20,7 +20,7 @@ def _error(capsys, argv):
 @pytest.mark.parametrize("argv, reason", [
     (["train", "resnet21"], "unknown model 'resnet21'; known models: resnet18"),
     (["train", "resnet20", "--dataset", "mnist"], "unknown dataset 'mnist'; supported datasets: cifar10"),
-    (["train", "resnet20", "--strategy", "tpu"], "unknown strategy 'tpu'"),
+    (["train", "resnet20", "--strategy", "warp"], "unknown strategy 'warp'"),
     (["train", "resnet20", "--epochs", "three"], "invalid int value"),
     (["train", "resnet20", "--epochs", "0"], "epochs must be an integer > 0"),
     (["train", "resnet20", "--lr", "-1"], "lr must be a number > 0"),
