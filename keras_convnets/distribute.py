@@ -1,16 +1,212 @@
-"""The one place a ``tf.distribute`` strategy is chosen from its name (``--strategy``)."""
+"""The one place a ``tf.distribute`` strategy is chosen from its name (``--strategy``), and what the rest of
+training needs to know about it (replicas, which worker writes files, how input is sharded).
+
+- ``default``: TensorFlow's default strategy, one device.
+- ``mirrored``: ``MirroredStrategy`` over this machine's GPUs, or over its logical CPU devices when it has no GPU
+  (synchronous data parallelism, gradients all-reduced).
+- ``multi-worker``: ``MultiWorkerMirroredStrategy``; the cluster comes from ``TF_CONFIG``. It runs on tf-keras
+  (Keras 2): with Keras 3.15, ``model.fit`` under this strategy fails on every worker (DESIGN.md, pitfalls), so
+  ``TF_USE_LEGACY_KERAS=1`` must be set before TensorFlow is imported. The ``keras-convnets`` command does that
+  itself (:func:`needs_legacy_keras` is what it asks); Python callers set the variable themselves.
+- ``tpu``: ``TPUStrategy`` on the TPU a ``TPUClusterResolver`` finds (``$TPU_NAME``, or the local TPU of a TPU VM).
+- ``auto``: ``tpu`` when a TPU is found, ``multi-worker`` when ``TF_CONFIG`` names more than one worker,
+  ``mirrored`` when more than one GPU is visible, else ``default``.
+
+The functions that only read the environment (:func:`tf_config`, :func:`cluster_size`, :func:`is_chief_task`,
+:func:`needs_legacy_keras`) import no TensorFlow, so the command line can decide before TensorFlow starts.
+"""
+
+import json
+import os
+from typing import Optional
 
 #: Names accepted by :func:`get_strategy`.
-STRATEGIES = ("auto", "default", "mirrored")
+STRATEGIES = ("auto", "default", "mirrored", "multi-worker", "tpu")
+
+LEGACY_KERAS_ENV = "TF_USE_LEGACY_KERAS"
+MULTIWORKER_INSTALL = 'pip install -e ".[multiworker]"'
+#: Environment variables that say a TPU is meant to be used (Cloud TPU, Colab, GKE).
+_TPU_ENV = ("TPU_NAME", "COLAB_TPU_ADDR", "KUBE_GOOGLE_CLOUD_TPU_ENDPOINTS", "TPU_ACCELERATOR_TYPE")
+
+
+class StrategyError(ValueError):
+    """The strategy cannot be made here (unknown name, no TPU, no tf-keras for multi-worker, bad TF_CONFIG)."""
+
+
+def tf_config(environ=None) -> dict:
+    """The parsed ``TF_CONFIG`` (``{}`` when unset); a :class:`StrategyError` when it is not JSON."""
+    raw = (os.environ if environ is None else environ).get("TF_CONFIG", "")
+    if not raw.strip():
+        return {}
+    try:
+        config = json.loads(raw)
+    except ValueError:
+        raise StrategyError(f"TF_CONFIG is not valid JSON: {raw[:80]!r}") from None
+    if not isinstance(config, dict):
+        raise StrategyError("TF_CONFIG must be a JSON object with 'cluster' and 'task'")
+    return config
+
+
+def cluster_size(environ=None) -> int:
+    """How many training tasks (``chief`` + ``worker``) ``TF_CONFIG`` names; 1 without a ``TF_CONFIG``."""
+    cluster = tf_config(environ).get("cluster") or {}
+    return max(1, sum(len(cluster.get(kind) or []) for kind in ("chief", "worker")))
+
+
+def is_chief_task(environ=None) -> bool:
+    """Whether this process is the one that writes files: the ``chief`` task, or ``worker`` 0 of a cluster without
+    one (the tf.distribute convention), or any process outside a multi-worker cluster."""
+    config = tf_config(environ)
+    task = config.get("task") or {}
+    if cluster_size(environ) <= 1 or not task:
+        return True
+    cluster = config.get("cluster") or {}
+    kind, index = task.get("type"), int(task.get("index", 0))
+    return kind == "chief" or (kind == "worker" and index == 0 and not cluster.get("chief"))
+
+
+def task_name(environ=None) -> str:
+    """``chief-0``, ``worker-1``, ...: this process's task in ``TF_CONFIG`` (``local`` outside a cluster)."""
+    task = tf_config(environ).get("task") or {}
+    return f"{task.get('type')}-{int(task.get('index', 0))}" if task and cluster_size(environ) > 1 else "local"
+
+
+def _tpu_hinted(environ) -> bool:
+    return any(environ.get(name) for name in _TPU_ENV) or os.path.exists("/dev/accel0") or \
+        os.path.exists("/dev/vfio/0")
+
+
+def needs_legacy_keras(name: str, environ=None) -> bool:
+    """Whether the strategy ``name`` resolves to multi-worker training here, which must run on tf-keras.
+
+    Reads only the environment (no TensorFlow import): ``multi-worker``, or ``auto`` with a multi-worker
+    ``TF_CONFIG`` and no TPU in sight."""
+    environ = os.environ if environ is None else environ
+    if name == "multi-worker":
+        return True
+    return name == "auto" and cluster_size(environ) > 1 and not _tpu_hinted(environ)
+
+
+def legacy_keras_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tf_keras") is not None
+
+
+def resolve(name: str = "auto") -> str:
+    """The concrete strategy name ``name`` stands for on this machine (``auto`` resolved)."""
+    if name not in STRATEGIES:
+        raise StrategyError(f"unknown strategy {name!r}; known strategies: {', '.join(STRATEGIES)}")
+    if name != "auto":
+        return name
+    if _tpu_hinted(os.environ) and _tpu_resolver(quiet=True) is not None:
+        return "tpu"
+    if cluster_size() > 1:
+        return "multi-worker"
+    import tensorflow as tf
+
+    return "mirrored" if len(tf.config.list_physical_devices("GPU")) > 1 else "default"
+
+
+def _tpu_resolver(quiet=False):
+    import tensorflow as tf
+
+    tpu = os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR") or "local"
+    try:
+        return tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+    except (ValueError, RuntimeError, tf.errors.OpError) as error:
+        if quiet:
+            return None
+        raise StrategyError(f"no TPU found ({' '.join(str(error).split())[:160]}); set TPU_NAME or run on a "
+                            "TPU VM, or choose another --strategy") from None
+
+
+def check_keras_for_multi_worker():
+    """A :class:`StrategyError` unless tf-keras is installed and is the ``tf.keras`` of this process."""
+    from keras_convnets.config import KERAS_3
+
+    if not legacy_keras_available():
+        raise StrategyError(f"multi-worker training runs on tf-keras, which is not installed: {MULTIWORKER_INSTALL}")
+    if KERAS_3:
+        raise StrategyError(f"multi-worker training runs on tf-keras: set {LEGACY_KERAS_ENV}=1 before TensorFlow is "
+                            "imported (the keras-convnets command does this itself)")
 
 
 def get_strategy(name: str = "auto"):
-    """``auto``/``default``: TensorFlow's default strategy (one device); ``mirrored``: ``MirroredStrategy`` over
-    the local devices (synchronous data parallelism, gradients all-reduced)."""
+    """The ``tf.distribute`` strategy called ``name`` (one of :data:`STRATEGIES`; see the module docstring).
+
+    Raises :class:`StrategyError` (a ValueError, one line) for an unknown name, no TPU for ``tpu``, or
+    ``multi-worker`` without tf-keras loaded."""
     import tensorflow as tf
 
-    if name in ("auto", "default"):
+    concrete = resolve(name)
+    if concrete == "default":
         return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    raise ValueError(f"unknown strategy {name!r}; known strategies: {', '.join(STRATEGIES)}")
+    if concrete == "mirrored":
+        if tf.config.list_logical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()
+        # No GPU: one replica per logical CPU device (several only if configured before TF started).
+        return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
+    if concrete == "multi-worker":
+        check_keras_for_multi_worker()
+        if cluster_size() <= 1:
+            print("TF_CONFIG names no multi-worker cluster: multi-worker strategy with this process alone",
+                  flush=True)
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    resolver = _tpu_resolver()
+    try:
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as error:
+        raise StrategyError(f"no usable TPU here ({' '.join(str(error).split())[:160]})") from None
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def strategy_label(strategy) -> str:
+    """A short name for messages: ``MirroredStrategy``, ``MultiWorkerMirroredStrategy``, ..."""
+    if is_multi_worker(strategy):
+        return "MultiWorkerMirroredStrategy"  # its class is CollectiveAllReduceStrategy
+    name = type(strategy).__name__
+    return "default strategy" if name.startswith("_Default") else name
+
+
+def is_chief(strategy) -> bool:
+    """Whether this process writes the run's files under ``strategy`` (single-process strategies: always)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    kind = getattr(resolver, "task_type", None)
+    if kind is None or type(strategy).__name__ == "TPUStrategy":
+        return True
+    return bool(getattr(strategy.extended, "should_checkpoint", True))
+
+
+def is_multi_worker(strategy) -> bool:
+    import tensorflow as tf
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def shard_by_data(dataset):
+    """``dataset`` with tf.distribute's auto-sharding set to DATA.
+
+    Each worker runs the whole (seeded, hence identical) pipeline and keeps only its own part of every global
+    batch, so no two workers train on the same examples within a step. FILE sharding would need at least as many
+    input files as workers (tfds writes CIFAR as one file per split) and would change what a seeded run sees."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+def debug_dump_weights(model, directory: Optional[str] = None):
+    """When ``$KERAS_CONVNETS_DUMP_WEIGHTS`` (or ``directory``) names a directory, saves the model's weights there as
+    ``TASK.npz`` (``chief-0``, ``worker-1``, ``local``): how the tests compare workers' final weights."""
+    import numpy as np
+
+    directory = directory or os.environ.get("KERAS_CONVNETS_DUMP_WEIGHTS")
+    if not directory:
+        return None
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"{task_name()}.npz")
+    np.savez(path, *[np.asarray(w) for w in model.get_weights()])
+    return path
