@@ -37,12 +37,19 @@ def _add_train(sub):
     p.add_argument("model", help="a registered model name (see `keras-convnets models`)")
     p.add_argument("--dataset", default="cifar10", help=f"tfds dataset: {', '.join(data.DATASETS)} (default cifar10)")
     p.add_argument("--epochs", type=int, help="epochs (default: the paper's; the schedule scales with it)")
-    p.add_argument("--batch-size", type=int, help="global batch size (default: the paper's)")
+    p.add_argument("--batch-size", type=int, help="batch size per replica; the global batch is this times the "
+                                                  "replicas (default: the paper's)")
     p.add_argument("--lr", type=float, help="peak learning rate (default: the paper's, 0.1)")
+    p.add_argument("--scale-lr", action="store_true",
+                   help="scale the learning rate linearly by global batch / the paper's batch")
+    p.add_argument("--steps-per-epoch", type=int, help="cap the optimizer steps of an epoch (quick runs)")
     p.add_argument("--weight-decay", type=float, help="coupled L2 coefficient, PyTorch convention (default: paper's)")
     p.add_argument("--schedule", help=f"{', '.join(recipes.SCHEDULES)}, or boundary fractions such as 0.5,0.75 "
                                       "(default: the paper's piecewise schedule)")
-    p.add_argument("--strategy", default="auto", help=f"tf.distribute strategy: {', '.join(distribute.STRATEGIES)}")
+    p.add_argument("--strategy", default="auto",
+                   help=f"tf.distribute strategy: {', '.join(distribute.STRATEGIES)} (default auto: a TPU if one is "
+                        "found, multi-worker if TF_CONFIG names several workers, mirrored on several GPUs, else one "
+                        "device); multi-worker runs on tf-keras (pip install -e \".[multiworker]\")")
     p.add_argument("--precision", default="float32", choices=PRECISIONS, help="dtype policy (default float32)")
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.add_argument("--seed", type=int, default=0, help="random seed of weights, shuffling and augmentation")
@@ -106,6 +113,7 @@ def build_parser():
 
 
 def _train(args):
+    from keras_convnets.distribute import StrategyError
     from keras_convnets.train import ModelOptionError, plan, run
 
     model_kwargs = {key: value for key, value in dict(dropout=args.dropout, stochastic_depth=args.stochastic_depth,
@@ -116,12 +124,13 @@ def _train(args):
         run_plan = plan(args.model, args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                         weight_decay=args.weight_decay, schedule=args.schedule, strategy=args.strategy,
                         precision=args.precision, out=args.out, data_dir=args.data_dir, seed=args.seed,
-                        model_kwargs=model_kwargs, augmentation=args.augmentation)
+                        model_kwargs=model_kwargs, augmentation=args.augmentation,
+                        steps_per_epoch=args.steps_per_epoch, scale_lr=args.scale_lr)
     except ValueError as error:
         raise UsageError(str(error)) from None
     try:
         result = run(run_plan)
-    except ModelOptionError as error:  # the factory rejected a model option
+    except (ModelOptionError, StrategyError) as error:  # the factory rejected a model option; no TPU here
         raise UsageError(str(error)) from None
     print(f"test accuracy: {result.test_accuracy:.4f}")
     print(f"saved model: {result.export_path}")
@@ -205,10 +214,36 @@ def _models(args):
     return 0
 
 
+def _use_legacy_keras(args, reexec):
+    """Multi-worker training runs on tf-keras, which ``tf.keras`` is only if ``TF_USE_LEGACY_KERAS=1`` was set
+    before TensorFlow was imported; importing this package imported it already. So a command line that asks for
+    multi-worker (``--strategy multi-worker``, or ``auto`` with a multi-worker ``TF_CONFIG``) sets the variable and
+    re-executes itself (same process id, same arguments): ``reexec`` is true for a real command line; a caller of
+    :func:`main` with its own ``argv`` gets a usage error instead."""
+    from keras_convnets import distribute
+    from keras_convnets.config import KERAS_3
+
+    if getattr(args, "command", None) != "train" or not distribute.needs_legacy_keras(args.strategy):
+        return
+    if not distribute.legacy_keras_available():
+        raise UsageError("multi-worker training runs on tf-keras, which is not installed: "
+                         f"{distribute.MULTIWORKER_INSTALL}")
+    if not KERAS_3:
+        return
+    if not reexec or os.environ.get(distribute.LEGACY_KERAS_ENV) == "1":
+        raise UsageError(f"multi-worker training runs on tf-keras: set {distribute.LEGACY_KERAS_ENV}=1 before "
+                         "TensorFlow is imported, or run the keras-convnets command")
+    os.environ[distribute.LEGACY_KERAS_ENV] = "1"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "keras_convnets.cli", *sys.argv[1:]])
+
+
 def main(argv=None) -> int:
     """Runs the command line ``argv`` (default ``sys.argv[1:]``) and returns the exit status."""
     try:
         args = build_parser().parse_args(argv)
+        _use_legacy_keras(args, reexec=argv is None)
         return int(args.func(args) or 0)
     except UsageError as error:
         message = " ".join(str(error).split())

@@ -16,6 +16,8 @@ import dataclasses
 import json
 import math
 import os
+import shutil
+import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
@@ -62,16 +64,34 @@ class RunPlan:
     data_dir: Optional[str]
     strategy: str
     augmentation: bool
+    steps_per_epoch: Optional[int] = None
+    scale_lr: bool = False
+    reference_batch_size: Optional[int] = None
 
     @property
     def arguments(self) -> Dict[str, Any]:
-        """What identifies the run in ``run.json`` (the strategy and data directory may change on resumption)."""
+        """What identifies the run in ``run.json`` (the strategy and data directory may change on resumption;
+        ``batch_size`` is per replica)."""
         r = self.recipe
+        extra = {key: value for key, value in dict(steps_per_epoch=self.steps_per_epoch,
+                                                   scale_lr=self.scale_lr or None).items() if value is not None}
         return {"model": self.info.name, "dataset": self.spec.name, "epochs": r.epochs, "batch_size": r.batch_size,
                 "lr": r.lr, "weight_decay": r.weight_decay, "schedule": r.schedule, "boundaries": list(r.boundaries),
                 "factor": r.factor, "momentum": r.momentum, "nesterov": r.nesterov,
                 "warmup_fraction": r.warmup_fraction, "warmup_lr": r.warmup_lr, "augmentation": self.augmentation,
-                "precision": self.precision, "seed": self.seed, "model_kwargs": self.model_kwargs}
+                "precision": self.precision, "seed": self.seed, "model_kwargs": self.model_kwargs, **extra}
+
+    def global_batch_size(self, replicas: int) -> int:
+        """The batch one optimizer step sees: the per-replica batch times the replicas."""
+        return self.recipe.batch_size * replicas
+
+    def scaled_recipe(self, replicas: int) -> recipes.Recipe:
+        """The recipe with its learning rates scaled linearly by global batch / the paper's batch when
+        ``scale_lr`` (Goyal et al. 2017), else unchanged."""
+        if not self.scale_lr:
+            return self.recipe
+        factor = self.global_batch_size(replicas) / (self.reference_batch_size or self.recipe.batch_size)
+        return dataclasses.replace(self.recipe, lr=self.recipe.lr * factor, warmup_lr=self.recipe.warmup_lr * factor)
 
 
 def _check_number(name, value, *, integer=False, minimum=0.0, inclusive=False):
@@ -85,9 +105,10 @@ def _check_number(name, value, *, integer=False, minimum=0.0, inclusive=False):
 
 def plan(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None, weight_decay=None, schedule=None,
          strategy="auto", precision="float32", out=None, data_dir=None, seed=0, model_kwargs=None,
-         augmentation=None) -> RunPlan:
+         augmentation=None, steps_per_epoch=None, scale_lr=False) -> RunPlan:
     """Resolves a run's arguments against the model's recipe and checks them (ValueError with a one-line reason:
-    unknown model, dataset or strategy, dataset not prepared, bad numbers, ``out`` holding a different run)."""
+    unknown model, dataset or strategy, multi-worker without tf-keras, dataset not prepared, bad numbers, ``out``
+    holding a different run)."""
     from keras_convnets import distribute, registry
 
     info = registry.model_info(model_name)
@@ -95,7 +116,11 @@ def plan(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
     if strategy not in distribute.STRATEGIES:
-        distribute.get_strategy(strategy)  # raises the module's own error for names it does not know
+        raise distribute.StrategyError(f"unknown strategy {strategy!r}; known strategies: "
+                                       f"{', '.join(distribute.STRATEGIES)}")
+    if distribute.needs_legacy_keras(strategy):
+        distribute.check_keras_for_multi_worker()
+    reference_batch_size = recipes.recipe_for(info).batch_size
     recipe = recipes.parse_schedule(schedule, recipes.recipe_for(info))
     overrides = {key: value for key, value in dict(epochs=epochs, batch_size=batch_size, lr=lr,
                                                    weight_decay=weight_decay).items() if value is not None}
@@ -105,13 +130,16 @@ def plan(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None
     _check_number("lr", recipe.lr)
     _check_number("weight_decay", recipe.weight_decay, inclusive=True)
     _check_number("seed", seed, integer=True, inclusive=True)
+    if steps_per_epoch is not None:
+        _check_number("steps_per_epoch", steps_per_epoch, integer=True)
     augmentation = spec.augment if augmentation is None else bool(augmentation)
     kwargs = {**recipe.model_kwargs(augmentation), **(model_kwargs or {})}
     out = os.path.abspath(out or os.path.join("runs", f"{info.name}_{spec.name}"))
     run_plan = RunPlan(info, spec, recipe, kwargs, precision, seed, out, data.resolve_data_dir(data_dir), strategy,
-                       augmentation)
+                       augmentation, steps_per_epoch, bool(scale_lr), reference_batch_size)
     data.dataset_info(spec.name, run_plan.data_dir)  # raises if tfds has no prepared copy
-    check_out_dir(out, run_plan.arguments)
+    if not distribute.needs_legacy_keras(strategy) or distribute.is_chief_task():
+        check_out_dir(out, run_plan.arguments)  # other workers write nothing in out but their backup
     return run_plan
 
 
@@ -180,7 +208,10 @@ def _current_lr(optimizer):
 
     optimizer = getattr(optimizer, "inner_optimizer", optimizer)
     try:
-        return float(np.asarray(optimizer.learning_rate))
+        rate = optimizer.learning_rate
+        if callable(rate) and not hasattr(rate, "numpy"):  # tf-keras returns the schedule itself
+            rate = rate(optimizer.iterations)
+        return float(np.asarray(rate))
     except (TypeError, ValueError):
         return float("nan")
 
@@ -219,24 +250,46 @@ def build_model(run_plan: RunPlan, image_shape, num_classes):
 
 
 def run(run_plan: RunPlan, verbose="auto") -> TrainResult:
-    """Trains, evaluates and exports a planned run."""
+    """Trains, evaluates and exports a planned run.
+
+    Under a multi-worker strategy every worker calls this with the same plan; only the chief writes ``out``
+    (``run.json``, history, curves, TensorBoard logs, the export). The other workers write their history and
+    export (which they must take part in: reading synchronized variables is a collective) to a temporary
+    directory that is deleted at the end, and their ``BackupAndRestore`` state under ``out/backup``, where
+    tf-keras keeps the chief's checkpoint in ``backup/chief`` and each other worker's in its own
+    ``backup/workertemp_<index>``; a restarted worker restores the chief's checkpoint, so all resume alike.
+    """
     import numpy as np
 
     from keras_convnets import distribute, export, performance
     from keras_convnets.config import keras
 
-    out, recipe, spec = run_plan.out, run_plan.recipe, run_plan.spec
+    # First: a multi-worker strategy configures collective ops, which must happen before TF runs anything.
+    strategy = distribute.get_strategy(run_plan.strategy)
+    replicas = strategy.num_replicas_in_sync
+    chief = distribute.is_chief(strategy)
+    out, spec = run_plan.out, run_plan.spec
+    recipe = run_plan.scaled_recipe(replicas)
+    global_batch = run_plan.global_batch_size(replicas)
+    print(f"Strategy: {distribute.strategy_label(strategy)} ({run_plan.strategy}), {replicas} replica(s), "
+          f"global batch {global_batch} = {recipe.batch_size} per replica x {replicas}, lr {recipe.lr:g}"
+          + (" (scaled linearly from the paper's batch)" if run_plan.scale_lr else ""), flush=True)
+
     info = data.dataset_info(spec.name, run_plan.data_dir)
     names = data.class_names(info)
     image_shape = info.features["image"].shape
-    train_ds = data.load_dataset(spec.name, spec.train_split, batch_size=recipe.batch_size, training=True,
+    train_ds = data.load_dataset(spec.name, spec.train_split, batch_size=global_batch, training=True,
                                  augmentation=run_plan.augmentation, seed=run_plan.seed, data_dir=run_plan.data_dir)
-    test_ds = data.load_dataset(spec.name, spec.test_split, batch_size=recipe.batch_size, training=False,
+    test_ds = data.load_dataset(spec.name, spec.test_split, batch_size=global_batch, training=False,
                                 data_dir=run_plan.data_dir)
-    steps = math.ceil(info.splits[spec.train_split].num_examples / recipe.batch_size)
+    steps = math.ceil(info.splits[spec.train_split].num_examples / global_batch)
+    if run_plan.steps_per_epoch is not None:
+        steps = min(steps, run_plan.steps_per_epoch)
+        train_ds = train_ds.repeat()  # capped epochs continue where the previous one stopped
+    if distribute.is_multi_worker(strategy):
+        train_ds, test_ds = distribute.shard_by_data(train_ds), distribute.shard_by_data(test_ds)
 
     keras.utils.set_random_seed(run_plan.seed)
-    strategy = distribute.get_strategy(run_plan.strategy)
     with strategy.scope():
         try:
             model = build_model(run_plan, image_shape, len(names))
@@ -248,42 +301,68 @@ def run(run_plan: RunPlan, verbose="auto") -> TrainResult:
         model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(),
                       metrics=["accuracy"], **performance.compile_options(run_plan.info))
     os.makedirs(out, exist_ok=True)
-    _write_json(os.path.join(out, RUN_FILE), {"status": "running", "arguments": run_plan.arguments})
-    callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(out, "backup")),  # before EpochHistory: see its docstring
-        _history_callback_class()(out),
-        keras.callbacks.TerminateOnNaN(),
-    ]
-    if importlib.util.find_spec("tensorboard") is not None:
-        callbacks.append(keras.callbacks.TensorBoard(os.path.join(out, "logs"), write_graph=False, profile_batch=0))
-    else:
-        print("TensorBoard is not installed: no logs/ written (pip install tensorboard)", flush=True)
-    model.fit(train_ds, epochs=recipe.epochs, validation_data=test_ds, callbacks=callbacks, verbose=verbose,
-              shuffle=False)  # the pipeline shuffles
-    test_loss, test_accuracy = (float(v) for v in model.evaluate(test_ds, verbose=0))
+    # Non-chief workers: the standard pattern, a temporary directory of their own, deleted at the end.
+    write_dir = out if chief else tempfile.mkdtemp(prefix=f"keras_convnets-{distribute.task_name()}-")
+    try:
+        if chief:
+            _write_json(os.path.join(out, RUN_FILE), {"status": "running", "arguments": run_plan.arguments})
+        callbacks = [
+            keras.callbacks.BackupAndRestore(os.path.join(out, "backup")),  # before EpochHistory: see its docstring
+            _history_callback_class()(write_dir),
+            keras.callbacks.TerminateOnNaN(),
+        ]
+        if chief and importlib.util.find_spec("tensorboard") is not None:
+            callbacks.append(keras.callbacks.TensorBoard(os.path.join(out, "logs"), write_graph=False,
+                                                         profile_batch=0))
+        elif chief:
+            print("TensorBoard is not installed: no logs/ written (pip install tensorboard)", flush=True)
+        fit_steps = {} if run_plan.steps_per_epoch is None else {"steps_per_epoch": steps}
+        model.fit(train_ds, epochs=recipe.epochs, validation_data=test_ds, callbacks=callbacks, verbose=verbose,
+                  shuffle=False, **fit_steps)  # the pipeline shuffles
+        test_loss, test_accuracy = (float(v) for v in model.evaluate(test_ds, verbose=0))
+        if chief:  # tf-keras deletes backup/chief but leaves backup/ itself
+            try:
+                os.rmdir(os.path.join(out, "backup"))
+            except OSError:
+                pass
 
-    rows = json.load(open(os.path.join(out, HISTORY_JSON)))
-    plot_history(rows, os.path.join(out, CURVES_PNG))
-    check_images = next(iter(test_ds))[0].numpy()[:64].astype(np.uint8)
-    export_path = export.export_saved_model(model, os.path.join(out, "saved_model"), names, check_images)
+        rows = json.load(open(os.path.join(write_dir, HISTORY_JSON)))
+        if chief:
+            plot_history(rows, os.path.join(out, CURVES_PNG))
+        check_images = next(iter(test_ds))[0].numpy()[:64].astype(np.uint8)
+        export_path = export.export_saved_model(model, os.path.join(write_dir, "saved_model"), names, check_images)
+        distribute.debug_dump_weights(model)
+    finally:
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
+    if not chief:
+        export_path = os.path.join(out, "saved_model")  # where the chief writes it
     history = {key: [row.get(key) for row in rows] for key in dict.fromkeys(k for row in rows for k in row)}
-    _write_json(os.path.join(out, RUN_FILE), {"status": "complete", "arguments": run_plan.arguments,
-                                              "test_accuracy": test_accuracy, "test_loss": test_loss,
-                                              "export_path": export_path, "class_names": names})
+    if chief:
+        _write_json(os.path.join(out, RUN_FILE), {"status": "complete", "arguments": run_plan.arguments,
+                                                  "test_accuracy": test_accuracy, "test_loss": test_loss,
+                                                  "export_path": export_path, "class_names": names,
+                                                  "strategy": distribute.strategy_label(strategy),
+                                                  "replicas": replicas, "global_batch_size": global_batch,
+                                                  "lr": recipe.lr})
     return TrainResult(out, export_path, test_accuracy, test_loss, history, run_plan.arguments)
 
 
 def train(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None, weight_decay=None, schedule=None,
           strategy="auto", precision="float32", out=None, data_dir=None, seed=0, model_kwargs=None,
-          augmentation=None, verbose="auto") -> TrainResult:
+          augmentation=None, steps_per_epoch=None, scale_lr=False, verbose="auto") -> TrainResult:
     """Trains the registered ``model_name`` on the tfds ``dataset`` with its paper's recipe and exports it.
 
     ``epochs``, ``batch_size``, ``lr``, ``weight_decay`` (coupled L2, PyTorch convention), ``schedule``
     (``piecewise``/``cosine``/``constant`` or boundary fractions) override the recipe; ``model_kwargs`` go to the
     factory (``dropout``, ``stochastic_depth``, ``sync_bn``, ...). ``precision``: ``float32``, ``mixed_float16``
-    or ``mixed_bfloat16`` (the classifier's softmax stays float32). ``strategy``: see
-    :func:`keras_convnets.distribute.get_strategy`. ``out`` defaults to ``runs/MODEL_DATASET``.
+    or ``mixed_bfloat16`` (the classifier's softmax stays float32). ``strategy``: ``auto``, ``default``,
+    ``mirrored``, ``multi-worker`` (needs tf-keras, see :mod:`keras_convnets.distribute`) or ``tpu``.
+    ``batch_size`` is per replica: the global batch is it times the replicas; ``scale_lr=True`` scales the
+    learning rate by global batch / the paper's batch. ``steps_per_epoch`` caps an epoch (quick runs, tests).
+    ``out`` defaults to ``runs/MODEL_DATASET``.
     """
     return run(plan(model_name, dataset, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                     schedule=schedule, strategy=strategy, precision=precision, out=out, data_dir=data_dir,
-                    seed=seed, model_kwargs=model_kwargs, augmentation=augmentation), verbose=verbose)
+                    seed=seed, model_kwargs=model_kwargs, augmentation=augmentation, steps_per_epoch=steps_per_epoch,
+                    scale_lr=scale_lr), verbose=verbose)
