@@ -1,14 +1,82 @@
-"""CPU/throughput settings decided in one place (measured choices, see benchmarks/): the tf.data options of the
-input pipeline and the compile options of training. The data and training modules only call these."""
+"""CPU/throughput settings decided in one place (measured choices, see benchmarks/RESULTS.md): the threads of the
+process, the tf.data options of the input pipeline and the compile options of training. The data and training
+modules only call these.
+
+Call order: :func:`configure_threads` must run before TensorFlow executes its first op (TF fixes its thread pools
+then; later calls are ignored with a warning), so ``keras_convnets.train`` and the CLI call it first thing, before
+building a model or a dataset. :func:`dataset_options` and :func:`compile_options` can be called any time.
+"""
+
+import os
 
 import tensorflow as tf
 
+#: Environment variables that override the measured defaults (for experiments and unusual machines).
+INTRA_ENV, INTER_ENV = "KERAS_CONVNETS_INTRA_OP_THREADS", "KERAS_CONVNETS_INTER_OP_THREADS"
+
+
+def _env_int(name, default):
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def configure_threads(intra_op=None, inter_op=None) -> bool:
+    """Sizes TensorFlow's compute thread pools; returns False if TF had already started (then nothing changes).
+
+    ``None`` keeps TensorFlow's own choice (all cores) unless the environment variables above say otherwise.
+    """
+    intra_op = _env_int(INTRA_ENV, intra_op)
+    inter_op = _env_int(INTER_ENV, inter_op)
+    try:
+        if intra_op is not None:
+            tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+        if inter_op is not None:
+            tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    except RuntimeError:  # "... cannot be modified after initialization"
+        return False
+    return True
+
+
+#: tf.data's own thread pool: one thread does all the input work (decode, augment, batch) of a pipeline.
+DATA_THREADS = 1
+#: Train steps per ``tf.function`` call of ``model.fit`` (one Python round trip, callback call and log sync per N).
+STEPS_PER_EXECUTION = 8
+
 
 def dataset_options() -> tf.data.Options:
-    """Options applied to every input pipeline we build."""
-    return tf.data.Options()
+    """Options applied to every input pipeline we build.
+
+    The input work of a CIFAR pipeline (pad-crop-flip of 32x32 images, batching) is a few percent of one core, so
+    it is given one private thread of its own and a fixed parallelism instead of tf.data's autotuner:
+
+    * ``private_threadpool_size=1``: without it tf.data runs its functions on TensorFlow's inter-op pool, the
+      same 2 threads (on 2 cores) that run the training step's ops, so input work queues behind (and preempts)
+      the step's kernels;
+    * ``autotune.enabled=False``: the autotuner's model thread and its ramping of map parallelism / prefetch
+      buffers add runnable threads on a machine with no spare core (``num_parallel_calls=AUTOTUNE`` then means
+      the private pool's size, and ``prefetch(AUTOTUNE)`` keeps its own simple buffer tuning);
+    * ``max_intra_op_parallelism=1``: an input op never fans out over the compute pool.
+
+    This is the setting that held fit at its full rate every epoch in issue 6 (benchmarks/RESULTS.md).
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    options.threading.private_threadpool_size = DATA_THREADS
+    options.threading.max_intra_op_parallelism = 1
+    return options
 
 
 def compile_options(info=None) -> dict:
-    """Extra ``model.compile`` keyword arguments for training the registered model ``info`` on this machine."""
-    return {}
+    """Extra ``model.compile`` keyword arguments for training the registered model ``info`` on this machine.
+
+    ``steps_per_execution``: N steps per call of the compiled train function (a ``tf.while_loop`` inside it), the
+    same maths step for step (the optimizer, learning-rate schedule and BN updates run every step); only the
+    per-step Python overhead and callback calls go. Keras calls batch-level callbacks every N steps. On a finite
+    dataset (what ``keras_convnets.data`` gives) every epoch is exact (checked: 11 batches, N=8 -> 11 optimizer
+    steps). Caveat of Keras 3: with ``steps_per_epoch`` on a repeated dataset, an epoch runs whole executions, so pass
+    a ``steps_per_epoch`` that N divides.
+    ``jit_compile=False``: XLA was slower for these convnets on this CPU (and Keras' "auto" already means False on
+    a CPU-only machine; stated so it does not depend on that). ``info`` is accepted for per-model choices; none of
+    the measured models needed one.
+    """
+    return {"steps_per_execution": STEPS_PER_EXECUTION, "jit_compile": False}
