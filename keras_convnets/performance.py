@@ -66,17 +66,20 @@ def dataset_options() -> tf.data.Options:
     return options
 
 
-def compile_options(info=None) -> dict:
+def compile_options(info=None, steps_per_epoch=None) -> dict:
     """Extra ``model.compile`` keyword arguments for training the registered model ``info`` on this machine.
 
     ``steps_per_execution``: N steps per call of the compiled train function (a ``tf.while_loop`` inside it), the
     same maths step for step (the optimizer, learning-rate schedule and BN updates run every step); only the
     per-step Python overhead and callback calls go. Keras calls batch-level callbacks every N steps. On a finite
     dataset (what ``keras_convnets.data`` gives) every epoch is exact (checked: 11 batches, N=8 -> 11 optimizer
-    steps). Caveat of Keras 3: with ``steps_per_epoch`` on a repeated dataset, an epoch runs whole executions, so pass
-    a ``steps_per_epoch`` that N divides.
+    steps). Keras 3 runs whole executions when ``fit`` gets ``steps_per_epoch`` on a repeated dataset, so pass that
+    ``steps_per_epoch`` here and N becomes its largest divisor <= STEPS_PER_EXECUTION (the epoch stays exact).
     ``jit_compile=False``: XLA was slower for these convnets on this CPU (and Keras' "auto" already means False on
     a CPU-only machine; stated so it does not depend on that). ``info`` is accepted for per-model choices; none of
     the measured models needed one.
     """
-    return {"steps_per_execution": STEPS_PER_EXECUTION, "jit_compile": False}
+    steps = STEPS_PER_EXECUTION
+    if steps_per_epoch:
+        steps = max(n for n in range(1, STEPS_PER_EXECUTION + 1) if int(steps_per_epoch) % n == 0)
+    return {"steps_per_execution": steps, "jit_compile": False}
