@@ -1,0 +1,47 @@
+"""Run as a script (by tests/test_distribute.py, in a fresh process: logical devices must be configured before
+TensorFlow initializes). Trains ResNet-20 with sync_bn for 3 SGD steps on one device and under MirroredStrategy over
+two logical CPU devices, from the same initial weights on the same global batches, and prints one JSON line with the
+largest weight difference (BN moving statistics included). ``--no-sync-bn`` trains both without sync_bn, to show the
+comparison notices per-replica batch statistics."""
+
+import json
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                           [tf.config.LogicalDeviceConfiguration()] * 2)
+
+from keras_convnets import distribute, registry  # noqa: E402  (after the device configuration)
+from keras_convnets.config import KERAS_3, keras  # noqa: E402
+
+GLOBAL_BATCH, STEPS, SHAPE = 16, 3, (16, 16, 3)
+sync_bn = "--no-sync-bn" not in sys.argv
+rng = np.random.default_rng(0)
+images = rng.normal(size=(GLOBAL_BATCH * STEPS,) + SHAPE).astype("float32")
+labels = rng.integers(0, 10, GLOBAL_BATCH * STEPS)
+
+
+def train(strategy_name, initial):
+    strategy = distribute.get_strategy(strategy_name)
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        model = registry.get_model("resnet20", input_shape=SHAPE, classes=10, sync_bn=sync_bn, weight_decay=1e-4)
+        if initial is not None:
+            model.set_weights(initial)
+        model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+                      loss=keras.losses.SparseCategoricalCrossentropy())
+    initial = model.get_weights() if initial is None else initial
+    # The dataset's batch is the global batch; MirroredStrategy splits it into equal per-replica halves.
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(GLOBAL_BATCH)
+    model.fit(dataset, epochs=1, verbose=0, shuffle=False)
+    return strategy.num_replicas_in_sync, initial, model.get_weights()
+
+
+_, initial, single = train("default", None)
+replicas, _, mirrored = train("mirrored", initial)
+moved = max(float(np.max(np.abs(a - b))) for a, b in zip(initial, single))
+diff = max(float(np.max(np.abs(a - b))) for a, b in zip(single, mirrored))
+print(json.dumps({"keras_3": KERAS_3, "sync_bn": sync_bn, "replicas": replicas, "max_diff": diff,
+                  "moved": moved}))
