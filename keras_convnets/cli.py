@@ -128,10 +128,17 @@ def _train(args):
                         steps_per_epoch=args.steps_per_epoch, scale_lr=args.scale_lr)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    import tensorflow as tf
+
     try:
         result = run(run_plan)
     except (ModelOptionError, StrategyError) as error:  # the factory rejected a model option; no TPU here
         raise UsageError(str(error)) from None
+    except tf.errors.UnavailableError as error:  # multi-worker: a peer stopped; tf.distribute is not elastic
+        reason = " ".join(str(error).split())[:200]
+        print(f"{PROG}: error: a worker of the cluster is gone ({reason}); restart every worker with the same "
+              f"command: they resume from {run_plan.out}/backup", file=sys.stderr)
+        return 1
     print(f"test accuracy: {result.test_accuracy:.4f}")
     print(f"saved model: {result.export_path}")
     return 0
