@@ -124,3 +124,25 @@ def markdown_table() -> str:
         rows.append(f"| `{info.name}` | `{info.factory.__name__}` | {size}×{size} | {info.params:,} | "
                     f"{format_flops(info.flops)} | {info.reference} |")
     return "\n".join(rows)
+
+
+README_MARKERS = ("<!-- models:start -->", "<!-- models:end -->")
+
+
+def write_readme_table(path: str) -> None:
+    """Replaces the text between the README's model-table markers with :func:`markdown_table`."""
+    with open(path) as f:
+        text = f.read()
+    start, end = (text.index(marker) for marker in README_MARKERS)
+    text = text[:start + len(README_MARKERS[0])] + "\n" + markdown_table() + "\n" + text[end:]
+    with open(path, "w") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] == ["--write"]:
+        write_readme_table(sys.argv[2] if len(sys.argv) > 2 else "README.md")
+    else:
+        print(markdown_table())
