@@ -164,7 +164,8 @@ def main(argv=None):
             if args.threads:
                 for e, t in enumerate(r["threads"]):
                     print(f"    epoch {e} CPU s by thread: {json.dumps(t, sort_keys=True)}")
-    base = results.get("bare") or results.get("bare_ours")
+    bare = [v for v in variants if v.startswith("bare") and results[v]]
+    base = results[bare[0]] if bare else None
     print("\nsummary (median img/s, min epoch, min epoch / median bare):")
     for variant, rates in results.items():
         if rates:
