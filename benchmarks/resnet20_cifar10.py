@@ -22,7 +22,7 @@ def main():
     parser.add_argument("--data-dir")
     args = parser.parse_args()
 
-    from keras_convnets.train import plan, run
+    from keras_convnets.training import plan, run
 
     out = args.out or tempfile.mkdtemp(prefix="resnet20_cifar10_")
     run_plan = plan("resnet20", "cifar10", epochs=args.epochs, schedule="cosine", out=out,

@@ -29,7 +29,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_train(sub):
     from keras_convnets import data, distribute, recipes
-    from keras_convnets.train import PRECISIONS
+    from keras_convnets.training import PRECISIONS
 
     p = sub.add_parser("train", help="train a registered model on a tfds dataset and export a SavedModel",
                        description="Train MODEL with its paper's recipe (overridable) and export OUT/saved_model, "
@@ -114,7 +114,7 @@ def build_parser():
 
 def _train(args):
     from keras_convnets.distribute import StrategyError
-    from keras_convnets.train import ModelOptionError, plan, run
+    from keras_convnets.training import ModelOptionError, plan, run
 
     model_kwargs = {key: value for key, value in dict(dropout=args.dropout, stochastic_depth=args.stochastic_depth,
                                                       sync_bn=args.sync_bn,
@@ -169,7 +169,7 @@ def _evaluate(args):
     if dataset is None:
         raise UsageError(f"{path} records no dataset (no run.json beside it): pass --dataset")
     try:
-        data.dataset_info(dataset, args.data_dir)
+        data.dataset_info(dataset, args.data_dir, download=True)
         accuracy, count = export.evaluate_saved_model(path, dataset, args.split, data_dir=args.data_dir,
                                                       batch_size=args.batch_size)
     except ValueError as error:

@@ -29,15 +29,19 @@ class DatasetSpec:
     name: str
     mean: Tuple[float, float, float]
     std: Tuple[float, float, float]
+    source_host: str             # where tfds downloads it from (probed before a download is attempted)
     augment: bool = True
     train_split: str = "train"
     test_split: str = "test"
 
 
 DATASETS = {spec.name: spec for spec in [
-    DatasetSpec("cifar10", mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616)),
-    DatasetSpec("cifar100", mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762)),
-    DatasetSpec("svhn_cropped", mean=(0.4377, 0.4438, 0.4728), std=(0.1980, 0.2010, 0.1970), augment=False),
+    DatasetSpec("cifar10", mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616),
+                source_host="www.cs.toronto.edu"),
+    DatasetSpec("cifar100", mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762),
+                source_host="www.cs.toronto.edu"),
+    DatasetSpec("svhn_cropped", mean=(0.4377, 0.4438, 0.4728), std=(0.1980, 0.2010, 0.1970),
+                source_host="ufldl.stanford.edu", augment=False),
 ]}
 
 
@@ -57,23 +61,37 @@ def resolve_data_dir(data_dir: Optional[str] = None) -> Optional[str]:
     return data_dir or os.environ.get(DATA_DIR_ENV) or None
 
 
+def _reachable(host: str, timeout: float = 5.0) -> bool:
+    """Whether an HTTPS connection to ``host`` opens: offline, tfds' own download retries for minutes first."""
+    import socket
+
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def _builder(name: str, data_dir: Optional[str], download: bool = False):
-    """The prepared tfds builder of ``name``; prepares it only when ``download=True``."""
+    """The prepared tfds builder of ``name``; with ``download=True`` tfds downloads and prepares a missing one, as
+    ``tfds.load`` does, unless its source cannot be reached (then the error says how to use a local copy)."""
     import tensorflow_datasets as tfds
 
-    dataset_spec(name)
+    spec = dataset_spec(name)
     data_dir = resolve_data_dir(data_dir)
     builder = tfds.builder(name, data_dir=data_dir)
-    if not builder.is_prepared():
-        if download:
-            builder.download_and_prepare()
-        else:
-            where = data_dir or "tfds' default directory (~/tensorflow_datasets)"
-            raise DatasetUnavailableError(
-                f"dataset {name!r} is not prepared in {where}; point --data-dir (or {DATA_DIR_ENV}, or "
-                f"data_dir=) at a tensorflow_datasets directory holding {name}/, or pass download=True "
-                "on a machine with internet")
-    return builder
+    if builder.is_prepared():
+        return builder
+    if download and _reachable(spec.source_host):
+        print(f"tfds: downloading and preparing {name} into {builder.data_dir}", flush=True)
+        builder.download_and_prepare()
+        return builder
+    where = data_dir or "tfds' default directory (~/tensorflow_datasets)"
+    why = f" and {spec.source_host} cannot be reached to download it" if download else ""
+    how = "" if download else ", or let it download (download=True) on a machine with internet"
+    raise DatasetUnavailableError(
+        f"dataset {name!r} is not prepared in {where}{why}; point --data-dir (or {DATA_DIR_ENV}, or data_dir=) "
+        f"at a tensorflow_datasets directory holding {name}/{how}")
 
 
 def dataset_info(name: str, data_dir: Optional[str] = None, download: bool = False):

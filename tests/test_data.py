@@ -97,3 +97,22 @@ def test_missing_dataset_says_how_to_point_at_a_local_copy(tmp_path):
         data.load_dataset("cifar10", data_dir=str(tmp_path))
     with pytest.raises(data.DatasetUnavailableError, match="unknown dataset 'mnist'.*cifar10"):
         data.dataset_spec("mnist")
+
+
+def test_download_is_attempted_when_the_source_is_reachable(tmp_path, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    calls = []
+    monkeypatch.setattr(data, "_reachable", lambda host, timeout=5.0: calls.append(host) or True)
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare",
+                        lambda self, *a, **k: calls.append("download") or (_ for _ in ()).throw(RuntimeError("stop")))
+    with pytest.raises(RuntimeError, match="stop"):
+        data.dataset_info("cifar10", data_dir=str(tmp_path), download=True)
+    assert calls == ["www.cs.toronto.edu", "download"]
+
+
+def test_offline_download_fails_at_once_saying_how_to_point_at_a_local_copy(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "_reachable", lambda host, timeout=5.0: False)
+    with pytest.raises(data.DatasetUnavailableError,
+                       match="cannot be reached to download it; point --data-dir .*TFDS_DATA_DIR"):
+        data.dataset_info("cifar10", data_dir=str(tmp_path), download=True)

@@ -85,7 +85,7 @@ def test_multi_worker_in_process_on_keras_3_says_what_to_set(capsys):
 def test_per_replica_batch_and_linear_lr_scaling(tmp_path):
     if real_data_dir() is None:
         pytest.skip("the real CIFAR-10 subset is absent")
-    from keras_convnets.train import plan
+    from keras_convnets.training import plan
 
     run_plan = plan("densenet40", epochs=1, batch_size=32, scale_lr=True, out=str(tmp_path / "r"),
                     data_dir=real_data_dir())

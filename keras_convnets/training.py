@@ -137,7 +137,7 @@ def plan(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None
     out = os.path.abspath(out or os.path.join("runs", f"{info.name}_{spec.name}"))
     run_plan = RunPlan(info, spec, recipe, kwargs, precision, seed, out, data.resolve_data_dir(data_dir), strategy,
                        augmentation, steps_per_epoch, bool(scale_lr), reference_batch_size)
-    data.dataset_info(spec.name, run_plan.data_dir)  # raises if tfds has no prepared copy
+    data.dataset_info(spec.name, run_plan.data_dir, download=True)  # downloads, or says how to point at a copy
     if not distribute.needs_legacy_keras(strategy) or distribute.is_chief_task():
         check_out_dir(out, run_plan.arguments)  # other workers write nothing in out but their backup
     return run_plan
