@@ -138,7 +138,8 @@ def measure(candidates, steps=3, rounds=5, warmup=2):
     every candidate in turn. Returns one list of seconds per step per candidate (one entry per round)."""
     for c in candidates:
         _sync(c.call())  # traces
-        c.time(warmup)
+        if warmup > 0:
+            c.time(warmup)
     times = [[] for _ in candidates]
     for r in range(rounds):
         order = range(len(candidates)) if r % 2 == 0 else reversed(range(len(candidates)))  # A B, B A, ...
@@ -173,6 +174,14 @@ def bench_model(name, *, size=None, batch=32, mode="train", steps=3, rounds=5, w
     return results
 
 
+def _positive(text):
+    value = int(text)
+    if value <= 0:
+        import argparse
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text}")
+    return value
+
+
 def add_arguments(parser):
     """The ``bench`` subcommand's arguments (shared by ``keras-convnets bench`` and benchmarks/bench.py)."""
     parser.add_argument("--models", default="resnet20",
@@ -180,8 +189,8 @@ def add_arguments(parser):
     parser.add_argument("--size", type=int, default=None, help="input height = width (default: the model's own)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--mode", default="train,infer", help="train, infer or both (comma-separated)")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per round")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the median is reported")
+    parser.add_argument("--steps", type=_positive, default=3, help="timed steps per round")
+    parser.add_argument("--rounds", type=_positive, default=5, help="interleaved rounds; the median is reported")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps after tracing")
     parser.add_argument("--compare-keras", action="store_true",
                         help="also time keras.applications' model of the same architecture, interleaved")
@@ -191,7 +200,13 @@ def add_arguments(parser):
     return parser
 
 
-def run(args):
+def run(args) -> int:
+    """``keras-convnets bench``: runs :func:`measure_all` on ``args``, prints its table and returns exit status 0."""
+    measure_all(args)
+    return 0
+
+
+def measure_all(args):
     """Runs the benchmark described by ``args`` (from :func:`add_arguments`), prints a table, returns the results."""
     from keras_convnets import performance
     if args.threads:
@@ -236,5 +251,4 @@ def main(argv=None):
     import argparse
     parser = add_arguments(argparse.ArgumentParser(description=__doc__,
                                                    formatter_class=argparse.RawDescriptionHelpFormatter))
-    run(parser.parse_args(argv))
-    return 0
+    return run(parser.parse_args(argv))

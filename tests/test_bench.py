@@ -8,13 +8,20 @@ from keras_convnets import bench
 def test_bench_runs_and_prints_numbers(capsys):
     args = bench.add_arguments(argparse.ArgumentParser()).parse_args(
         ["--models", "resnet20", "--batch", "8", "--steps", "1", "--rounds", "2", "--warmup", "1"])
-    results = bench.run(args)
+    results = bench.measure_all(args)
     out = capsys.readouterr().out
     assert {r["mode"] for r in results} == {"train", "infer"}
     for r in results:
         assert r["images_per_s"] > 0 and r["gflop_per_s"] > 0
         assert r["gflops"] == 40551040 / 1e9
     assert "resnet20" in out and "GFLOP/s" in out
+
+
+def test_cli_entry_returns_exit_status_zero(capsys):
+    args = bench.add_arguments(argparse.ArgumentParser()).parse_args(
+        ["--models", "resnet20", "--batch", "2", "--mode", "infer", "--steps", "1", "--rounds", "1", "--warmup", "0"])
+    assert bench.run(args) == 0
+    assert "resnet20" in capsys.readouterr().out
 
 
 def test_bench_compares_with_keras_applications_and_reports_a_ratio():
