@@ -3,7 +3,7 @@ process, the tf.data options of the input pipeline and the compile options of tr
 modules only call these.
 
 Call order: :func:`configure_threads` must run before TensorFlow executes its first op (TF fixes its thread pools
-then; later calls are ignored with a warning), so ``keras_convnets.train`` and the CLI call it first thing, before
+then; later calls are ignored with a warning), so ``keras_convnets.training`` and the CLI call it first thing, before
 building a model or a dataset. :func:`dataset_options` and :func:`compile_options` can be called any time.
 """
 
@@ -39,8 +39,10 @@ def configure_threads(intra_op=None, inter_op=None) -> bool:
 
 #: tf.data's own thread pool: one thread does all the input work (decode, augment, batch) of a pipeline.
 DATA_THREADS = 1
-#: Train steps per ``tf.function`` call of ``model.fit`` (one Python round trip, callback call and log sync per N).
-STEPS_PER_EXECUTION = 8
+#: Train steps per ``tf.function`` call of ``model.fit``. Measured 1 vs 8 on this 2-core CPU at load ~3
+#: (benchmarks/bench_spe.py, ResNet-20, batch 64): 8 was 4.6% slower in 4 of 4 rounds (Keras 3's while_loop over
+#: optional inputs costs more than the per-step Python round trip it saves), so 1.
+STEPS_PER_EXECUTION = 1
 
 
 def dataset_options() -> tf.data.Options:
