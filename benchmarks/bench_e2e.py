@@ -59,7 +59,7 @@ def worker(args):
         from keras_convnets import data, performance, registry
         ds = data.load_dataset("cifar10", "train", batch_size=args.batch, training=True, data_dir=data_dir)
         core = getattr(keras_convnets, KERAS_NAMES[args.model])(weights=None, input_shape=(32, 32, 3), classes=10)
-        # The pipeline gives uint8; the model normalises inside the graph, exactly as keras_convnets.train builds it.
+        # The pipeline gives uint8; the model normalises inside the graph, as keras_convnets.training builds it.
         model = data.preprocessing_model(core, data.dataset_spec("cifar10"), (32, 32, 3))
         compile_kwargs = performance.compile_options(registry.model_info(args.model))
     else:
