@@ -154,20 +154,33 @@ def preact_bottleneck_block(x, filters, stride=1, groups=1, base_width=64, *, ex
     return _merge(skip, y, survival, config, name, f"{name}_out")
 
 
+def _first_dense_conv(k, bottleneck, bottleneck_width, config, name):
+    """A dense layer's first conv: the 1x1 bottleneck to ``bottleneck_width * k``, or without one the 3x3 to ``k``."""
+    if bottleneck:
+        return config.conv(bottleneck_width * k, 1, name=f"{name}_1_conv")
+    return config.conv(k, 3, name=f"{name}_2_conv")
+
+
+def _rest_of_dense_layer(y, k, bottleneck, dropout, config, name):
+    """What follows a dense layer's first conv: [dropout-BN-ReLU-3x3 conv to ``k``], then dropout."""
+    if bottleneck:
+        if dropout:
+            y = config.dropout(dropout, name=f"{name}_1_dropout")(y)
+        y = config.bn(name=f"{name}_1_bn")(y)
+        y = config.relu(name=f"{name}_1_relu")(y)
+        y = config.conv(k, 3, name=f"{name}_2_conv")(y)
+    if dropout:
+        y = config.dropout(dropout, name=f"{name}_2_dropout")(y)
+    return y
+
+
 def dense_layer(x, k, bottleneck=True, dropout=0.0, *, bottleneck_width=4, config=TORCH, name="layer"):
     """DenseNet composite layer (Huang et al., 2017): BN-ReLU-[1x1 conv to ``4k``-BN-ReLU]-3x3 conv to ``k``,
     concatenated to its input. Dropout, when set, follows each conv, as in the paper's reference code."""
     y = config.bn(name=f"{name}_0_bn")(x)
     y = config.relu(name=f"{name}_0_relu")(y)
-    if bottleneck:
-        y = config.conv(bottleneck_width * k, 1, name=f"{name}_1_conv")(y)
-        if dropout:
-            y = config.dropout(dropout, name=f"{name}_1_dropout")(y)
-        y = config.bn(name=f"{name}_1_bn")(y)
-        y = config.relu(name=f"{name}_1_relu")(y)
-    y = config.conv(k, 3, name=f"{name}_2_conv")(y)
-    if dropout:
-        y = config.dropout(dropout, name=f"{name}_2_dropout")(y)
+    y = _first_dense_conv(k, bottleneck, bottleneck_width, config, name)(y)
+    y = _rest_of_dense_layer(y, k, bottleneck, dropout, config, name)
     return config.concat(name=f"{name}_concat")([x, y])
 
 
@@ -180,22 +193,10 @@ def _efficient_dense_layer(features, k, bottleneck=True, dropout=0.0, *, bottlen
     and constants as :func:`dense_layer`; the concatenation happens once per block, in :func:`dense_block`.
     """
     norm = config.bn(name=f"{name}_0_bn")
-    if bottleneck:
-        conv = config.conv(bottleneck_width * k, 1, name=f"{name}_1_conv")
-    else:
-        conv = config.conv(k, 3, name=f"{name}_2_conv")
+    conv = _first_dense_conv(k, bottleneck, bottleneck_width, config, name)
     recomputed = RecomputedConv(norm, conv, config.channel_axis, dtype=config.dtype, name=f"{name}_recomputed")
     recomputed.build_sublayers([tuple(f.shape) for f in features])   # variables named as in dense_layer
-    y = recomputed(features)
-    if bottleneck:
-        if dropout:
-            y = config.dropout(dropout, name=f"{name}_1_dropout")(y)
-        y = config.bn(name=f"{name}_1_bn")(y)
-        y = config.relu(name=f"{name}_1_relu")(y)
-        y = config.conv(k, 3, name=f"{name}_2_conv")(y)
-    if dropout:
-        y = config.dropout(dropout, name=f"{name}_2_dropout")(y)
-    return y
+    return _rest_of_dense_layer(recomputed(features), k, bottleneck, dropout, config, name)
 
 
 def dense_block(x, n, k, bottleneck=True, dropout=0.0, *, memory_efficient=False, config=TORCH, name="block"):
