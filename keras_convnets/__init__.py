@@ -41,7 +41,11 @@ __all__ = list(_EXPORTS)
 def __getattr__(name):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'keras_convnets' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"keras_convnets.{_EXPORTS[name]}"), name)
+    try:
+        module = importlib.import_module(f"keras_convnets.{_EXPORTS[name]}")
+    except AttributeError as error:  # would otherwise surface as a misleading "cannot import name"
+        raise ImportError(f"importing keras_convnets.{_EXPORTS[name]} failed: {error}") from error
+    value = getattr(module, name)
     globals()[name] = value
     return value
 

@@ -11,7 +11,7 @@ import functools
 import sys
 
 from keras_convnets import weights as weights_lib
-from keras_convnets.config import KERAS_3, keras
+from keras_convnets.config import keras
 
 POOLINGS = (None, "avg", "max")
 
@@ -120,11 +120,11 @@ def build(body, *, name, weights_name, include_top, weights, input_tensor, input
 
 @contextlib.contextmanager
 def _deep_graph_recursion(limit=30_000):
-    """tf-keras walks a functional graph recursively (a few frames per layer): ResNet-1202's ~4,000 layers
-    exceed Python's default limit of 1,000. Keras 3 walks it iteratively and needs nothing."""
+    """Keras 3 and tf-keras both map a functional graph recursively, a few frames per layer: ResNet-1202's ~4,000
+    layers sit at Python's default limit of 1,000 (whether it overflows depends on the caller's stack depth), so the
+    limit is raised while a model is assembled, and restored after."""
     previous = sys.getrecursionlimit()
-    if not KERAS_3:
-        sys.setrecursionlimit(max(previous, limit))
+    sys.setrecursionlimit(max(previous, limit))
     try:
         yield
     finally:

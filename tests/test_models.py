@@ -132,3 +132,17 @@ def test_public_api_is_explicit():
     for name in kc.__all__:
         assert hasattr(kc, name), name
     assert "DenseNet121" in kc.__all__ and "get_model" in kc.__all__ and "dense_block" in kc.__all__
+
+
+def test_deep_models_build_whatever_the_callers_stack_depth(monkeypatch):
+    """Keras maps a functional graph recursively (a few frames per layer): ResNet-1202 sat at Python's limit and
+    failed or passed with the caller's stack depth. Building must not depend on it: here, under a tiny limit."""
+    import sys
+
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(150)
+    try:
+        model = kc.ResNet56(input_shape=(8, 8, 3))
+    finally:
+        sys.setrecursionlimit(previous)
+    assert trainable_params(model) == 853_018
