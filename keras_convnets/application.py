@@ -16,7 +16,7 @@ from keras_convnets.config import keras
 POOLINGS = (None, "avg", "max")
 
 
-def _positive_int(argument, value):
+def check_positive_int(argument, value):
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{argument} must be a positive integer; got {value!r}")
 
@@ -43,7 +43,7 @@ def check_head(include_top, weights, pooling, classes, weights_name):
     if include_top and pooling is not None:
         raise ValueError(f"pooling={pooling!r} applies only with include_top=False "
                          "(with include_top=True the model always ends in global average pooling)")
-    _positive_int("classes", classes)
+    check_positive_int("classes", classes)
     weights_lib.check_argument(weights, weights_name)
     if weights == "imagenet" and include_top and classes != 1000:
         raise ValueError(f"classes must be 1000 with weights='imagenet' and include_top=True; got classes={classes}. "
@@ -58,7 +58,7 @@ def check_input_shape(input_shape, *, min_size, config, require_rgb):
     channels = input_shape[-1] if config.data_format == "channels_last" else input_shape[0]
     if channels is None:
         raise ValueError(f"input_shape must give the channel count; got {input_shape!r}")
-    _positive_int("the input's channel count", channels)
+    check_positive_int("the input's channel count", channels)
     if require_rgb and channels != 3:
         raise ValueError(f"weights='imagenet' needs 3 input channels (RGB); got input_shape={tuple(input_shape)}")
     for size in (height, width):

@@ -49,9 +49,6 @@ class LayerConfig:
     def channels(self, x) -> int:
         return int(x.shape[self.channel_axis])
 
-    def spatial_shape(self, x):
-        return tuple(x.shape[1:3]) if self.data_format == "channels_last" else tuple(x.shape[2:4])
-
     def _regularizer(self):
         return keras.regularizers.L2(self.weight_decay / 2) if self.weight_decay else None
 

@@ -39,11 +39,6 @@ IMAGENET_DEPTHS = {121: (32, (6, 12, 24, 16)), 169: (32, (6, 12, 32, 32)), 201: 
                    264: (32, (6, 12, 64, 48)), 161: (48, (6, 12, 36, 24))}
 
 
-def _check_growth_rate(growth_rate):
-    if isinstance(growth_rate, bool) or not isinstance(growth_rate, int) or growth_rate <= 0:
-        raise ValueError(f"growth_rate must be a positive integer; got {growth_rate!r}")
-
-
 def imagenet_densenet(depth) -> Architecture:
     if depth not in IMAGENET_DEPTHS:
         raise ValueError(f"depth must be one of {sorted(IMAGENET_DEPTHS)} for an ImageNet DenseNet; got {depth!r}")
@@ -53,7 +48,7 @@ def imagenet_densenet(depth) -> Architecture:
 
 def cifar_densenet(depth, growth_rate=12, bottleneck=True, compression=0.5) -> Architecture:
     """CIFAR DenseNet of ``depth`` (3n+4, or 6n+4 with bottleneck layers)."""
-    _check_growth_rate(growth_rate)
+    application.check_positive_int("growth_rate", growth_rate)
     if isinstance(compression, bool) or not isinstance(compression, (int, float)) or not 0.0 < compression <= 1.0:
         raise ValueError(f"compression must be a number in (0, 1]; got {compression!r}")
     per_layer = 6 if bottleneck else 3

@@ -99,11 +99,6 @@ def _blocks_per_stage(family, depth, fixed, per_block):
     return (depth - fixed) // per_block
 
 
-def _positive(argument, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{argument} must be a positive integer; got {value!r}")
-
-
 def cifar_resnet(depth) -> Architecture:
     """He et al. (2015) CIFAR ResNet: 6n+2 layers, option-A shortcuts."""
     n = _blocks_per_stage("a CIFAR ResNet", depth, 2, 6)
@@ -119,15 +114,15 @@ def preact_resnet(depth) -> Architecture:
 def wide_resnet(depth, width) -> Architecture:
     """Zagoruyko & Komodakis (2016) WRN-depth-width: 6n+4 layers, widths 16k/32k/64k."""
     n = _blocks_per_stage("a Wide ResNet", depth, 4, 6)
-    _positive("width", width)
+    application.check_positive_int("width", width)
     return _cifar(blocks.preact_residual_block, (16 * width, 32 * width, 64 * width), n, 16, TORCH, preact=True)
 
 
 def cifar_resnext(depth, cardinality, group_width) -> Architecture:
     """Xie et al. (2017) CIFAR ResNeXt-depth (Cxd): 9n+2 layers, 64-filter stem, outputs 256/512/1024."""
     n = _blocks_per_stage("a CIFAR ResNeXt", depth, 2, 9)
-    _positive("cardinality", cardinality)
-    _positive("group_width", group_width)
+    application.check_positive_int("cardinality", cardinality)
+    application.check_positive_int("group_width", group_width)
     return _cifar(blocks.bottleneck_block, (64, 128, 256), n, 64, TORCH, groups=cardinality,
                   base_width=group_width, stride_on="3x3")
 
