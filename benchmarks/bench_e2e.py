@@ -2,10 +2,12 @@
 
 * ``plain``: ``keras.applications.DenseNet121(weights=None, input_shape=(32, 32, 3), classes=10)``, ``tfds.load``,
   the tutorial pipeline (map to float, cache, shuffle, per-image pad-crop-flip, batch, prefetch(AUTOTUNE)) and
-  ``model.fit`` with every default (steps_per_execution=1, TensorFlow's own thread pools, default tf.data options).
+  ``model.fit`` with every default (TensorFlow's default kernels, which on a CPU without AVX512-VNNI are Eigen's,
+  steps_per_execution=1, TensorFlow's own thread pools, default tf.data options).
 * ``ours``: ``keras_convnets.DenseNet121`` (layer for layer the same function), ``keras_convnets.data.load_dataset``
   (the same augmentation maths: per-image pad 4, random crop, flip; uint8 in, normalised inside the model) and
-  :mod:`keras_convnets.performance`'s defaults (threads, tf.data options, compile options), ``model.fit``.
+  :mod:`keras_convnets.performance`'s defaults (oneDNN kernels, threads, tf.data options, compile options) and our
+  fused batch norm, ``model.fit``.
 
 Same model, batch, optimizer (SGD momentum 0.9), loss and augmentation: nothing that changes the maths. Each side
 runs in its own process (thread pools are per process), interleaved ``plain ours plain ours ...``; every epoch's
@@ -50,6 +52,7 @@ def worker(args):
     ours = args.side == "ours"
     if ours:
         from keras_convnets import performance
+        performance.prefer_onednn()
         performance.configure_threads()
     import tensorflow as tf
     from keras_convnets.config import keras
@@ -100,6 +103,7 @@ def main(argv=None):
     if args.side:
         return worker(args)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("TF_ENABLE_ONEDNN_OPTS", None)  # each side runs with its own default kernels
     rates = {"plain": [], "ours": []}
     ratios = []
     print(f"load before: {os.getloadavg()}", flush=True)

@@ -12,9 +12,9 @@ compute pools can be seen, not guessed.
 Variants:
   fit_default      keras.applications-style: cached, repeated dataset, default tf.data.Options, model.fit
   fit_no_autotune  the same with autotune off and a private thread pool of 1 (the lead in issue 6)
-  fit_ours         our defaults: performance.configure_threads(), dataset_options(), compile_options()
+  fit_ours         our defaults: prefer_onednn(), configure_threads(), dataset_options(), compile_options()
   bare             a bare tf.function train step over the same pipeline (the limit for this graph)
-  bare_ours        the bare step with our thread and tf.data defaults
+  bare_ours        the bare step with our kernel, thread and tf.data defaults
 Append ``+aug`` to any variant to train on the per-image pad-crop-flip pipeline instead of the cached tensors, and
 ``@INTRA:INTER`` to size TensorFlow's thread pools for that variant (e.g. ``fit_default@2:1``).
 """
@@ -73,6 +73,7 @@ def worker(args):
     ours = variant.endswith("_ours")
     from keras_convnets import performance
     if ours:
+        performance.prefer_onednn()
         performance.configure_threads()
     import tensorflow as tf
     from keras_convnets import bench

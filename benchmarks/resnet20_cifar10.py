@@ -1,7 +1,7 @@
 """ResNet-20 on the real CIFAR-10 subset (5,170 train / 1,017 test images): a known learning curve, not a CI test.
 
 30 epochs, batch 128, SGD lr 0.1 with Nesterov momentum 0.9, cosine schedule, coupled L2 1e-4, pad-crop-flip.
-Target: >= 70% on the 1,017 test images (about 72% in ~9 minutes on 2 cores). Prints the accuracy and the time.
+Target: >= 70% on the 1,017 test images (shared/README: about 72% in ~9 minutes on 2 cores). Prints the accuracy and the time.
 
     python benchmarks/resnet20_cifar10.py [--epochs 30] [--out /tmp/resnet20_cifar10] [--data-dir DIR]
 """
@@ -22,6 +22,8 @@ def main():
     parser.add_argument("--data-dir")
     args = parser.parse_args()
 
+    from keras_convnets import performance
+    performance.prefer_onednn()  # as the keras-convnets command does, before TensorFlow is imported
     from keras_convnets.training import plan, run
 
     out = args.out or tempfile.mkdtemp(prefix="resnet20_cifar10_")

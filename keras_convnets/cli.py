@@ -11,6 +11,8 @@ import json
 import os
 import sys
 
+from keras_convnets import performance
+
 PROG = "keras-convnets"
 DIR_HELP = "train output directory or SavedModel directory"
 DATA_DIR_HELP = "tensorflow_datasets directory (default: $TFDS_DATA_DIR, else tfds' ~/tensorflow_datasets)"
@@ -248,6 +250,7 @@ def _use_legacy_keras(args, reexec):
 
 def main(argv=None) -> int:
     """Runs the command line ``argv`` (default ``sys.argv[1:]``) and returns the exit status."""
+    performance.prefer_onednn()  # before anything imports TensorFlow
     try:
         args = build_parser().parse_args(argv)
         _use_legacy_keras(args, reexec=argv is None)

@@ -62,7 +62,11 @@ class LayerConfig:
     def bn(self, *, name):
         kwargs = dict(axis=self.channel_axis, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
                       dtype=self.dtype, name=name)
-        # Keras 3 and tf-keras both take `synchronized`: batch statistics all-reduced across replicas.
+        # Keras 3 and tf-keras both take `synchronized`: batch statistics all-reduced across replicas. Under Keras 3
+        # our subclass runs the fused kernel in training (tf-keras' own layer already does).
+        if KERAS_3:
+            from keras_convnets.layers import BatchNormalization  # layers imports this module
+            return BatchNormalization(synchronized=self.sync_bn, **kwargs)
         return layers.BatchNormalization(synchronized=self.sync_bn, **kwargs)
 
     def relu(self, *, name):

@@ -1,4 +1,5 @@
-"""The two parameter-free layers the papers need and Keras does not ship, written for Keras 3 and tf-keras alike."""
+"""Layers Keras does not ship: the papers' two parameter-free layers (Keras 3 and tf-keras alike), and a batch norm
+whose training step runs TensorFlow's fused kernel under Keras 3."""
 
 import tensorflow as tf
 
@@ -67,3 +68,64 @@ class StochasticDepth(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "survival": self.survival, "seed": self.seed}
+
+
+def _fusable(bn, x):
+    """True if ``bn``'s training branch on ``x`` is what TF's fused kernel computes: float32 NHWC, per-replica
+    statistics, no renormalisation."""
+    return (len(x.shape) == 4 and bn.axis in (3, -1) and x.dtype == tf.float32 and not bn.synchronized
+            and not getattr(bn, "renorm", False))
+
+
+def batch_norm_training(bn, x):
+    """``(y, mean, variance)`` of a Keras 3 BatchNormalization layer's training branch on ``x``, moving statistics
+    untouched: ``y`` normalised with the batch statistics, ``variance`` the biased one (what Keras 3 averages).
+
+    Where :func:`_fusable`, one ``FusedBatchNormV3`` op forward and one backward (oneDNN rewrites both); otherwise
+    the layer's own arithmetic (``_moments`` + ``ops.batch_normalization``), e.g. synchronized or mixed precision.
+    """
+    channels = int(x.shape[bn.axis])
+    gamma = bn.gamma if bn.scale else tf.ones([channels], tf.float32)
+    beta = bn.beta if bn.center else tf.zeros([channels], tf.float32)
+    if _fusable(bn, x):
+        y, mean, unbiased, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+            x=x, scale=tf.cast(gamma, tf.float32), offset=tf.cast(beta, tf.float32),
+            mean=tf.zeros([channels], tf.float32), variance=tf.ones([channels], tf.float32),
+            epsilon=bn.epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
+        # The kernel returns Bessel's unbiased variance (n / (n - 1), 1 when n = 1); Keras 3 averages the biased one.
+        n = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), tf.float32)
+        return y, mean, unbiased * tf.maximum(n - 1.0, 0.0) / n
+    compute = tf.float32 if x.dtype in (tf.float16, tf.bfloat16) else x.dtype
+    x = tf.cast(x, compute)
+    mean, variance = bn._moments(x, None)  # pylint: disable=protected-access
+    y = keras.ops.batch_normalization(x, mean, variance, axis=bn.axis, offset=tf.cast(beta, compute),
+                                      scale=tf.cast(gamma, compute), epsilon=bn.epsilon)
+    return tf.cast(y, bn.compute_dtype), mean, variance
+
+
+class BatchNormalization(keras.layers.BatchNormalization):
+    """Keras 3's BatchNormalization, same weights, names, constants and maths, whose training step is TF's fused
+    batch-norm kernel instead of Keras 3's ~10 elementwise ops (``moments`` + ``batch_normalization``) and their
+    gradients.
+
+    Keras 3 dropped tf-keras' ``fused=True``; on this 2-core CPU the unfused ops cost ~10% of a DenseNet-121
+    training step (benchmarks/RESULTS.md). Moving statistics are updated as Keras 3 does (biased batch variance;
+    the kernel's Bessel correction is undone). Inference, masks, renorm, ``synchronized=True`` and non-float32
+    inputs take the parent's path unchanged. Under tf-keras BatchNormalization is already fused and this class is
+    not used.
+
+    It serialises as the parent (same class name, ``module`` ``keras.layers``): Keras 3 weights files name a model's
+    layers by class name (``batch_normalization_12``), so keras.applications' ``.weights.h5`` files load into our
+    models and back, and a ``.keras`` file of our model loads anywhere without this package, as Keras' own layer (the
+    same maths, unfused).
+    """
+
+    __module__ = "keras.layers"  # what `serialize_keras_object` records; see above
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable) or mask is not None or not _fusable(self, inputs):
+            return super().call(inputs, training=training, mask=mask)
+        y, mean, variance = batch_norm_training(self, inputs)
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        return y

@@ -20,6 +20,7 @@ gamma:0``, Keras 3 path ``conv2_block1_0_bn/gamma``) and the same order in ``mod
 import tensorflow as tf
 
 from keras_convnets.config import KERAS_3, keras
+from keras_convnets.layers import batch_norm_training
 
 
 def _build_at_top_level(layer, input_shape):
@@ -43,17 +44,10 @@ def _broadcast_shape(ndim, axes, channels):
 
 def normalize_with_batch_stats(bn, x):
     """``bn(x, training=True)`` without touching ``bn``'s moving statistics: the same arithmetic as the layer's
-    training branch (Keras 3: ``_moments`` + ``ops.batch_normalization``; tf-keras: the fused kernel, or ``_moments``
-    + ``tf.nn.batch_normalization`` when the layer is not fused, e.g. synchronized)."""
+    training branch (Keras 3: :func:`keras_convnets.layers.batch_norm_training`; tf-keras: the fused kernel, or
+    ``_moments`` + ``tf.nn.batch_normalization`` when the layer is not fused, e.g. synchronized)."""
     if KERAS_3:
-        compute = tf.float32 if x.dtype in (tf.float16, tf.bfloat16) else x.dtype
-        x = tf.cast(x, compute)
-        gamma = tf.cast(bn.gamma, compute) if bn.scale else None
-        beta = tf.cast(bn.beta, compute) if bn.center else None
-        mean, variance = bn._moments(x, None)  # pylint: disable=protected-access
-        y = keras.ops.batch_normalization(x, mean, variance, axis=bn.axis, offset=beta, scale=gamma,
-                                          epsilon=bn.epsilon)
-        return tf.cast(y, bn.compute_dtype)
+        return batch_norm_training(bn, x)[0]
     x = tf.cast(x, bn.compute_dtype)
     channels = int(x.shape[bn.axis[0]])
     gamma = bn.gamma if bn.scale else tf.ones([channels], bn._param_dtype)  # pylint: disable=protected-access

@@ -260,6 +260,7 @@ def run(run_plan: RunPlan, verbose="auto") -> TrainResult:
     ``backup/workertemp_<index>``; a restarted worker restores the chief's checkpoint, so all resume alike.
     """
     import numpy as np
+    import tensorflow as tf
 
     from keras_convnets import distribute, export, performance
     from keras_convnets.config import keras
@@ -274,6 +275,8 @@ def run(run_plan: RunPlan, verbose="auto") -> TrainResult:
     print(f"Strategy: {distribute.strategy_label(strategy)} ({run_plan.strategy}), {replicas} replica(s), "
           f"global batch {global_batch} = {recipe.batch_size} per replica x {replicas}, lr {recipe.lr:g}"
           + (" (scaled linearly from the paper's batch)" if run_plan.scale_lr else ""), flush=True)
+    if not tf.config.list_physical_devices("GPU"):
+        print(performance.kernels_note(), flush=True)
 
     info = data.dataset_info(spec.name, run_plan.data_dir)
     names = data.class_names(info)

@@ -1,7 +1,7 @@
 """Run as a script (by tests/test_distribute.py, in a fresh process: logical devices must be configured before
-TensorFlow initializes). Trains ResNet-20 with sync_bn for 3 SGD steps on one device and under MirroredStrategy over
+TensorFlow initializes). Trains ResNet-20 for 3 SGD steps on one device, and with sync_bn under MirroredStrategy over
 two logical CPU devices, from the same initial weights on the same global batches, and prints one JSON line with the
-largest weight difference (BN moving statistics included). ``--no-sync-bn`` trains both without sync_bn, to show the
+largest weight difference (BN moving statistics included). ``--no-sync-bn`` trains the mirrored model without sync_bn, to show the
 comparison notices per-replica batch statistics."""
 
 import json
@@ -23,7 +23,7 @@ images = rng.normal(size=(GLOBAL_BATCH * STEPS,) + SHAPE).astype("float32")
 labels = rng.integers(0, 10, GLOBAL_BATCH * STEPS)
 
 
-def train(strategy_name, initial):
+def train(strategy_name, initial, sync_bn):
     strategy = distribute.get_strategy(strategy_name)
     with strategy.scope():
         keras.utils.set_random_seed(0)
@@ -39,8 +39,13 @@ def train(strategy_name, initial):
     return strategy.num_replicas_in_sync, initial, model.get_weights()
 
 
-_, initial, single = train("default", None)
-replicas, _, mirrored = train("mirrored", initial)
+# On one device global batch statistics are the local ones. Keras 3's reference is the plain model: its one-device
+# synchronized path computes variance in one pass, E[x^2] - E[x]^2, and under oneDNN drifted 4e-4 from the two-pass
+# result in one SGD step (benchmarks/RESULTS.md). tf-keras' reference keeps sync_bn (its plain layer is fused, and
+# the fused kernel averages the unbiased variance into the moving statistics where the synchronized path does not);
+# tf-keras' one-device synchronized path drifts under oneDNN too, so tests/test_distribute.py runs it on Eigen's.
+_, initial, single = train("default", None, sync_bn=sync_bn and not KERAS_3)
+replicas, _, mirrored = train("mirrored", initial, sync_bn)
 moved = max(float(np.max(np.abs(a - b))) for a, b in zip(initial, single))
 diff = max(float(np.max(np.abs(a - b))) for a, b in zip(single, mirrored))
 print(json.dumps({"keras_3": KERAS_3, "sync_bn": sync_bn, "replicas": replicas, "max_diff": diff,

@@ -31,6 +31,7 @@ def _history(out):
 def run(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("train") / "resnet20")
     env = dict(os.environ, TFDS_DATA_DIR=real_data_dir(), PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("TF_ENABLE_ONEDNN_OPTS", None)  # the command's own kernel default is part of what is tested
     command = [sys.executable, "-m", "keras_convnets.cli", "train", "resnet20", "--dataset", "cifar10",
                "--epochs", "3", "--out", out]
     log = tmp_path_factory.mktemp("logs") / "first.log"
@@ -56,6 +57,7 @@ def test_command_exits_0_and_leaves_its_files(run):
     assert not os.path.exists(os.path.join(out, "backup")), "the backup is removed once training completes"
     assert open(os.path.join(out, "saved_model/assets/labels.txt")).read().split()[:2] == ["airplane", "automobile"]
     assert json.load(open(os.path.join(out, "run.json")))["status"] == "complete"
+    assert "CPU kernels: oneDNN" in second.stdout, "the command turns TensorFlow's oneDNN kernels on"
 
 
 def test_sigkill_after_epoch_2_then_same_command_resumes_at_epoch_3(run):
