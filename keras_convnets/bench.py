@@ -209,6 +209,7 @@ def run(args) -> int:
 def measure_all(args):
     """Runs the benchmark described by ``args`` (from :func:`add_arguments`), prints a table, returns the results."""
     from keras_convnets import performance
+    performance.prefer_onednn()  # as the keras-convnets command does (a no-op once TensorFlow is imported)
     if args.threads:
         intra, inter = (int(x) if x else None for x in args.threads.split(","))
         performance.configure_threads(intra, inter)
@@ -226,7 +227,7 @@ def measure_all(args):
             raise ValueError(f"--compare-keras: keras.applications has no {', '.join(missing)}; "
                              f"it has {', '.join(KERAS_APPLICATIONS)}")
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}; "
-          f"{os.cpu_count()} CPUs", flush=True)
+          f"{os.cpu_count()} CPUs; {'oneDNN' if performance.onednn_enabled() else 'Eigen'} kernels", flush=True)
     header = f"{'model':<36} {'mode':<5} {'size':>4} {'batch':>5} {'img/s':>9} {'FLOPs':>7} {'GFLOP/s':>8}  ratio"
     print(header + "\n" + "-" * len(header), flush=True)
     results = []
