@@ -1,8 +1,8 @@
 """Run as a script (by tests/test_distribute.py, in a fresh process: logical devices must be configured before
 TensorFlow initializes). Trains ResNet-20 for 3 SGD steps on one device, and with sync_bn under MirroredStrategy over
 two logical CPU devices, from the same initial weights on the same global batches, and prints one JSON line with the
-largest weight difference (BN moving statistics included). ``--no-sync-bn`` trains the mirrored model without sync_bn, to show the
-comparison notices per-replica batch statistics."""
+largest weight difference (BN moving statistics included). ``--no-sync-bn`` trains the mirrored model without
+sync_bn, to show the comparison notices per-replica batch statistics."""
 
 import json
 import sys
