@@ -18,7 +18,8 @@ sys.path.insert(0, HERE)
 
 def worker(options_name, batches):
     from bench_loop import cpu_delta, thread_cpu
-    from keras_convnets import bench, performance
+    from keras_convnets import bench
+    from keras_convnets.training import performance
     options = performance.dataset_options() if options_name == "ours" else None
     it = iter(bench.cifar_pipeline(64, 32, augment=True, seed=0, options=options))
     for _ in range(100):  # fills the cache (5,170 images = 81 batches)

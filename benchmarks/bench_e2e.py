@@ -4,9 +4,9 @@
   the tutorial pipeline (map to float, cache, shuffle, per-image pad-crop-flip, batch, prefetch(AUTOTUNE)) and
   ``model.fit`` with every default (TensorFlow's default kernels, which on a CPU without AVX512-VNNI are Eigen's,
   steps_per_execution=1, TensorFlow's own thread pools, default tf.data options).
-* ``ours``: ``keras_convnets.DenseNet121`` (layer for layer the same function), ``keras_convnets.data.load_dataset``
+* ``ours``: ``keras_convnets.DenseNet121`` (layer for layer the same function), ``keras_convnets.training.data.load_dataset``
   (the same augmentation maths: per-image pad 4, random crop, flip; uint8 in, normalised inside the model) and
-  :mod:`keras_convnets.performance`'s defaults (oneDNN kernels, threads, tf.data options, compile options) and our
+  :mod:`keras_convnets.training.performance`'s defaults (oneDNN kernels, threads, tf.data options, compile options) and our
   fused batch norm, ``model.fit``.
 
 Same model, batch, optimizer (SGD momentum 0.9), loss and augmentation: nothing that changes the maths. Each side
@@ -51,15 +51,16 @@ def plain_dataset(batch, data_dir, steps):
 def worker(args):
     ours = args.side == "ours"
     if ours:
-        from keras_convnets import performance
+        from keras_convnets.training import performance
         performance.prefer_onednn()
         performance.configure_threads()
     import tensorflow as tf
-    from keras_convnets.config import keras
+    from keras_convnets.models.backend import keras
     data_dir = args.data_dir
     if ours:
         import keras_convnets
-        from keras_convnets import data, performance, registry
+        from keras_convnets.training import data, performance
+        from keras_convnets.models import registry
         ds = data.load_dataset("cifar10", "train", batch_size=args.batch, training=True, data_dir=data_dir)
         core = getattr(keras_convnets, KERAS_NAMES[args.model])(weights=None, input_shape=(32, 32, 3), classes=10)
         # The pipeline gives uint8; the model normalises inside the graph, as keras_convnets.training builds it.

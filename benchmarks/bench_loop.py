@@ -71,13 +71,13 @@ def worker(args):
     variant, _, aug = variant.partition("+")
     args.env_threads = threads.replace(":", ",") or args.env_threads
     ours = variant.endswith("_ours")
-    from keras_convnets import performance
+    from keras_convnets.training import performance
     if ours:
         performance.prefer_onednn()
         performance.configure_threads()
     import tensorflow as tf
     from keras_convnets import bench
-    from keras_convnets.config import keras
+    from keras_convnets.models.backend import keras
     if args.env_threads:
         tf.config.threading.set_intra_op_parallelism_threads(int(args.env_threads.split(",")[0]))
         tf.config.threading.set_inter_op_parallelism_threads(int(args.env_threads.split(",")[1]))

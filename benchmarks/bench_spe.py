@@ -25,9 +25,10 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--augment", action="store_true")
     args = parser.parse_args(argv)
-    from keras_convnets import bench, performance
+    from keras_convnets import bench
+    from keras_convnets.training import performance
     performance.configure_threads()
-    from keras_convnets.config import keras
+    from keras_convnets.models.backend import keras
 
     ds = bench.cifar_pipeline(args.batch, args.size, augment=args.augment, seed=0,
                               options=performance.dataset_options())

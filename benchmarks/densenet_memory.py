@@ -68,7 +68,7 @@ def child(model_name, size, batch, memory_efficient, steps, warmup):
 
     sys.path.insert(0, os.path.dirname(HERE))
     from keras_convnets import get_model
-    from keras_convnets.config import keras
+    from keras_convnets.models.backend import keras
 
     model = get_model(model_name, input_shape=(size, size, 3), memory_efficient=memory_efficient)
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def main(names):
     import tensorflow as tf
     from keras_convnets import bench
-    from keras_convnets.config import keras
+    from keras_convnets.models.backend import keras
     for name in names or ["resnet50", "resnet50v2", "densenet121"]:
         hists = []
         for source in ("ours", "keras"):

@@ -23,9 +23,9 @@ def main():
     parser.add_argument("--data-dir")
     args = parser.parse_args()
 
-    from keras_convnets import performance
+    from keras_convnets.training import performance
     performance.prefer_onednn()  # as the keras-convnets command does, before TensorFlow is imported
-    from keras_convnets.training import plan, run
+    from keras_convnets.training.loop import plan, run
 
     out = args.out or tempfile.mkdtemp(prefix="resnet20_cifar10_")
     run_plan = plan("resnet20", "cifar10", epochs=args.epochs, schedule="cosine", out=out,

@@ -10,7 +10,7 @@ This prints numbers and returns them; it never fails on a time.
     python benchmarks/bench.py --models resnet50 --size 224 --batch 8 --compare-keras --mode train
 
 GFLOP/s counts a training step as 3x the forward multiply-adds (forward + two backward products) and reports
-multiply-adds, the torchvision convention of :mod:`keras_convnets.flops`.
+multiply-adds, the torchvision convention of :mod:`keras_convnets.models.flops`.
 """
 
 import os
@@ -27,8 +27,8 @@ KERAS_APPLICATIONS = {"resnet50": "ResNet50", "resnet50v2": "ResNet50V2", "resne
 
 def build(name, size=None, source="ours", classes=None):
     """Registered model ``name`` (``source="ours"``) or keras.applications' one, untrained, at ``size`` x ``size``."""
-    from keras_convnets import registry
-    from keras_convnets.config import keras
+    from keras_convnets.models import registry
+    from keras_convnets.models.backend import keras
     info = registry.model_info(name)
     size = size or info.input_size
     classes = classes or info.default_classes
@@ -107,8 +107,8 @@ class Candidate:
 
     def __init__(self, label, model, batch, mode):
         import tensorflow as tf
-        from keras_convnets.config import keras
-        from keras_convnets.flops import count_flops
+        from keras_convnets.models.backend import keras
+        from keras_convnets.models.flops import count_flops
         self.label, self.model, self.batch = label, model, batch
         self.flops = count_flops(model)
         shape = (batch,) + tuple(int(s) for s in model.input_shape[1:])
@@ -151,7 +151,7 @@ def measure(candidates, steps=3, rounds=5, warmup=2):
 def bench_model(name, *, size=None, batch=32, mode="train", steps=3, rounds=5, warmup=2, compare_keras=False,
                 classes=None):
     """Benchmarks one registered model (and keras.applications' twin); returns a list of result dicts."""
-    from keras_convnets.config import keras
+    from keras_convnets.models.backend import keras
     keras.backend.clear_session()
     candidates = [Candidate(f"{name}", build(name, size, "ours", classes), batch, mode)]
     if compare_keras:
@@ -208,14 +208,14 @@ def run(args) -> int:
 
 def measure_all(args):
     """Runs the benchmark described by ``args`` (from :func:`add_arguments`), prints a table, returns the results."""
-    from keras_convnets import performance
+    from keras_convnets.training import performance
     performance.prefer_onednn()  # as the keras-convnets command does (a no-op once TensorFlow is imported)
     if args.threads:
         intra, inter = (int(x) if x else None for x in args.threads.split(","))
         performance.configure_threads(intra, inter)
     else:
         performance.configure_threads()
-    from keras_convnets.flops import format_flops
+    from keras_convnets.models.flops import format_flops
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     modes = [m.strip() for m in args.mode.split(",") if m.strip()]
     for mode in modes:

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from keras_convnets import performance
+from keras_convnets.training import performance
 
 PROG = "keras-convnets"
 DIR_HELP = "train output directory or SavedModel directory"
@@ -30,8 +30,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_train(sub):
-    from keras_convnets import data, distribute, recipes
-    from keras_convnets.training import PRECISIONS
+    from keras_convnets.training import data, distribute, recipes
+    from keras_convnets.training.loop import PRECISIONS
 
     p = sub.add_parser("train", help="train a registered model on a tfds dataset and export a SavedModel",
                        description="Train MODEL with its paper's recipe (overridable) and export OUT/saved_model, "
@@ -115,8 +115,8 @@ def build_parser():
 
 
 def _train(args):
-    from keras_convnets.distribute import StrategyError
-    from keras_convnets.training import ModelOptionError, plan, run
+    from keras_convnets.training.distribute import StrategyError
+    from keras_convnets.training.loop import ModelOptionError, plan, run
 
     model_kwargs = {key: value for key, value in dict(dropout=args.dropout, stochastic_depth=args.stochastic_depth,
                                                       sync_bn=args.sync_bn,
@@ -164,7 +164,7 @@ def _recorded_dataset(saved_model_dir):
 
 
 def _evaluate(args):
-    from keras_convnets import data, export
+    from keras_convnets.training import data, export
 
     path = _saved_model_dir(args.dir)
     dataset = args.dataset or _recorded_dataset(path)
@@ -184,7 +184,7 @@ def _predict(args):
     import numpy as np
     import tensorflow as tf
 
-    from keras_convnets import export
+    from keras_convnets.training import export
 
     if args.top_k <= 0:
         raise UsageError(f"--top-k must be a positive integer; got {args.top_k}")
@@ -209,7 +209,7 @@ def _predict(args):
 
 
 def _models(args):
-    from keras_convnets import registry
+    from keras_convnets.models import registry
 
     rows = [("name", "factory", "family", "input", "params", "GMACs", "reference")]
     for name in registry.list_models(args.dataset):
@@ -229,8 +229,8 @@ def _use_legacy_keras(args, reexec):
     multi-worker (``--strategy multi-worker``, or ``auto`` with a multi-worker ``TF_CONFIG``) sets the variable and
     re-executes itself (same process id, same arguments): ``reexec`` is true for a real command line; a caller of
     :func:`main` with its own ``argv`` gets a usage error instead."""
-    from keras_convnets import distribute
-    from keras_convnets.config import KERAS_3
+    from keras_convnets.training import distribute
+    from keras_convnets.models.backend import KERAS_3
 
     if getattr(args, "command", None) != "train" or not distribute.needs_legacy_keras(args.strategy):
         return

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 import keras_convnets as kc
-from keras_convnets import blocks, resnet
-from keras_convnets.config import TORCH, keras
+from keras_convnets.models import blocks, resnet
+from keras_convnets.models.backend import keras
+from keras_convnets.models.config import TORCH
 
 
 def build(fn, input_shape=(8, 8, 16), **kwargs):

@@ -40,7 +40,7 @@ def test_dataset_missing_offline_says_how_to_point_at_a_local_copy(capsys, tmp_p
 
 
 def test_out_dir_with_foreign_files_is_refused(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr("keras_convnets.data.dataset_info", lambda *args, **kwargs: None)
+    monkeypatch.setattr("keras_convnets.training.data.dataset_info", lambda *args, **kwargs: None)
     (tmp_path / "notes.txt").write_text("mine")
     err = _error(capsys, ["train", "resnet20", "--out", str(tmp_path)])
     assert "is not empty and holds no run.json" in err

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_convnets import ResNet20, data
+from keras_convnets import ResNet20
+from keras_convnets.training import data
 from tests._data_dir import real_data_dir, requires_cifar10
 
 

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from keras_convnets import distribute
+from keras_convnets.training import distribute
 from tests._data_dir import real_data_dir, requires_cifar10
 from tests._multiworker import Cluster
 from tests.test_cli import _error as _one_line_error  # exit 2, one line, no traceback
@@ -74,7 +74,7 @@ def test_multi_worker_without_tf_keras_says_how_to_install_it(capsys, monkeypatc
 
 
 def test_multi_worker_in_process_on_keras_3_says_what_to_set(capsys):
-    from keras_convnets.config import KERAS_3
+    from keras_convnets.models.backend import KERAS_3
 
     if not KERAS_3:
         pytest.skip("this process already runs tf-keras")
@@ -85,7 +85,7 @@ def test_multi_worker_in_process_on_keras_3_says_what_to_set(capsys):
 def test_per_replica_batch_and_linear_lr_scaling(tmp_path):
     if real_data_dir() is None:
         pytest.skip("the real CIFAR-10 subset is absent")
-    from keras_convnets.training import plan
+    from keras_convnets.training.loop import plan
 
     run_plan = plan("densenet40", epochs=1, batch_size=32, scale_lr=True, out=str(tmp_path / "r"),
                     data_dir=real_data_dir())
@@ -141,7 +141,7 @@ def test_two_workers_exit_0_with_identical_weights(two_workers):
 def test_only_the_chief_writes_and_its_saved_model_predicts(two_workers):
     import tensorflow as tf
 
-    from keras_convnets import export
+    from keras_convnets.training import export
 
     cluster, statuses = two_workers
     assert statuses == [0, 0], cluster.logs()

@@ -3,7 +3,7 @@
 import pytest
 
 import keras_convnets as kc
-from keras_convnets.config import keras
+from keras_convnets.models.backend import keras
 
 CASES = [
     (kc.get_model, ("resnet21",), {}, r"unknown model 'resnet21'; known models: resnet18"),

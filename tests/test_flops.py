@@ -2,8 +2,8 @@
 
 import pytest
 
-from keras_convnets import flops, registry
-from keras_convnets.config import keras
+from keras_convnets.models import flops, registry
+from keras_convnets.models.backend import keras
 
 # torchvision / paper figures in multiply-adds: (registered name, expected, relative tolerance)
 KNOWN = [

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import keras_convnets as kc
-from keras_convnets.config import keras
+from keras_convnets.models.backend import keras
 
 PAIRS = [
     (kc.ResNet50, keras.applications.ResNet50),

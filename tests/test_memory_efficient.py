@@ -16,7 +16,7 @@ if __name__ != "__main__":
     import tensorflow as tf
 
     import keras_convnets as kc
-    from keras_convnets.config import KERAS_3, keras
+    from keras_convnets.models.backend import KERAS_3, keras
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -81,7 +81,7 @@ def check_fit_and_export(factory, tmp_dir, **kwargs):
     """A few model.fit steps, export, reload with tf.saved_model.load: the same predictions as the model."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel,redefined-outer-name
 
-    from keras_convnets.config import KERAS_3, keras  # pylint: disable=import-outside-toplevel,redefined-outer-name
+    from keras_convnets.models.backend import KERAS_3, keras  # pylint: disable=import-outside-toplevel,redefined-outer-name
     model = factory(memory_efficient=True, **kwargs)
     model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
                   loss=keras.losses.SparseCategoricalCrossentropy())
@@ -151,7 +151,7 @@ def _mirrored():
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras_convnets as kc  # pylint: disable=import-outside-toplevel
-    from keras_convnets.config import keras  # pylint: disable=import-outside-toplevel
+    from keras_convnets.models.backend import keras  # pylint: disable=import-outside-toplevel
 
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     x, y = _batch(8, 16)
@@ -178,7 +178,7 @@ def _tf_keras():
 
     global keras, tf, KERAS_3  # pylint: disable=global-statement,invalid-name
     import keras_convnets as kc  # pylint: disable=import-outside-toplevel,redefined-outer-name
-    from keras_convnets.config import KERAS_3, keras  # pylint: disable=import-outside-toplevel
+    from keras_convnets.models.backend import KERAS_3, keras  # pylint: disable=import-outside-toplevel
     assert not KERAS_3
     plain, efficient = _pair(kc.CifarDenseNet, depth=16, input_shape=(16, 16, 3))
     x, y = _batch(4, 16)
@@ -193,6 +193,6 @@ if __name__ == "__main__":
         _tf_keras()
     else:
         import tensorflow as tf  # noqa: F401  (module global for the helpers)
-        from keras_convnets.config import KERAS_3, keras  # noqa: F401
+        from keras_convnets.models.backend import KERAS_3, keras  # noqa: F401
         _mirrored()
     print("OK")

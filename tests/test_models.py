@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import keras_convnets as kc
-from keras_convnets import registry
-from keras_convnets.config import keras
+from keras_convnets.models import registry
+from keras_convnets.models.backend import keras
 
 # (factory, kwargs, trainable, count_params) -- count_params includes BN moving mean/variance.
 REFERENCE = [

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_convnets import ResNet20, data, export, recipes, registry
+from keras_convnets import ResNet20
+from keras_convnets.training import data, export, recipes
+from keras_convnets.models import registry
 
 
 def _lr(schedule, step):

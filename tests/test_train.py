@@ -76,7 +76,7 @@ def test_saved_model_scores_raw_uint8_test_images_as_reported(run):
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    from keras_convnets import export
+    from keras_convnets.training import export
 
     assert run["second"].returncode == 0
     reported = float(run["second"].stdout.split("test accuracy:")[1].split()[0])

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import keras_convnets as kc
-from keras_convnets import weights as weights_lib
-from keras_convnets.config import KERAS_3, keras
+from keras_convnets.models import weights as weights_lib
+from keras_convnets.models.backend import KERAS_3, keras
 
 SHAPE = (32, 32, 3)
 

@@ -105,7 +105,7 @@ def class_names(info) -> list:
 
 def load_split(name: str, split: str, data_dir: Optional[str] = None, download: bool = False):
     """The raw ``(uint8 image, int64 label)`` examples of one split, in file order, with our dataset options."""
-    from keras_convnets import performance
+    from keras_convnets.training import performance
 
     builder = _builder(name, data_dir, download)
     ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
@@ -134,7 +134,7 @@ def load_dataset(name: str, split: str = "train", *, batch_size: int = 128, trai
     file order, no augmentation. Images stay uint8; the model normalizes them.
     """
     import tensorflow as tf
-    from keras_convnets import performance
+    from keras_convnets.training import performance
 
     spec = dataset_spec(name)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
@@ -173,7 +173,7 @@ def preprocessing_model(model, spec: DatasetSpec, image_shape, name=None):
 
     The returned model takes raw ``uint8 [B, H, W, 3]`` images, which is what the SavedModel serves.
     """
-    from keras_convnets.config import keras
+    from keras_convnets.models.backend import keras
 
     mean = [255.0 * m for m in spec.mean]
     variance = [(255.0 * s) ** 2 for s in spec.std]

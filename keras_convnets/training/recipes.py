@@ -73,7 +73,7 @@ _WARMUP_MODELS = ("resnet110", "resnet1202")
 
 
 def recipe_for(info) -> Recipe:
-    """The recipe of a registered model (a :class:`keras_convnets.registry.ModelInfo`)."""
+    """The recipe of a registered model (a :class:`keras_convnets.models.registry.ModelInfo`)."""
     if info.dataset == "imagenet":
         return dataclasses.replace(IMAGENET, nesterov=info.family == "densenet")
     if info.name in _WARMUP_MODELS:
@@ -100,7 +100,7 @@ def parse_schedule(schedule: Optional[str], recipe: Recipe) -> Recipe:
 
 def learning_rate(recipe: Recipe, total_steps: int):
     """The Keras learning-rate schedule of ``recipe`` over ``total_steps`` optimizer steps."""
-    from keras_convnets.config import keras
+    from keras_convnets.models.backend import keras
 
     schedules = keras.optimizers.schedules
     warmup = max(1, round(recipe.warmup_fraction * total_steps)) if recipe.warmup_fraction else 0
@@ -126,7 +126,7 @@ def learning_rate(recipe: Recipe, total_steps: int):
 
 def optimizer(recipe: Recipe, total_steps: int):
     """SGD with the recipe's momentum, Nesterov flag and schedule (no decoupled weight decay)."""
-    from keras_convnets.config import keras
+    from keras_convnets.models.backend import keras
 
     return keras.optimizers.SGD(learning_rate=learning_rate(recipe, total_steps), momentum=recipe.momentum,
                                 nesterov=recipe.nesterov)

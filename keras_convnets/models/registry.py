@@ -6,16 +6,16 @@ Data, training, export and the CLI know models only through this table.
 import dataclasses
 from typing import Callable, Dict, List, Optional
 
-from keras_convnets import densenet, resnet
-from keras_convnets.flops import format_flops
+from keras_convnets.models import densenet, resnet
+from keras_convnets.models.flops import format_flops
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelInfo:
     """A registered model. ``params``: trainable parameters (torchvision / paper convention) with the default number
     of classes (1000 ImageNet, 10 CIFAR). ``reference``: the paper's (or reference implementation's) figure.
-    ``family``: the training recipe it follows (see :mod:`keras_convnets.recipes`). ``flops``: multiply-adds of one
-    forward pass at the default input size and classes (torchvision convention, see :mod:`keras_convnets.flops`)."""
+    ``family``: the training recipe it follows (see :mod:`keras_convnets.training.recipes`). ``flops``: multiply-adds of one
+    forward pass at the default input size and classes (torchvision convention, see :mod:`keras_convnets.models.flops`)."""
 
     name: str
     factory: Callable

@@ -123,7 +123,7 @@ def _tpu_resolver(quiet=False):
 
 def check_keras_for_multi_worker():
     """A :class:`StrategyError` unless tf-keras is installed and is the ``tf.keras`` of this process."""
-    from keras_convnets.config import KERAS_3
+    from keras_convnets.models.backend import KERAS_3
 
     if not legacy_keras_available():
         raise StrategyError(f"multi-worker training runs on tf-keras, which is not installed: {MULTIWORKER_INSTALL}")

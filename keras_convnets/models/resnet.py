@@ -22,8 +22,8 @@ Layouts, where the field disagrees:
 import dataclasses
 from typing import Callable, Optional, Tuple
 
-from keras_convnets import application, blocks
-from keras_convnets.config import KERAS_APPLICATIONS, TORCH, LayerConfig
+from keras_convnets.models import application, blocks
+from keras_convnets.models.config import KERAS_APPLICATIONS, TORCH, LayerConfig
 
 
 @dataclasses.dataclass(frozen=True)

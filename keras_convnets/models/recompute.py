@@ -19,8 +19,8 @@ gamma:0``, Keras 3 path ``conv2_block1_0_bn/gamma``) and the same order in ``mod
 
 import tensorflow as tf
 
-from keras_convnets.config import KERAS_3, keras
-from keras_convnets.layers import batch_norm_training
+from keras_convnets.models.backend import KERAS_3, keras
+from keras_convnets.models.layers import batch_norm_training
 
 
 def _build_at_top_level(layer, input_shape):
@@ -44,7 +44,7 @@ def _broadcast_shape(ndim, axes, channels):
 
 def normalize_with_batch_stats(bn, x):
     """``bn(x, training=True)`` without touching ``bn``'s moving statistics: the same arithmetic as the layer's
-    training branch (Keras 3: :func:`keras_convnets.layers.batch_norm_training`; tf-keras: the fused kernel, or
+    training branch (Keras 3: :func:`keras_convnets.models.layers.batch_norm_training`; tf-keras: the fused kernel, or
     ``_moments`` + ``tf.nn.batch_normalization`` when the layer is not fused, e.g. synchronized)."""
     if KERAS_3:
         return batch_norm_training(bn, x)[0]

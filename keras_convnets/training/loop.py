@@ -1,7 +1,7 @@
 """Training a registered model on a tfds dataset with ``model.fit`` under a ``tf.distribute`` strategy.
 
 ``train("resnet20", epochs=3, out="runs/r20")`` resolves the paper's recipe for the model's family
-(:mod:`keras_convnets.recipes`), builds the model inside the strategy's scope behind its uint8 preprocessing, fits
+(:mod:`keras_convnets.training.recipes`), builds the model inside the strategy's scope behind its uint8 preprocessing, fits
 it, evaluates it on the test split, exports ``OUT/saved_model`` and returns a :class:`TrainResult`.
 
 ``OUT`` holds: ``run.json`` (the run's arguments: a different run is refused), ``history.json`` / ``history.csv``
@@ -21,7 +21,7 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
-from keras_convnets import data, recipes
+from keras_convnets.training import data, recipes
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 RUN_FILE = "run.json"
@@ -109,7 +109,8 @@ def plan(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None
     """Resolves a run's arguments against the model's recipe and checks them (ValueError with a one-line reason:
     unknown model, dataset or strategy, multi-worker without tf-keras, dataset not prepared, bad numbers, ``out``
     holding a different run)."""
-    from keras_convnets import distribute, registry
+    from keras_convnets.training import distribute
+    from keras_convnets.models import registry
 
     info = registry.model_info(model_name)
     spec = data.dataset_spec(dataset)
@@ -166,7 +167,7 @@ def _write_json(path, obj):
 
 
 def _history_callback_class():
-    from keras_convnets.config import keras
+    from keras_convnets.models.backend import keras
 
     class EpochHistory(keras.callbacks.Callback):
         """Writes ``history.json`` and ``history.csv`` after every epoch. On the first epoch of a (resumed) run it
@@ -262,8 +263,8 @@ def run(run_plan: RunPlan, verbose="auto") -> TrainResult:
     import numpy as np
     import tensorflow as tf
 
-    from keras_convnets import distribute, export, performance
-    from keras_convnets.config import keras
+    from keras_convnets.training import distribute, export, performance
+    from keras_convnets.models.backend import keras
 
     # First: a multi-worker strategy configures collective ops, which must happen before TF runs anything.
     strategy = distribute.get_strategy(run_plan.strategy)
@@ -360,7 +361,7 @@ def train(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=Non
     (``piecewise``/``cosine``/``constant`` or boundary fractions) override the recipe; ``model_kwargs`` go to the
     factory (``dropout``, ``stochastic_depth``, ``sync_bn``, ...). ``precision``: ``float32``, ``mixed_float16``
     or ``mixed_bfloat16`` (the classifier's softmax stays float32). ``strategy``: ``auto``, ``default``,
-    ``mirrored``, ``multi-worker`` (needs tf-keras, see :mod:`keras_convnets.distribute`) or ``tpu``.
+    ``mirrored``, ``multi-worker`` (needs tf-keras, see :mod:`keras_convnets.training.distribute`) or ``tpu``.
     ``batch_size`` is per replica: the global batch is it times the replicas; ``scale_lr=True`` scales the
     learning rate by global batch / the paper's batch. ``steps_per_epoch`` caps an epoch (quick runs, tests).
     ``out`` defaults to ``runs/MODEL_DATASET``.

@@ -3,7 +3,7 @@ whose training step runs TensorFlow's fused kernel under Keras 3."""
 
 import tensorflow as tf
 
-from keras_convnets.config import keras
+from keras_convnets.models.backend import keras
 
 
 class OptionAShortcut(keras.layers.Layer):

@@ -2,7 +2,7 @@
 
 Names follow keras.applications (``conv2_block1_1_conv``, ``_1_bn``, ``_1_relu``, ``_add``, ``_out``, ``_0_conv`` for a
 projection shortcut, ``_preact_bn`` for pre-activation, ``_concat`` for DenseNet), so weights load by name and
-``model.get_layer(...)`` is reliable. Every layer is made through a :class:`~keras_convnets.config.LayerConfig`, the
+``model.get_layer(...)`` is reliable. Every layer is made through a :class:`~keras_convnets.models.config.LayerConfig`, the
 single place that decides data format, dtype, batch-norm constants, initializer and L2.
 
 Choices where the field disagrees, each an argument:
@@ -16,9 +16,9 @@ Choices where the field disagrees, each an argument:
   reference code and keras.applications' ResNetV2 do; a projection there has no BN.
 """
 
-from keras_convnets.config import TORCH, LayerConfig
-from keras_convnets.layers import OptionAShortcut, StochasticDepth
-from keras_convnets.recompute import RecomputedConv
+from keras_convnets.models.config import TORCH, LayerConfig
+from keras_convnets.models.layers import OptionAShortcut, StochasticDepth
+from keras_convnets.models.recompute import RecomputedConv
 
 SHORTCUTS = ("projection", "zero_pad")
 STRIDE_POSITIONS = ("1x1", "3x3")
@@ -188,7 +188,7 @@ def _efficient_dense_layer(features, k, bottleneck=True, dropout=0.0, *, bottlen
                            name="layer"):
     """:func:`dense_layer` on the list of the block's feature maps, returning only the ``k`` new channels.
 
-    concat-BN-ReLU-(first) conv run in one :class:`~keras_convnets.recompute.RecomputedConv`, recomputed in the
+    concat-BN-ReLU-(first) conv run in one :class:`~keras_convnets.models.recompute.RecomputedConv`, recomputed in the
     backward pass (the 1x1 conv with bottlenecks; the 3x3 conv, the layer's only one, without). Same layers, names
     and constants as :func:`dense_layer`; the concatenation happens once per block, in :func:`dense_block`.
     """

@@ -58,7 +58,7 @@ def evaluate_saved_model(path, dataset, split="test", *, data_dir=None, batch_si
     """``(accuracy, count)`` of the SavedModel at ``path`` on a tfds split of raw uint8 images."""
     import tensorflow as tf
 
-    from keras_convnets import data
+    from keras_convnets.training import data
 
     saved_model = tf.saved_model.load(path)
     fn = saved_model.signatures["serving_default"]

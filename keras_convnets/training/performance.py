@@ -108,7 +108,7 @@ def compile_options(info=None, steps_per_epoch=None) -> dict:
     ``steps_per_execution``: N steps per call of the compiled train function (a ``tf.while_loop`` inside it), the
     same maths step for step (the optimizer, learning-rate schedule and BN updates run every step); only the
     per-step Python overhead and callback calls go. Keras calls batch-level callbacks every N steps. On a finite
-    dataset (what ``keras_convnets.data`` gives) every epoch is exact (checked: 11 batches, N=8 -> 11 optimizer
+    dataset (what ``keras_convnets.training.data`` gives) every epoch is exact (checked: 11 batches, N=8 -> 11 optimizer
     steps). Keras 3 runs whole executions when ``fit`` gets ``steps_per_epoch`` on a repeated dataset, so pass that
     ``steps_per_epoch`` here and N becomes its largest divisor <= STEPS_PER_EXECUTION (the epoch stays exact).
     ``jit_compile=False``: XLA was slower for these convnets on this CPU (and Keras' "auto" already means False on

@@ -10,8 +10,8 @@ import dataclasses
 import functools
 import sys
 
-from keras_convnets import weights as weights_lib
-from keras_convnets.config import keras
+from keras_convnets.models import weights as weights_lib
+from keras_convnets.models.backend import keras
 
 POOLINGS = (None, "avg", "max")
 

@@ -1,7 +1,4 @@
-"""The Keras we build with, and the one place where layer defaults are decided.
-
-Model code is written against ``tf.keras``: Keras 3 by default, tf-keras (Keras 2) when ``TF_USE_LEGACY_KERAS=1`` is
-set before TensorFlow is imported (multi-worker training needs that, see DESIGN.md). Only APIs the two share are used.
+"""The one place where layer defaults are decided.
 
 ``LayerConfig`` is resolved once per model (data format, dtype policy, batch-norm constants, initializer, coupled L2)
 and passed down to every block, so blocks read no global state and no literal such as ``epsilon=1.001e-5`` is repeated.
@@ -10,13 +7,8 @@ and passed down to every block, so blocks read no global state and no literal su
 import dataclasses
 from typing import Any, Optional
 
-import tensorflow as tf
-
-keras = tf.keras
-layers = keras.layers
-
-#: True under Keras 3, False under tf-keras (Keras 2).
-KERAS_3 = str(getattr(keras, "__version__", "2")).startswith("3")
+from keras_convnets.models.backend import KERAS_3, keras, layers
+from keras_convnets.models.layers import BatchNormalization
 
 #: He initialisation in torchvision's form (normal, fan_out), used by the papers' reference code.
 HE_FAN_OUT = {"class_name": "VarianceScaling",
@@ -65,7 +57,6 @@ class LayerConfig:
         # Keras 3 and tf-keras both take `synchronized`: batch statistics all-reduced across replicas. Under Keras 3
         # our subclass runs the fused kernel in training (tf-keras' own layer already does).
         if KERAS_3:
-            from keras_convnets.layers import BatchNormalization  # layers imports this module
             return BatchNormalization(synchronized=self.sync_bn, **kwargs)
         return layers.BatchNormalization(synchronized=self.sync_bn, **kwargs)
 

@@ -7,7 +7,7 @@
 import dataclasses
 import os
 
-from keras_convnets.config import keras
+from keras_convnets.models.backend import keras
 
 _GCS = "https://storage.googleapis.com/tensorflow/keras-applications/"
 

@@ -13,7 +13,7 @@ tf-keras), nested models included:
 
 import math
 
-from keras_convnets.config import keras
+from keras_convnets.models.backend import keras
 
 
 def _output_shape(layer):

@@ -11,8 +11,8 @@
 import dataclasses
 from typing import Tuple
 
-from keras_convnets import application, blocks
-from keras_convnets.config import KERAS_APPLICATIONS, TORCH, LayerConfig
+from keras_convnets.models import application, blocks
+from keras_convnets.models.config import KERAS_APPLICATIONS, TORCH, LayerConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,11 +89,11 @@ def build_densenet(include_top=True, weights=None, input_tensor=None, input_shap
     """Builds ``architecture`` with the keras.applications arguments and these options:
 
     dropout: after every conv of the dense layers and transitions (0.2 in the paper, without augmentation).
-    data_format, dtype, weight_decay, sync_bn: as in :func:`keras_convnets.resnet.build_resnet`.
+    data_format, dtype, weight_decay, sync_bn: as in :func:`keras_convnets.models.resnet.build_resnet`.
     memory_efficient: recompute each dense layer's concat-BN-ReLU-conv in the backward pass instead of storing it
         (Pleiss et al., 2017; torchvision's ``memory_efficient``): activation memory linear instead of quadratic in
         a block's depth, for some extra compute. Same function and weights as the plain model (``set_weights``
-        moves them either way) and the same exported SavedModel; see :mod:`keras_convnets.recompute`.
+        moves them either way) and the same exported SavedModel; see :mod:`keras_convnets.models.recompute`.
     """
     arch = architecture
     application.check_dropout(dropout)
