@@ -62,6 +62,8 @@ def _add_train(sub):
     model.add_argument("--dropout", type=float, help="dropout rate (Wide ResNet, DenseNet)")
     model.add_argument("--stochastic-depth", type=float, help="last block's survival probability (ResNets)")
     model.add_argument("--sync-bn", action="store_true", default=None, help="synchronized batch norm across replicas")
+    model.add_argument("--zero-init-residual", action="store_true", default=None,
+                       help="ResNets: each residual branch starts at zero, so every block starts as the identity")
     model.add_argument("--memory-efficient", action="store_true", default=None,
                        help="DenseNet: recompute concat-BN-ReLU-conv in the backward pass to save memory")
     p.set_defaults(func=_train)
@@ -120,6 +122,7 @@ def _train(args):
 
     model_kwargs = {key: value for key, value in dict(dropout=args.dropout, stochastic_depth=args.stochastic_depth,
                                                       sync_bn=args.sync_bn,
+                                                      zero_init_residual=args.zero_init_residual,
                                                       memory_efficient=args.memory_efficient).items()
                     if value is not None}
     try:

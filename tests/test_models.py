@@ -70,9 +70,38 @@ def test_parameter_count_and_forward_on_smallest_input(factory, kwargs, trainabl
     assert trainable_params(model) == trainable
     if total is not None:
         assert model.count_params() == total
-    out = model(np.random.default_rng(0).uniform(0, 1, (1, size, size, 3)).astype("float32"), training=False)
-    assert out.shape == (1, kwargs.get("classes", model.output_shape[-1]))
+    # Training mode: batch norm normalizes every branch with the batch's statistics, so the output is well-scaled on
+    # every float32 machine. (In inference mode an untrained ResNet-1202 sits at its initial moving statistics and
+    # each of its 600 blocks roughly doubles the variance: logits of 2e37 on one CPU, NaN probabilities on another.)
+    out = model(np.random.default_rng(0).uniform(0, 1, (2, size, size, 3)).astype("float32"), training=True)
+    assert out.shape == (2, kwargs.get("classes", model.output_shape[-1]))
     np.testing.assert_allclose(np.sum(out, axis=-1), 1.0, rtol=1e-5)
+
+
+def test_zero_init_residual_makes_resnet1202_the_identity_per_block_and_finite_in_both_modes():
+    model = kc.ResNet1202(input_shape=(4, 4, 3), zero_init_residual=True, classifier_activation=None)
+    images = np.random.default_rng(0).uniform(0, 1, (2, 4, 4, 3)).astype("float32")
+    for training in (False, True):
+        logits = np.asarray(model(images, training=training))
+        # the blocks add zero, so the logits are the stem's features through the classifier: far from overflow
+        assert np.all(np.isfinite(logits)) and np.max(np.abs(logits)) < 1e3, (training, np.max(np.abs(logits)))
+    stem = keras.Model(model.input, model.get_layer("conv1_relu").output)(images, training=False)
+    first = keras.Model(model.input, model.get_layer("conv2_block1_out").output)(images, training=False)
+    np.testing.assert_array_equal(np.asarray(first), np.asarray(stem))  # relu(x + 0) = x for x = relu(...)
+
+
+@pytest.mark.parametrize("factory,zeroed,kept", [
+    (kc.ResNet20, "conv2_block1_2_bn", "conv2_block1_1_bn"),            # v1 basic: last BN's gamma
+    (kc.ResNet50, "conv2_block1_3_bn", "conv2_block1_0_bn"),            # v1 bottleneck; not the projection's BN
+    (kc.WRN16_4, "conv2_block1_2_conv", "conv2_block1_1_conv"),         # pre-activation: last conv
+    (kc.PreActResNet164, "conv2_block1_3_conv", "conv2_block1_2_conv"),
+])
+def test_zero_init_residual_zeroes_the_last_layer_of_each_branch_only(factory, zeroed, kept):
+    on, off = factory(zero_init_residual=True), factory()
+    assert not np.any(on.get_layer(zeroed).weights[0].numpy()) and np.any(off.get_layer(zeroed).weights[0].numpy())
+    assert np.any(on.get_layer(kept).weights[0].numpy())
+    with pytest.raises(ValueError, match="zero_init_residual must be True or False"):
+        factory(zero_init_residual="yes")
 
 
 def test_reference_table_covers_every_registered_model_and_agrees_with_the_registry():

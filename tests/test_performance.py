@@ -1,5 +1,6 @@
-"""The measured CPU defaults: oneDNN kernels turned on by the command, and the fused batch norm that must compute
-exactly what Keras 3's BatchNormalization computes."""
+"""The runtime settings chosen per machine (oneDNN kernels turned on by the command, tf.data and compile options per
+CPU size and accelerator), and the fused batch norm that must compute exactly what Keras 3's BatchNormalization
+computes."""
 
 import os
 import subprocess
@@ -21,23 +22,73 @@ def _onednn_in_child(env_value, code="performance.prefer_onednn()"):
     env = {k: v for k, v in os.environ.items() if k != performance.ONEDNN_ENV}
     if env_value is not None:
         env[performance.ONEDNN_ENV] = env_value
-    script = f"from keras_convnets import performance\n{code}\nprint('ONEDNN', performance.onednn_enabled())"
+    script = f"from keras_convnets.training import performance\n{code}\nprint('ONEDNN', performance.onednn_enabled())"
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    return out.stdout.split("ONEDNN ")[1].strip() == "True"
+    return out.stdout.split("ONEDNN ")[1].split()[0] == "True", out.stdout
 
 
 def test_prefer_onednn_turns_kernels_on_before_tensorflow_is_imported():
-    assert _onednn_in_child(None)
+    assert _onednn_in_child(None)[0]
 
 
 def test_prefer_onednn_respects_an_explicit_choice():
-    assert not _onednn_in_child("0")
+    assert not _onednn_in_child("0")[0]
 
 
 def test_prefer_onednn_after_tensorflow_changes_nothing_and_says_so():
-    code = "import tensorflow\nassert performance.prefer_onednn() is False"
-    assert not _onednn_in_child(None, code)
+    # TensorFlow's own default depends on the CPU (on with AVX512-VNNI/BF16/AMX, off elsewhere): ask it, then check
+    # that prefer_onednn() reports that default and neither changes it nor pretends to
+    code = ("import os, tensorflow\n"
+            "default = performance.onednn_enabled()\n"
+            "assert performance.prefer_onednn() is default, 'reports the state TensorFlow started with'\n"
+            f"assert {performance.ONEDNN_ENV!r} not in os.environ, 'sets nothing once TensorFlow is imported'\n"
+            "print('DEFAULT', default)")
+    enabled, stdout = _onednn_in_child(None, code)
+    assert str(enabled) == stdout.split("DEFAULT ")[1].split()[0]
+
+
+# One row per branch of the settings choice: (machine, data_threads, autotune, steps_per_execution, jit_compile).
+SETTINGS_BRANCHES = {
+    "small CPU": (performance.Machine(cpu_cores=2, onednn=True), 1, False, 1, False),
+    "CPU with many cores": (performance.Machine(cpu_cores=64, onednn=True), None, True, 1, False),
+    "one GPU": (performance.Machine(cpu_cores=16, gpus=1), None, True, 1, None),
+    "several GPUs": (performance.Machine(cpu_cores=96, gpus=8), None, True, 1, None),
+    "TPU": (performance.Machine(cpu_cores=96, tpu_cores=8), None, True, 32, None),
+}
+
+
+@pytest.mark.parametrize("branch", list(SETTINGS_BRANCHES))
+def test_settings_are_chosen_per_machine(branch):
+    machine, threads, autotune, steps, jit = SETTINGS_BRANCHES[branch]
+    settings = performance.choose_settings(machine)
+    assert (settings.data_threads, settings.autotune, settings.steps_per_execution, settings.jit_compile) == \
+        (threads, autotune, steps, jit)
+    options = performance.dataset_options(settings)
+    assert options.autotune.enabled is autotune
+    assert options.threading.private_threadpool_size == threads  # None: tf.data shares TensorFlow's pool
+    compiled = performance.compile_options(settings=settings)
+    assert compiled["steps_per_execution"] == steps and compiled.get("jit_compile") is jit
+    line = settings.describe()
+    assert line.startswith("Runtime: ") and machine.describe() in line and settings.reason in line
+
+
+def test_settings_flags_override_the_choice_and_are_checked():
+    small = performance.Machine(cpu_cores=2)
+    settings = performance.choose_settings(small, steps_per_execution=8, jit_compile=True)
+    assert (settings.steps_per_execution, settings.jit_compile, settings.data_threads) == (8, True, 1)
+    # a capped epoch of 12 steps runs whole executions: 8 does not divide it, 6 does
+    assert performance.compile_options(steps_per_epoch=12, settings=settings)["steps_per_execution"] == 6
+    with pytest.raises(ValueError, match="steps_per_execution must be a positive integer"):
+        performance.choose_settings(small, steps_per_execution=0)
+    with pytest.raises(ValueError, match="jit_compile must be True, False or None"):
+        performance.choose_settings(small, jit_compile="yes")
+
+
+def test_detected_machine_is_this_one():
+    machine = performance.detect_machine()
+    assert machine.cpu_cores == os.cpu_count() and machine.gpus == len(tf.config.list_physical_devices("GPU"))
+    assert machine.onednn is performance.onednn_enabled()
 
 
 def _compare_with_keras_bn(shape, seed=0, **kwargs):

@@ -57,7 +57,9 @@ def test_command_exits_0_and_leaves_its_files(run):
     assert not os.path.exists(os.path.join(out, "backup")), "the backup is removed once training completes"
     assert open(os.path.join(out, "saved_model/assets/labels.txt")).read().split()[:2] == ["airplane", "automobile"]
     assert json.load(open(os.path.join(out, "run.json")))["status"] == "complete"
-    assert "CPU kernels: oneDNN" in second.stdout, "the command turns TensorFlow's oneDNN kernels on"
+    first_line = second.stdout.splitlines()[0]
+    assert first_line.startswith("Runtime: ") and "(oneDNN kernels)" in first_line, \
+        "the first line says what the run chose; the command turns TensorFlow's oneDNN kernels on"
 
 
 def test_sigkill_after_epoch_2_then_same_command_resumes_at_epoch_3(run):

@@ -21,14 +21,17 @@ def check_positive_int(argument, value):
         raise ValueError(f"{argument} must be a positive integer; got {value!r}")
 
 
-def layer_config(base, *, data_format="channels_last", dtype=None, weight_decay=0.0, sync_bn=False):
+def layer_config(base, *, data_format="channels_last", dtype=None, weight_decay=0.0, sync_bn=False,
+                 zero_init_residual=False):
     """``base`` (a family's LayerConfig) with the per-model options every factory takes, checked."""
     if data_format not in ("channels_last", "channels_first"):
         raise ValueError(f"data_format must be 'channels_last' or 'channels_first'; got {data_format!r}")
     if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or weight_decay < 0:
         raise ValueError(f"weight_decay must be a number >= 0; got {weight_decay!r}")
+    if not isinstance(zero_init_residual, bool):
+        raise ValueError(f"zero_init_residual must be True or False; got {zero_init_residual!r}")
     return dataclasses.replace(base, data_format=data_format, dtype=dtype, weight_decay=float(weight_decay),
-                               sync_bn=bool(sync_bn))
+                               sync_bn=bool(sync_bn), zero_init_residual=zero_init_residual)
 
 
 def check_dropout(dropout):

@@ -29,7 +29,8 @@ def _check_choice(argument, value, accepted):
         raise ValueError(f"{argument} must be one of {', '.join(map(repr, accepted))}; got {value!r}")
 
 
-def conv3x3(x, filters, stride=1, *, groups=1, use_bias=None, explicit_pad=False, config=TORCH, name):
+def conv3x3(x, filters, stride=1, *, groups=1, use_bias=None, explicit_pad=False, ends_residual=False, config=TORCH,
+            name):
     """3x3 conv named ``{name}_conv``; strided ones pad 1 on every side first (``{name}_pad``), as PyTorch does.
 
     (Keras' ``padding="same"`` pads only bottom/right under stride 2, which shifts the sampling grid.)
@@ -38,7 +39,8 @@ def conv3x3(x, filters, stride=1, *, groups=1, use_bias=None, explicit_pad=False
     if stride > 1 or explicit_pad:
         x = config.pad(1, name=f"{name}_pad")(x)
         padding = "valid"
-    return config.conv(filters, 3, stride, padding, groups=groups, use_bias=use_bias, name=f"{name}_conv")(x)
+    return config.conv(filters, 3, stride, padding, groups=groups, use_bias=use_bias, ends_residual=ends_residual,
+                       name=f"{name}_conv")(x)
 
 
 def shortcut(x, out_channels, stride=1, kind="projection", *, norm=True, source=None, config=TORCH, name):
@@ -72,7 +74,7 @@ def residual_block(x, filters, stride=1, *, shortcut_kind="projection", survival
     y = config.bn(name=f"{name}_1_bn")(y)
     y = config.relu(name=f"{name}_1_relu")(y)
     y = conv3x3(y, filters, config=config, name=f"{name}_2")
-    y = config.bn(name=f"{name}_2_bn")(y)
+    y = config.bn(ends_residual=True, name=f"{name}_2_bn")(y)
     y = _merge(skip, y, survival, config, name, f"{name}_add")
     return config.relu(name=f"{name}_out")(y)
 
@@ -102,7 +104,7 @@ def bottleneck_block(x, filters, stride=1, groups=1, base_width=64, *, expansion
     y = config.bn(name=f"{name}_2_bn")(y)
     y = config.relu(name=f"{name}_2_relu")(y)
     y = config.conv(out_channels, 1, name=f"{name}_3_conv")(y)
-    y = config.bn(name=f"{name}_3_bn")(y)
+    y = config.bn(ends_residual=True, name=f"{name}_3_bn")(y)
     y = _merge(skip, y, survival, config, name, f"{name}_add")
     return config.relu(name=f"{name}_out")(y)
 
@@ -127,7 +129,7 @@ def preact_residual_block(x, filters, stride=1, *, dropout=0.0, shortcut_kind="p
     y = config.relu(name=f"{name}_1_relu")(y)
     if dropout:
         y = config.dropout(dropout, name=f"{name}_dropout")(y)
-    y = conv3x3(y, filters, config=config, name=f"{name}_2")
+    y = conv3x3(y, filters, ends_residual=True, config=config, name=f"{name}_2")
     return _merge(skip, y, survival, config, name, f"{name}_out")
 
 
@@ -150,7 +152,7 @@ def preact_bottleneck_block(x, filters, stride=1, groups=1, base_width=64, *, ex
     y = conv3x3(y, width, stride, groups=groups, use_bias=False, explicit_pad=True, config=config, name=f"{name}_2")
     y = config.bn(name=f"{name}_2_bn")(y)
     y = config.relu(name=f"{name}_2_relu")(y)
-    y = config.conv(out_channels, 1, name=f"{name}_3_conv")(y)
+    y = config.conv(out_channels, 1, ends_residual=True, name=f"{name}_3_conv")(y)
     return _merge(skip, y, survival, config, name, f"{name}_out")
 
 

@@ -23,6 +23,9 @@ class LayerConfig:
     reference code) 0.9 / 1e-5. ``weight_decay`` is the papers' coupled L2 coefficient in PyTorch's convention
     (``weight_decay=1e-4`` adds ``1e-4 * w`` to the gradient), applied as ``L2(weight_decay / 2)`` to conv and dense
     kernels. ``sync_bn`` makes batch statistics global across replicas under a ``tf.distribute`` strategy.
+    ``zero_init_residual``: the layer that ends a residual branch (``ends_residual=True``: the last BN of a v1 block,
+    the last conv of a pre-activation block) starts at zero, so every block starts as the identity (Goyal et al.,
+    2017; torchvision's ``zero_init_residual``, timm's ``zero_init_last`` for pre-activation blocks).
     """
 
     data_format: str = "channels_last"
@@ -33,6 +36,7 @@ class LayerConfig:
     kernel_initializer: Any = "glorot_uniform"
     weight_decay: float = 0.0
     sync_bn: bool = False
+    zero_init_residual: bool = False
 
     @property
     def channel_axis(self) -> int:
@@ -44,16 +48,21 @@ class LayerConfig:
     def _regularizer(self):
         return keras.regularizers.L2(self.weight_decay / 2) if self.weight_decay else None
 
-    def conv(self, filters, kernel_size, strides=1, padding="same", *, groups=1, use_bias=None, name):
+    def _zero(self, ends_residual):
+        return ends_residual and self.zero_init_residual
+
+    def conv(self, filters, kernel_size, strides=1, padding="same", *, groups=1, use_bias=None, ends_residual=False,
+             name):
         return layers.Conv2D(
             filters, kernel_size, strides=strides, padding=padding, groups=groups,
             use_bias=self.conv_bias if use_bias is None else use_bias,
-            kernel_initializer=self.kernel_initializer, kernel_regularizer=self._regularizer(),
+            kernel_initializer="zeros" if self._zero(ends_residual) else self.kernel_initializer,
+            kernel_regularizer=self._regularizer(),
             data_format=self.data_format, dtype=self.dtype, name=name)
 
-    def bn(self, *, name):
+    def bn(self, *, ends_residual=False, name):
         kwargs = dict(axis=self.channel_axis, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
-                      dtype=self.dtype, name=name)
+                      gamma_initializer="zeros" if self._zero(ends_residual) else "ones", dtype=self.dtype, name=name)
         # Keras 3 and tf-keras both take `synchronized`: batch statistics all-reduced across replicas. Under Keras 3
         # our subclass runs the fused kernel in training (tf-keras' own layer already does).
         if KERAS_3:

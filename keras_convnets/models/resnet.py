@@ -178,7 +178,7 @@ def _body(x, arch, config, survival, dropout):
 def build_resnet(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=None,
                  classifier_activation="softmax", name="resnet", *, architecture, weights_name=None,
                  stochastic_depth=None, dropout=0.0, data_format="channels_last", dtype=None, weight_decay=0.0,
-                 sync_bn=False):
+                 sync_bn=False, zero_init_residual=False):
     """Builds ``architecture`` with the keras.applications arguments and these options:
 
     stochastic_depth: the last block's survival probability p_L (0.5 in the paper), or None.
@@ -187,13 +187,16 @@ def build_resnet(include_top=True, weights=None, input_tensor=None, input_shape=
         "mixed_float16"; None uses the global policy).
     weight_decay: the paper's coupled L2 coefficient (PyTorch convention), on conv and dense kernels.
     sync_bn: synchronise batch-norm statistics across replicas under a tf.distribute strategy.
+    zero_init_residual: start every residual branch at zero (its last BN's gamma in v1 blocks, its last conv in
+        pre-activation blocks), so each block starts as the identity (Goyal et al., 2017). Off by default, as in
+        the papers; it makes very deep untrained networks (ResNet-1202) well-scaled from the first step.
     """
     arch = architecture
     application.check_dropout(dropout)
     if dropout and arch.block is not blocks.preact_residual_block:
         raise ValueError("dropout is an option of Wide ResNet blocks only; use stochastic_depth for the others")
     config = application.layer_config(arch.config, data_format=data_format, dtype=dtype, weight_decay=weight_decay,
-                                      sync_bn=sync_bn)
+                                      sync_bn=sync_bn, zero_init_residual=zero_init_residual)
     survival = survival_probabilities(arch.num_blocks, stochastic_depth)
     return application.build(
         lambda x: _body(x, arch, config, survival, dropout), name=name, weights_name=weights_name or name,

@@ -261,7 +261,6 @@ def run(run_plan: RunPlan, verbose="auto") -> TrainResult:
     ``backup/workertemp_<index>``; a restarted worker restores the chief's checkpoint, so all resume alike.
     """
     import numpy as np
-    import tensorflow as tf
 
     from keras_convnets.training import distribute, export, performance
     from keras_convnets.models.backend import keras
@@ -273,11 +272,13 @@ def run(run_plan: RunPlan, verbose="auto") -> TrainResult:
     out, spec = run_plan.out, run_plan.spec
     recipe = run_plan.scaled_recipe(replicas)
     global_batch = run_plan.global_batch_size(replicas)
+    settings = performance.use_settings(performance.choose_settings(performance.detect_machine(strategy)))
+    print(settings.describe(), flush=True)  # the run's first line: what it chose on this machine, and why
+    if not (settings.machine.onednn or settings.machine.accelerators):
+        print(performance.kernels_note(), flush=True)
     print(f"Strategy: {distribute.strategy_label(strategy)} ({run_plan.strategy}), {replicas} replica(s), "
           f"global batch {global_batch} = {recipe.batch_size} per replica x {replicas}, lr {recipe.lr:g}"
           + (" (scaled linearly from the paper's batch)" if run_plan.scale_lr else ""), flush=True)
-    if not tf.config.list_physical_devices("GPU"):
-        print(performance.kernels_note(), flush=True)
 
     info = data.dataset_info(spec.name, run_plan.data_dir)
     names = data.class_names(info)

@@ -1,14 +1,17 @@
-"""CPU/throughput settings decided in one place (measured choices, see benchmarks/RESULTS.md): which kernels
-TensorFlow uses, the threads of the process, the tf.data options of the input pipeline and the compile options of
-training. The data and training modules only call these.
+"""Runtime settings decided in one place, per machine: which kernels TensorFlow uses, the threads of the process,
+the tf.data options of the input pipelines and the compile options of training (:func:`choose_settings`: measured
+choices on small CPUs, see benchmarks/RESULTS.md; tf.data's autotuner on many-core and accelerator hosts). The data
+and training modules only call these.
 
 Call order: :func:`prefer_onednn` must run before TensorFlow is imported and :func:`configure_threads` before it
 executes its first op (TF reads both once); the CLI calls them first thing. This module imports TensorFlow only
 inside functions so that it can. :func:`dataset_options` and :func:`compile_options` can be called any time.
 """
 
+import dataclasses
 import os
 import sys
+from typing import Optional
 
 #: Environment variables that override the measured defaults (for experiments and unusual machines).
 INTRA_ENV, INTER_ENV = "KERAS_CONVNETS_INTRA_OP_THREADS", "KERAS_CONVNETS_INTER_OP_THREADS"
@@ -70,52 +73,166 @@ def configure_threads(intra_op=None, inter_op=None) -> bool:
     return True
 
 
-#: tf.data's own thread pool: one thread does all the input work (decode, augment, batch) of a pipeline.
-DATA_THREADS = 1
-#: Train steps per ``tf.function`` call of ``model.fit``. Measured 1 vs 8 on this 2-core CPU at load ~3
-#: (benchmarks/bench_spe.py, ResNet-20, batch 64): 8 was 4.6% slower in 4 of 4 rounds (Keras 3's while_loop over
-#: optional inputs costs more than the per-step Python round trip it saves), so 1.
-STEPS_PER_EXECUTION = 1
+#: A CPU with at most this many cores gets the settings measured on our 2-core machines; a bigger one, tf.data's
+#: autotuner (which the measurement does not cover).
+SMALL_CPU_CORES = 4
+#: Steps per ``tf.function`` call on a CPU. Measured 1 vs 8 on a 2-core CPU at load ~3 (ResNet-20, batch 64): 8 was
+#: 4.6% slower in 4 of 4 rounds (Keras 3's while_loop over optional inputs costs more than the per-step Python round
+#: trip it saves), so 1.
+CPU_STEPS_PER_EXECUTION = 1
+#: On a TPU every call of the train function is a host round trip; Keras' and Cloud TPU's guidance is tens of steps
+#: per call. Not measured here (no TPU).
+TPU_STEPS_PER_EXECUTION = 32
 
 
-def dataset_options():
-    """The ``tf.data.Options`` applied to every input pipeline we build.
+@dataclasses.dataclass(frozen=True)
+class Machine:
+    """What the settings depend on: CPU cores, accelerators, and whether TensorFlow runs oneDNN kernels."""
 
-    The input work of a CIFAR pipeline (pad-crop-flip of 32x32 images, batching) is a few percent of one core, so
-    it is given one private thread of its own and a fixed parallelism instead of tf.data's autotuner:
+    cpu_cores: int
+    gpus: int = 0
+    tpu_cores: int = 0
+    onednn: bool = False
 
-    * ``private_threadpool_size=1``: without it tf.data runs its functions on TensorFlow's inter-op pool, the
-      same 2 threads (on 2 cores) that run the training step's ops, so input work queues behind (and preempts)
-      the step's kernels;
-    * ``autotune.enabled=False``: the autotuner's model thread and its ramping of map parallelism / prefetch
-      buffers add runnable threads on a machine with no spare core (``num_parallel_calls=AUTOTUNE`` then means
-      the private pool's size, and ``prefetch(AUTOTUNE)`` keeps its own simple buffer tuning);
-    * ``max_intra_op_parallelism=1``: an input op never fans out over the compute pool.
+    @property
+    def accelerators(self) -> int:
+        return self.gpus + self.tpu_cores
 
-    This is the setting that held fit at its full rate every epoch in issue 6 (benchmarks/RESULTS.md).
+    def describe(self) -> str:
+        kernels = "oneDNN" if self.onednn else "Eigen"
+        devices = (f", {self.gpus} GPU(s)" if self.gpus else "") + (f", {self.tpu_cores} TPU core(s)"
+                                                                     if self.tpu_cores else "")
+        return f"{self.cpu_cores}-core CPU ({kernels} kernels){devices}"
+
+
+def detect_machine(strategy=None) -> Machine:
+    """This process' :class:`Machine` (imports TensorFlow). TPU cores are counted from a ``TPUStrategy``."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    tpu_cores = 0
+    if strategy is not None and "TPU" in type(strategy).__name__:
+        tpu_cores = strategy.num_replicas_in_sync
+    return Machine(cpu_cores=os.cpu_count() or 1, gpus=len(tf.config.list_physical_devices("GPU")),
+                   tpu_cores=tpu_cores, onednn=onednn_enabled())
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeSettings:
+    """The input-pipeline and compile settings of one run, and why they were chosen.
+
+    ``data_threads``: size of a private tf.data thread pool (None: tf.data shares TensorFlow's inter-op pool).
+    ``autotune``: tf.data's autotuner sizes map parallelism and prefetch buffers (``AUTOTUNE`` in the pipelines).
+    ``jit_compile``: None leaves it to Keras (its ``"auto"`` turns XLA on for accelerators where the model allows).
+    """
+
+    machine: Machine
+    data_threads: Optional[int]
+    autotune: bool
+    steps_per_execution: int
+    jit_compile: Optional[bool]
+    reason: str
+
+    def describe(self) -> str:
+        """The run's first line: what was chosen, on what, and why."""
+        data = (f"tf.data on {self.data_threads} private thread(s), autotune {'on' if self.autotune else 'off'}"
+                if self.data_threads else f"tf.data autotune {'on' if self.autotune else 'off'} over all cores")
+        xla = {None: "XLA as Keras decides", True: "XLA on", False: "XLA off"}[self.jit_compile]
+        return (f"Runtime: {self.machine.describe()}: {data}, steps_per_execution {self.steps_per_execution}, "
+                f"{xla} ({self.reason})")
+
+
+def choose_settings(machine: Machine, *, steps_per_execution: Optional[int] = None,
+                    jit_compile: Optional[bool] = None) -> RuntimeSettings:
+    """The settings for ``machine``; ``steps_per_execution`` / ``jit_compile`` override the choice (flags).
+
+    * accelerator host (GPUs or TPU): the input pipeline must keep devices fed (ResNet-50 at 224x224 takes thousands
+      of decoded, augmented images per second on one current GPU), so tf.data's autotuner parallelizes decoding and
+      augmentation over every core; ``tf.distribute`` prefetches batches onto the devices; XLA is Keras' call. Not
+      measured here: our machines have no accelerator.
+    * small CPU (<= SMALL_CPU_CORES cores): what was measured on 2 cores: the input work of a CIFAR pipeline is a
+      few percent of one core, so one private tf.data thread without the autotuner, which otherwise adds runnable
+      threads that preempt the training step's kernels; XLA off (slower for these convnets on CPU).
+    * bigger CPU: tf.data's autotuner over the shared pool (the 1-thread setting was measured on 2 cores only), XLA
+      off.
+    """
+    from keras_convnets.models.application import check_positive_int  # pylint: disable=import-outside-toplevel
+    if steps_per_execution is not None:
+        check_positive_int("steps_per_execution", steps_per_execution)
+    if jit_compile not in (None, True, False):
+        raise ValueError(f"jit_compile must be True, False or None (Keras decides); got {jit_compile!r}")
+    if machine.accelerators:
+        kind = "TPU" if machine.tpu_cores else "GPU"
+        default_steps = TPU_STEPS_PER_EXECUTION if machine.tpu_cores else 1
+        chosen = RuntimeSettings(machine, None, True, default_steps, None,
+                                 f"{kind} host: input parallel over all cores to keep {machine.accelerators} "
+                                 f"device(s) fed; unmeasured here")
+    elif machine.cpu_cores <= SMALL_CPU_CORES:
+        chosen = RuntimeSettings(machine, 1, False, CPU_STEPS_PER_EXECUTION, False,
+                                 f"CPU with <= {SMALL_CPU_CORES} cores: the settings measured on 2 cores")
+    else:
+        chosen = RuntimeSettings(machine, None, True, CPU_STEPS_PER_EXECUTION, False,
+                                 f"CPU with {machine.cpu_cores} cores: tf.data's autotuner; 1 thread was measured "
+                                 "on 2 cores only")
+    return dataclasses.replace(
+        chosen, steps_per_execution=chosen.steps_per_execution if steps_per_execution is None else steps_per_execution,
+        jit_compile=chosen.jit_compile if jit_compile is None else jit_compile)
+
+
+_current: Optional[RuntimeSettings] = None
+
+
+def current_settings() -> RuntimeSettings:
+    """The settings of this process: chosen for the detected machine on first use, or set by :func:`use_settings`."""
+    global _current  # pylint: disable=global-statement
+    if _current is None:
+        _current = choose_settings(detect_machine())
+    return _current
+
+
+def use_settings(settings: RuntimeSettings) -> RuntimeSettings:
+    """Makes ``settings`` this process' settings (a run calls it once, with its strategy and flags)."""
+    global _current  # pylint: disable=global-statement
+    _current = settings
+    return settings
+
+
+def dataset_options(settings: Optional[RuntimeSettings] = None):
+    """The ``tf.data.Options`` applied to every input pipeline we build, from ``settings`` (default: this process').
+
+    On a small CPU (the measured case): ``private_threadpool_size=1`` (without it tf.data runs its functions on
+    TensorFlow's inter-op pool, the same 2 threads that run the training step's ops, so input work queues behind
+    and preempts the step's kernels), ``autotune.enabled=False`` (``num_parallel_calls=AUTOTUNE`` then means the
+    private pool's size, and ``prefetch(AUTOTUNE)`` keeps its own simple buffer tuning) and
+    ``max_intra_op_parallelism=1`` (an input op never fans out over the compute pool). This held fit at its full
+    rate every epoch (benchmarks/RESULTS.md). Elsewhere tf.data's defaults with the autotuner.
     """
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    settings = settings or current_settings()
     options = tf.data.Options()
-    options.autotune.enabled = False
-    options.threading.private_threadpool_size = DATA_THREADS
-    options.threading.max_intra_op_parallelism = 1
+    options.autotune.enabled = settings.autotune
+    if settings.data_threads:
+        options.threading.private_threadpool_size = settings.data_threads
+        options.threading.max_intra_op_parallelism = 1
     return options
 
 
-def compile_options(info=None, steps_per_epoch=None) -> dict:
-    """Extra ``model.compile`` keyword arguments for training the registered model ``info`` on this machine.
+def compile_options(info=None, steps_per_epoch=None, settings: Optional[RuntimeSettings] = None) -> dict:
+    """Extra ``model.compile`` keyword arguments for training the registered model ``info``, from ``settings``.
 
     ``steps_per_execution``: N steps per call of the compiled train function (a ``tf.while_loop`` inside it), the
     same maths step for step (the optimizer, learning-rate schedule and BN updates run every step); only the
     per-step Python overhead and callback calls go. Keras calls batch-level callbacks every N steps. On a finite
-    dataset (what ``keras_convnets.training.data`` gives) every epoch is exact (checked: 11 batches, N=8 -> 11 optimizer
-    steps). Keras 3 runs whole executions when ``fit`` gets ``steps_per_epoch`` on a repeated dataset, so pass that
-    ``steps_per_epoch`` here and N becomes its largest divisor <= STEPS_PER_EXECUTION (the epoch stays exact).
-    ``jit_compile=False``: XLA was slower for these convnets on this CPU (and Keras' "auto" already means False on
-    a CPU-only machine; stated so it does not depend on that). ``info`` is accepted for per-model choices; none of
-    the measured models needed one.
+    dataset every epoch is exact (checked: 11 batches, N=8 -> 11 optimizer steps). Keras 3 runs whole executions
+    when ``fit`` gets ``steps_per_epoch`` on a repeated dataset, so pass that ``steps_per_epoch`` here and N becomes
+    its largest divisor <= the chosen N (the epoch stays exact). ``jit_compile`` is passed only when the settings
+    decide it (False on CPUs, where XLA was slower for these convnets). ``info`` is accepted for per-model choices;
+    none of the measured models needed one.
     """
-    steps = STEPS_PER_EXECUTION
+    settings = settings or current_settings()
+    steps = settings.steps_per_execution
     if steps_per_epoch:
-        steps = max(n for n in range(1, STEPS_PER_EXECUTION + 1) if int(steps_per_epoch) % n == 0)
-    return {"steps_per_execution": steps, "jit_compile": False}
+        steps = max(n for n in range(1, steps + 1) if int(steps_per_epoch) % n == 0)
+    options = {"steps_per_execution": steps}
+    if settings.jit_compile is not None:
+        options["jit_compile"] = settings.jit_compile
+    return options
+
