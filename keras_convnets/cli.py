@@ -102,7 +102,14 @@ def _add_bench(sub):
     bench = importlib.import_module("keras_convnets.bench")
     p = sub.add_parser("bench", help="throughput benchmarks", description=(bench.__doc__ or "").split("\n")[0])
     bench.add_arguments(p)
-    p.set_defaults(func=lambda args: bench.run(args))
+    p.set_defaults(func=lambda args: _bench(bench, args))
+
+
+def _bench(bench, args):
+    try:
+        return bench.run(args)
+    except ValueError as error:  # bad models, modes, sizes: checked before anything is timed
+        raise UsageError(str(error)) from None
 
 
 def build_parser():

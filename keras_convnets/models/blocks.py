@@ -230,6 +230,6 @@ def transition(x, compression=0.5, dropout=0.0, *, config=TORCH, name="transitio
     return config.avg_pool(2, 2, name=f"{name}_pool")(x)
 
 
-__all__ = ["LayerConfig", "conv3x3", "shortcut", "residual_block", "bottleneck_block", "bottleneck_width",
+__all__ = ["conv3x3", "shortcut", "residual_block", "bottleneck_block", "bottleneck_width",
            "preact_residual_block", "wide_block", "preact_bottleneck_block", "dense_layer", "dense_block",
            "transition"]

@@ -96,3 +96,5 @@ class LayerConfig:
 KERAS_APPLICATIONS = LayerConfig()
 #: PyTorch's / the papers' reference constants: BN momentum 0.1 in PyTorch terms (0.9 here), eps 1e-5, He init.
 TORCH = LayerConfig(bn_epsilon=1e-5, bn_momentum=0.9, kernel_initializer=HE_FAN_OUT)
+
+__all__ = ["LayerConfig"]
