@@ -76,6 +76,7 @@ def worker(args):
         performance.prefer_onednn()
         performance.configure_threads()
     import tensorflow as tf
+    from _common import cifar_pipeline
     from keras_convnets import bench
     from keras_convnets.models.backend import keras
     if args.env_threads:
@@ -83,7 +84,7 @@ def worker(args):
         tf.config.threading.set_inter_op_parallelism_threads(int(args.env_threads.split(",")[1]))
 
     model = bench.build(args.model, args.size, args.source, classes=10)
-    ds = bench.cifar_pipeline(args.batch, args.size, augment=bool(aug), seed=0)
+    ds = cifar_pipeline(args.batch, args.size, augment=bool(aug), seed=0)
     if variant == "fit_no_autotune":
         options = tf.data.Options()
         options.autotune.enabled = False

@@ -249,6 +249,11 @@ def measure_all(args: argparse.Namespace) -> list:
 
 
 def main(argv: Optional[list] = None) -> int:
+    """benchmarks/bench.py's entry: the subcommand's arguments and checks, argparse's usage error on bad ones."""
     parser = add_arguments(argparse.ArgumentParser(description=__doc__,
                                                    formatter_class=argparse.RawDescriptionHelpFormatter))
-    return run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except ValueError as error:
+        parser.error(str(error))

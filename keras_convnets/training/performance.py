@@ -73,8 +73,8 @@ def configure_threads(intra_op=None, inter_op=None) -> bool:
 #: tf.data's own thread pool: one thread does all the input work (decode, augment, batch) of a pipeline.
 DATA_THREADS = 1
 #: Train steps per ``tf.function`` call of ``model.fit``. Measured 1 vs 8 on this 2-core CPU at load ~3
-#: (benchmarks/bench_spe.py, ResNet-20, batch 64): 8 was 4.6% slower in 4 of 4 rounds (Keras 3's while_loop over
-#: optional inputs costs more than the per-step Python round trip it saves), so 1.
+#: (benchmarks/RESULTS.md, "steps_per_execution": ResNet-20, batch 64): 8 was 4.6% slower in 4 of 4 rounds
+#: (Keras 3's while_loop over optional inputs costs more than the per-step Python round trip it saves), so 1.
 STEPS_PER_EXECUTION = 1
 
 
