@@ -5,8 +5,9 @@ module registers its named models where it defines them (:func:`keras_convnets.m
 parameter and FLOP counts come from :mod:`keras_convnets.models.counts`, which this module's command line generates
 from the built models::
 
-    python -m keras_convnets.models.registry --write            # counts.py and README.md's model table
-    python -m keras_convnets.models.registry --write resnet26   # only the named models' counts
+    python -m keras_convnets.models.registry --write            # count new models; counts.py and README's table
+    python -m keras_convnets.models.registry --write resnet26   # recount the named models
+    python -m keras_convnets.models.registry --write all        # recount every model (minutes)
     python -m keras_convnets.models.registry --check            # exit 1 if either is stale
 """
 
@@ -117,13 +118,15 @@ def counts_source(table: Dict[str, tuple]) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """``--write [NAMES]``: count (all or the named) models into counts.py and regenerate README.md's table;
-    ``--check``: exit 1 if counts.py misses a model or README.md's table is stale; no argument: print the table."""
+    """``--write [NAMES | all]``: count the named models (default: those counts.py lacks; ``all``: every one) into
+    counts.py and regenerate README.md's table; ``--check``: exit 1 if counts.py misses a model or README.md's table
+    is stale; no argument: print the table."""
     import sys
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--write"]:
-        names = argv[1:] or list(REGISTRY)
+        missing = [name for name, info in REGISTRY.items() if info.params is None]
+        names = list(REGISTRY) if argv[1:] == ["all"] else argv[1:] or missing
         table = {name: counts.COUNTS[name] for name in REGISTRY if name in counts.COUNTS}
         for name in names:
             table[model_info(name).name] = count(name)
