@@ -77,6 +77,7 @@ def worker(args):
         performance.configure_threads()
     import tensorflow as tf
     from _common import cifar_pipeline
+
     from keras_convnets import bench
     from keras_convnets.models.backend import keras
     if args.env_threads:
@@ -154,7 +155,7 @@ def main(argv=None):
                    "--size", str(args.size), "--batch", str(args.batch), "--epochs", str(args.epochs),
                    "--steps", str(args.steps), "--tf-threads", args.env_threads]
             out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            line = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
+            line = [text for text in out.stdout.splitlines() if text.startswith("RESULT ")]
             if not line:
                 print(f"{variant}: failed\n{out.stderr[-3000:]}", flush=True)
                 continue

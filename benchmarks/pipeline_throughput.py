@@ -24,9 +24,9 @@ def main():
 
     import tensorflow as tf
 
-    from keras_convnets.training import data, recipes
     from keras_convnets.models import registry
     from keras_convnets.models.backend import keras
+    from keras_convnets.training import data, recipes
 
     directory = data_dir(args.data_dir)
     pipeline = data.load_dataset("cifar10", batch_size=args.batch_size, data_dir=directory, seed=0)

@@ -80,6 +80,7 @@ class Candidate:
 
     def __init__(self, label, model, batch, mode):
         import tensorflow as tf
+
         from keras_convnets.models.backend import keras
         from keras_convnets.models.flops import count_flops
         self.label, self.model, self.batch = label, model, batch

@@ -236,8 +236,8 @@ def _use_legacy_keras(args, reexec):
     multi-worker (``--strategy multi-worker``, or ``auto`` with a multi-worker ``TF_CONFIG``) sets the variable and
     re-executes itself (same process id, same arguments): ``reexec`` is true for a real command line; a caller of
     :func:`main` with its own ``argv`` gets a usage error instead."""
-    from keras_convnets.training import distribute
     from keras_convnets.models.backend import KERAS_3
+    from keras_convnets.training import distribute
 
     if getattr(args, "command", None) != "train" or not distribute.needs_legacy_keras(args.strategy):
         return

@@ -13,9 +13,9 @@ import tensorflow as tf
 tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
                                            [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from keras_convnets.training import distribute  # noqa: E402  (after the device configuration)
-from keras_convnets.models import registry
+from keras_convnets.models import registry  # noqa: E402
 from keras_convnets.models.backend import KERAS_3, keras  # noqa: E402
+from keras_convnets.training import distribute  # noqa: E402  (after the device configuration)
 
 GLOBAL_BATCH, STEPS, SHAPE = 16, 3, (16, 16, 3)
 sync_bn = "--no-sync-bn" not in sys.argv

@@ -1,4 +1,5 @@
-"""Every factory against the reference numbers (the papers, keras.applications, torchvision), and a forward pass on its smallest input.
+"""Every factory against the reference numbers (the papers, keras.applications, torchvision), and a forward pass on
+its smallest input.
 
 One row per factory: (factory, trainable params, count_params() or None). Counts do not depend on the input size
 (every model ends in global pooling), so each model is built once at its smallest valid input and also run forward.

@@ -10,9 +10,9 @@ import pytest
 import tensorflow as tf
 
 from keras_convnets import DenseNet121, ResNet20
-from keras_convnets.training import performance
 from keras_convnets.models.backend import KERAS_3, keras
 from keras_convnets.models.layers import BatchNormalization as FusedBatchNorm
+from keras_convnets.training import performance
 
 keras3_only = pytest.mark.skipif(not KERAS_3, reason="tf-keras' BatchNormalization is fused already")
 

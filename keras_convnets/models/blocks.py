@@ -2,8 +2,9 @@
 
 Names follow keras.applications (``conv2_block1_1_conv``, ``_1_bn``, ``_1_relu``, ``_add``, ``_out``, ``_0_conv`` for a
 projection shortcut, ``_preact_bn`` for pre-activation, ``_concat`` for DenseNet), so weights load by name and
-``model.get_layer(...)`` is reliable. Every layer is made through a :class:`~keras_convnets.models.config.LayerConfig`, the
-single place that decides data format, dtype, batch-norm constants, initializer and L2.
+``model.get_layer(...)`` is reliable. Every layer is made through a
+:class:`~keras_convnets.models.config.LayerConfig`, the single place that decides data format, dtype, batch-norm
+constants, initializer and L2.
 
 Choices where the field disagrees, each an argument:
 
@@ -16,7 +17,7 @@ Choices where the field disagrees, each an argument:
   reference code and keras.applications' ResNetV2 do; a projection there has no BN.
 """
 
-from keras_convnets.models.config import TORCH, LayerConfig
+from keras_convnets.models.config import TORCH
 from keras_convnets.models.layers import OptionAShortcut, StochasticDepth
 from keras_convnets.models.recompute import RecomputedConv
 

@@ -134,6 +134,7 @@ def load_dataset(name: str, split: str = "train", *, batch_size: int = 128, trai
     file order, no augmentation. Images stay uint8; the model normalizes them.
     """
     import tensorflow as tf
+
     from keras_convnets.training import performance
 
     spec = dataset_spec(name)
