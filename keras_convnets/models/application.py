@@ -197,7 +197,8 @@ def _is_keras_tensor(value):
         return False
 
 
-def resolve_input(input_tensor, input_shape, *, default_size, min_size, config, require_rgb):
+def resolve_input(input_tensor: Any, input_shape: Optional[tuple], *, default_size: int, min_size: int,
+                  config: LayerConfig, require_rgb: bool) -> tuple:
     """Returns ``(model_inputs, image_tensor)`` from the keras.applications ``input_tensor`` / ``input_shape``."""
     if input_tensor is not None:
         if not _is_keras_tensor(input_tensor):
@@ -214,7 +215,8 @@ def resolve_input(input_tensor, input_shape, *, default_size, min_size, config, 
     return image, image
 
 
-def head(x, *, include_top, pooling, classes, classifier_activation, config):
+def head(x, *, include_top: bool, pooling: Optional[str], classes: int, classifier_activation: Any,
+         config: LayerConfig):
     """keras.applications' top: ``avg_pool`` + ``predictions`` Dense, or the optional feature pooling.
 
     The classifier runs in float32 under a mixed-precision policy, so its softmax is numerically safe.

@@ -15,6 +15,7 @@ import dataclasses
 import os
 from typing import Callable, Dict, List, Optional
 
+from keras_convnets import checks
 from keras_convnets.models import application, counts, densenet, resnet  # noqa: F401 (the families register)
 from keras_convnets.models.flops import format_flops
 
@@ -48,8 +49,7 @@ REGISTRY: Dict[str, ModelInfo] = {r.name: _info(r) for r in sorted(application.r
 
 def list_models(dataset: Optional[str] = None) -> List[str]:
     """The registered names, in table order; ``dataset="cifar"`` or ``"imagenet"`` to filter."""
-    if dataset not in (None, "cifar", "imagenet"):
-        raise ValueError(f"dataset must be None, 'cifar' or 'imagenet'; got {dataset!r}")
+    checks.one_of("dataset", dataset, (None, "cifar", "imagenet"))
     return [name for name, info in REGISTRY.items() if dataset in (None, info.dataset)]
 
 
