@@ -4,10 +4,10 @@
   the tutorial pipeline (map to float, cache, shuffle, per-image pad-crop-flip, batch, prefetch(AUTOTUNE)) and
   ``model.fit`` with every default (TensorFlow's default kernels, which on a CPU without AVX512-VNNI are Eigen's,
   steps_per_execution=1, TensorFlow's own thread pools, default tf.data options).
-* ``ours``: ``keras_convnets.DenseNet121`` (layer for layer the same function), ``keras_convnets.training.data.load_dataset``
-  (the same augmentation maths: per-image pad 4, random crop, flip; uint8 in, normalised inside the model) and
-  :mod:`keras_convnets.training.performance`'s defaults (oneDNN kernels, threads, tf.data options, compile options) and our
-  fused batch norm, ``model.fit``.
+* ``ours``: ``keras_convnets.DenseNet121`` (layer for layer the same function),
+  ``keras_convnets.training.data.load_dataset`` (the same augmentation maths: per-image pad 4, random crop, flip;
+  uint8 in, normalised inside the model) and :mod:`keras_convnets.training.performance`'s defaults (oneDNN kernels,
+  threads, tf.data options, compile options) and our fused batch norm, ``model.fit``.
 
 Same model, batch, optimizer (SGD momentum 0.9), loss and augmentation: nothing that changes the maths. Each side
 runs in its own process (thread pools are per process), interleaved ``plain ours plain ours ...``; every epoch's
@@ -54,13 +54,12 @@ def worker(args):
         from keras_convnets.training import performance
         performance.prefer_onednn()
         performance.configure_threads()
-    import tensorflow as tf
     from keras_convnets.models.backend import keras
     data_dir = args.data_dir
     if ours:
         import keras_convnets
-        from keras_convnets.training import data, performance
         from keras_convnets.models import registry
+        from keras_convnets.training import data, performance
         ds = data.load_dataset("cifar10", "train", batch_size=args.batch, training=True, data_dir=data_dir)
         core = getattr(keras_convnets, KERAS_NAMES[args.model])(weights=None, input_shape=(32, 32, 3), classes=10)
         # The pipeline gives uint8; the model normalises inside the graph, as keras_convnets.training builds it.
@@ -73,7 +72,7 @@ def worker(args):
         compile_kwargs = {}
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
                   loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"], **compile_kwargs)
-    rates, seen = [], []
+    rates = []
 
     class Timer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -114,7 +113,7 @@ def main(argv=None):
             cmd = [sys.executable, __file__, "--side", side, "--model", args.model, "--batch", str(args.batch),
                    "--epochs", str(args.epochs), "--steps", str(args.steps), "--data-dir", args.data_dir]
             out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            line = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
+            line = [text for text in out.stdout.splitlines() if text.startswith("RESULT ")]
             if not line:
                 print(f"{side} failed:\n{out.stderr[-3000:]}", flush=True)
                 return 0
@@ -124,7 +123,8 @@ def main(argv=None):
             print(f"round {round_} {side:>5}: first epoch {r['first']:6.1f} img/s; then "
                   + " ".join(f"{x:6.1f}" for x in r["rates"]) + f"  (load {os.getloadavg()[0]:.2f})", flush=True)
         ratios.append(medians["ours"] / medians["plain"])
-    print(f"\nmedian img/s: plain {statistics.median(rates['plain']):.1f}, ours {statistics.median(rates['ours']):.1f}; "
+    print(f"\nmedian img/s: plain {statistics.median(rates['plain']):.1f}, "
+          f"ours {statistics.median(rates['ours']):.1f}; "
           f"slowest epoch: plain {min(rates['plain']):.1f}, ours {min(rates['ours']):.1f}")
     print(f"ours / plain per round: {' '.join(f'{r:.3f}' for r in ratios)}; median {statistics.median(ratios):.3f}")
     print(f"load after: {os.getloadavg()}")

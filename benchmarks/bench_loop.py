@@ -76,6 +76,8 @@ def worker(args):
         performance.prefer_onednn()
         performance.configure_threads()
     import tensorflow as tf
+    from _common import cifar_pipeline
+
     from keras_convnets import bench
     from keras_convnets.models.backend import keras
     if args.env_threads:
@@ -83,7 +85,7 @@ def worker(args):
         tf.config.threading.set_inter_op_parallelism_threads(int(args.env_threads.split(",")[1]))
 
     model = bench.build(args.model, args.size, args.source, classes=10)
-    ds = bench.cifar_pipeline(args.batch, args.size, augment=bool(aug), seed=0)
+    ds = cifar_pipeline(args.batch, args.size, augment=bool(aug), seed=0)
     if variant == "fit_no_autotune":
         options = tf.data.Options()
         options.autotune.enabled = False
@@ -153,7 +155,7 @@ def main(argv=None):
                    "--size", str(args.size), "--batch", str(args.batch), "--epochs", str(args.epochs),
                    "--steps", str(args.steps), "--tf-threads", args.env_threads]
             out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            line = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
+            line = [text for text in out.stdout.splitlines() if text.startswith("RESULT ")]
             if not line:
                 print(f"{variant}: failed\n{out.stderr[-3000:]}", flush=True)
                 continue

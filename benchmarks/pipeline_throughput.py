@@ -1,8 +1,8 @@
 """Images/s the input pipeline delivers alone vs images/s ResNet-20 training consumes, on the real CIFAR-10 subset.
 
 The pipeline must deliver at least 10x what training consumes, so training never waits for data. Measured as
-DESIGN.md asks on a shared machine: after a warm-up, pipeline and training are timed interleaved (A B A B ...) and
-the median of each and of the per-round ratio is printed.
+CONTRIBUTING.md ("Benchmarks") asks on a shared machine: after a warm-up, pipeline and training are timed
+interleaved (A B A B ...) and the median of each and of the per-round ratio is printed.
 
     python benchmarks/pipeline_throughput.py [--rounds 5] [--batch-size 128] [--data-dir DIR]
 """
@@ -24,9 +24,9 @@ def main():
 
     import tensorflow as tf
 
-    from keras_convnets.training import data, recipes
     from keras_convnets.models import registry
     from keras_convnets.models.backend import keras
+    from keras_convnets.training import data, recipes
 
     directory = data_dir(args.data_dir)
     pipeline = data.load_dataset("cifar10", batch_size=args.batch_size, data_dir=directory, seed=0)

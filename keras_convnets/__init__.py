@@ -6,35 +6,40 @@ The public names are loaded on first use (PEP 562), so ``import keras_convnets``
 pay for importing TensorFlow; ``from keras_convnets import X`` works as usual.
 """
 
+import ast
 import importlib
+import os
 
 __version__ = "0.1.0"
 
-# Public name -> the module that defines it. Two subpackages, bottom up: ``models`` (the Keras choice, layers, blocks,
-# the builders and their factories, weights, registry) and ``training`` (data, recipes, distribution, the fit loop,
-# export, runtime settings), which knows models only through the registry; ``cli`` sits on top.
-_EXPORTS = {
-    **dict.fromkeys(["residual_block", "bottleneck_block", "preact_residual_block", "preact_bottleneck_block",
-                     "wide_block", "shortcut", "dense_layer", "dense_block", "transition"], "models.blocks"),
-    "LayerConfig": "models.config",
-    **dict.fromkeys(["OptionAShortcut", "StochasticDepth"], "models.layers"),
-    **dict.fromkeys(["ResNet", "CifarResNet", "PreActResNet", "WideResNet", "ResNeXt",
-                     "ResNet18", "ResNet34", "ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2",
-                     "ResNet152V2", "ResNeXt50_32x4d", "ResNeXt101_32x8d", "WideResNet50_2",
-                     "ResNet20", "ResNet32", "ResNet44", "ResNet56", "ResNet110", "ResNet1202", "PreActResNet164",
-                     "PreActResNet1001", "WRN16_4", "WRN16_8", "WRN28_10", "WRN40_4", "ResNeXt29_8x64d",
-                     "ResNeXt29_16x64d"], "models.resnet"),
-    **dict.fromkeys(["DenseNet", "CifarDenseNet", "DenseNet121", "DenseNet169", "DenseNet201", "DenseNet264",
-                     "DenseNet161", "DenseNet40", "DenseNet100", "DenseNetBC100", "DenseNetBC250",
-                     "DenseNetBC190"], "models.densenet"),
-    **dict.fromkeys(["get_model", "list_models", "model_info"], "models.registry"),
-    "WeightsUnavailableError": "models.weights",
+# Two subpackages, bottom up: ``models`` (the Keras choice, layers, blocks, the builder core and the family modules,
+# weights, registry) and ``training`` (data, recipes, distribution, the fit loop, export, runtime settings), which
+# knows models only through the registry; ``cli`` sits on top. The model modules' public names are their
+# ``__all__``, read from their source (not imported: that would import TensorFlow); the training API is listed here.
+_MODEL_MODULES = ("models.blocks", "models.config", "models.layers", "models.resnet", "models.densenet",
+                  "models.registry", "models.weights")
+_TRAINING_EXPORTS = {
     **dict.fromkeys(["dataset_spec", "load_dataset", "preprocessing_model"], "training.data"),
     "get_strategy": "training.distribute",
     **dict.fromkeys(["evaluate_saved_model", "export_saved_model"], "training.export"),
     "recipe_for": "training.recipes",
     **dict.fromkeys(["train", "TrainResult"], "training.loop"),
 }
+
+
+def _declared_all(module: str) -> list:
+    """The literal ``__all__`` of ``keras_convnets.{module}``, read from its source without importing it."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), *module.split(".")) + ".py"
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            return list(ast.literal_eval(node.value))
+    raise ImportError(f"keras_convnets.{module} declares no __all__")
+
+
+_EXPORTS = {name: module for module in _MODEL_MODULES for name in _declared_all(module)}
+_EXPORTS.update(_TRAINING_EXPORTS)
 
 __all__ = list(_EXPORTS)
 

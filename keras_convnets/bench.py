@@ -1,9 +1,9 @@
 """``keras-convnets bench``: training-step and inference throughput (images/s) and achieved GFLOP/s of registered
 models, optionally side by side with keras.applications' model of the same architecture.
 
-Measured as DESIGN.md asks on a shared machine: after a warm-up, the candidates are timed interleaved
-(A B A B ...) in short rounds; each round gives a ratio ours / keras.applications, and the median ratio is printed.
-This prints numbers and returns them; it never fails on a time.
+Measured for a shared machine (CONTRIBUTING.md, "Benchmarks"): after a warm-up, the candidates are timed interleaved
+(A B A B ...) in short rounds on a fixed random batch; each round gives a ratio ours / keras.applications, and the
+median ratio is printed. This prints numbers and returns them; it never fails on a time.
 
     keras-convnets bench --models resnet20,densenet_bc_100 --batch 64
     keras-convnets bench --models resnet50,resnet50v2,densenet121 --size 32 --compare-keras
@@ -13,19 +13,27 @@ GFLOP/s counts a training step as 3x the forward multiply-adds (forward + two ba
 multiply-adds, the torchvision convention of :mod:`keras_convnets.models.flops`.
 """
 
+import argparse
 import os
 import statistics
 import time
+from typing import Optional, Tuple
 
 import numpy as np
 
-#: Registered model -> keras.applications function of the same architecture (layer for layer).
-KERAS_APPLICATIONS = {"resnet50": "ResNet50", "resnet50v2": "ResNet50V2", "resnet101": "ResNet101",
-                      "resnet152": "ResNet152", "resnet101v2": "ResNet101V2", "resnet152v2": "ResNet152V2",
-                      "densenet121": "DenseNet121", "densenet169": "DenseNet169", "densenet201": "DenseNet201"}
+from keras_convnets import checks
+
+MODES = ("train", "infer")
 
 
-def build(name, size=None, source="ours", classes=None):
+def keras_twins() -> dict:
+    """Registered model -> keras.applications function of the same architecture (layer for layer): the models
+    registered with keras.applications' weights, whose factories carry keras.applications' names."""
+    from keras_convnets.models import registry
+    return {name: info.factory.__name__ for name, info in registry.REGISTRY.items() if info.weights}
+
+
+def build(name: str, size: Optional[int] = None, source: str = "ours", classes: Optional[int] = None):
     """Registered model ``name`` (``source="ours"``) or keras.applications' one, untrained, at ``size`` x ``size``."""
     from keras_convnets.models import registry
     from keras_convnets.models.backend import keras
@@ -33,10 +41,11 @@ def build(name, size=None, source="ours", classes=None):
     size = size or info.input_size
     classes = classes or info.default_classes
     if source == "keras":
-        if info.name not in KERAS_APPLICATIONS:
-            raise ValueError(f"keras.applications has no {name}; it has {', '.join(KERAS_APPLICATIONS)}")
-        factory = getattr(keras.applications, KERAS_APPLICATIONS[info.name])
-        return factory(weights=None, input_shape=(size, size, 3), classes=classes)
+        twins = keras_twins()
+        if info.name not in twins:
+            raise ValueError(f"keras.applications has no {name}; it has {', '.join(twins)}")
+        return getattr(keras.applications, twins[info.name])(weights=None, input_shape=(size, size, 3),
+                                                             classes=classes)
     return info.build(weights=None, input_shape=(size, size, 3), classes=classes)
 
 
@@ -62,42 +71,6 @@ def infer_fn(model):
     return tf.function(lambda images: model(images, training=False))
 
 
-def cifar_pipeline(batch, size=32, augment=False, seed=None, data_dir=None, options=None):
-    """CIFAR-10 train split from tfds (``TFDS_DATA_DIR`` or ../shared), as float images in [0, 1], cached and
-    repeated: the plain pipeline a user writes. ``augment``: per-image pad-4, random 32-crop and flip after the
-    cache (the papers' augmentation). Falls back to random images when no tfds data is found."""
-    import tensorflow as tf
-    data_dir = data_dir or os.environ.get("TFDS_DATA_DIR") or _shared_tfds()
-    try:
-        import tensorflow_datasets as tfds
-        ds = tfds.load("cifar10", split="train", data_dir=data_dir, download=False, as_supervised=True)
-    except Exception:  # no prepared data here: the same shapes, random values
-        images = np.random.default_rng(0).integers(0, 256, (1024, 32, 32, 3), dtype=np.uint8)
-        labels = np.random.default_rng(1).integers(0, 10, (1024,), dtype=np.int64)
-        ds = tf.data.Dataset.from_tensor_slices((images, labels))
-
-    def to_float(image, label):
-        image = tf.cast(image, tf.float32) / 255.0
-        if size != 32:
-            image = tf.image.resize(image, (size, size))
-        return image, label
-
-    ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).cache()
-    if augment:
-        def pad_crop_flip(image, label):
-            image = tf.image.pad_to_bounding_box(image, 4, 4, size + 8, size + 8)
-            image = tf.image.random_crop(image, (size, size, 3), seed=seed)
-            return tf.image.random_flip_left_right(image, seed=seed), label
-        ds = ds.shuffle(1024, seed=seed).map(pad_crop_flip, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.repeat().batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-    return ds.with_options(options) if options is not None else ds
-
-
-def _shared_tfds():
-    here = os.path.dirname(os.path.abspath(__file__))
-    return os.path.normpath(os.path.join(here, "..", "..", "shared", "tensorflow_datasets"))
-
-
 def _sync(value):
     return float(np.asarray(value).ravel()[0])
 
@@ -107,6 +80,7 @@ class Candidate:
 
     def __init__(self, label, model, batch, mode):
         import tensorflow as tf
+
         from keras_convnets.models.backend import keras
         from keras_convnets.models.flops import count_flops
         self.label, self.model, self.batch = label, model, batch
@@ -155,7 +129,7 @@ def bench_model(name, *, size=None, batch=32, mode="train", steps=3, rounds=5, w
     keras.backend.clear_session()
     candidates = [Candidate(f"{name}", build(name, size, "ours", classes), batch, mode)]
     if compare_keras:
-        candidates.append(Candidate(f"keras.applications.{KERAS_APPLICATIONS[name]}",
+        candidates.append(Candidate(f"keras.applications.{keras_twins()[name]}",
                                     build(name, size, "keras", classes), batch, mode))
     times = measure(candidates, steps, rounds, warmup)
     size = size or int(candidates[0].model.input_shape[1])
@@ -174,58 +148,85 @@ def bench_model(name, *, size=None, batch=32, mode="train", steps=3, rounds=5, w
     return results
 
 
-def _positive(text):
-    value = int(text)
-    if value <= 0:
-        import argparse
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text}")
-    return value
+def _positive(text: str) -> int:
+    try:
+        return checks.positive_int("the value", int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}") from None
+
+
+def _non_negative(text: str) -> int:
+    return 0 if text.strip() == "0" else _positive(text)
 
 
 def add_arguments(parser):
     """The ``bench`` subcommand's arguments (shared by ``keras-convnets bench`` and benchmarks/bench.py)."""
     parser.add_argument("--models", default="resnet20",
                         help="comma-separated registered names (see `keras-convnets models`)")
-    parser.add_argument("--size", type=int, default=None, help="input height = width (default: the model's own)")
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--size", type=_positive, default=None, help="input height = width (default: the model's own)")
+    parser.add_argument("--batch", type=_positive, default=32)
     parser.add_argument("--mode", default="train,infer", help="train, infer or both (comma-separated)")
     parser.add_argument("--steps", type=_positive, default=3, help="timed steps per round")
     parser.add_argument("--rounds", type=_positive, default=5, help="interleaved rounds; the median is reported")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps after tracing")
+    parser.add_argument("--warmup", type=_non_negative, default=2, help="untimed steps after tracing")
     parser.add_argument("--compare-keras", action="store_true",
                         help="also time keras.applications' model of the same architecture, interleaved")
-    parser.add_argument("--classes", type=int, default=None)
+    parser.add_argument("--classes", type=_positive, default=None)
     parser.add_argument("--threads", default=None, metavar="INTRA,INTER",
                         help="TensorFlow thread pool sizes (default: performance.configure_threads' choice)")
     return parser
 
 
-def run(args) -> int:
-    """``keras-convnets bench``: runs :func:`measure_all` on ``args``, prints its table and returns exit status 0."""
+def run(args: argparse.Namespace) -> int:
+    """``keras-convnets bench``: runs :func:`measure_all` on ``args``, prints its table and returns exit status 0.
+    Bad arguments raise a ValueError (the command prints it as one line and exits 2)."""
     measure_all(args)
     return 0
 
 
-def measure_all(args):
+def _threads(text: Optional[str]) -> Tuple[Optional[int], Optional[int]]:
+    """``--threads INTRA,INTER`` (either may be empty: TensorFlow's choice) as two sizes, or a ValueError."""
+    if not text:
+        return None, None
+    parts = text.split(",")
+    if len(parts) != 2 or not all(p.strip() == "" or p.strip().isdigit() and int(p) > 0 for p in parts):
+        checks.fail("--threads", "INTRA,INTER: two positive integers, either may be empty", text)
+    intra, inter = (int(p) if p.strip() else None for p in parts)
+    return intra, inter
+
+
+def check_arguments(args: argparse.Namespace) -> Tuple[list, list]:
+    """The models and modes of ``args``, checked before anything is built or timed (a ValueError names the bad one):
+    registered names, modes among :data:`MODES`, keras.applications twins for ``--compare-keras``, an input size the
+    models can take."""
+    from keras_convnets.models import registry
+    models = [registry.model_info(m.strip()).name for m in args.models.split(",") if m.strip()]
+    if not models:
+        checks.fail("--models", "one or more registered names, comma-separated", args.models)
+    modes = [m.strip() for m in args.mode.split(",") if m.strip()]
+    if not modes or any(mode not in MODES for mode in modes):
+        checks.fail("--mode", "train, infer or train,infer", args.mode)
+    if args.compare_keras:
+        twins = keras_twins()
+        missing = [m for m in models if m not in twins]
+        if missing:
+            raise ValueError(f"--compare-keras: keras.applications has no {', '.join(missing)}; "
+                             f"it has {', '.join(twins)}")
+    _threads(args.threads)
+    for name in models:
+        smallest = registry.model_info(name).architecture.min_size
+        if args.size is not None and args.size < smallest:
+            checks.fail("--size", f"at least {smallest} for {name}", args.size)
+    return models, modes
+
+
+def measure_all(args: argparse.Namespace) -> list:
     """Runs the benchmark described by ``args`` (from :func:`add_arguments`), prints a table, returns the results."""
     from keras_convnets.training import performance
     performance.prefer_onednn()  # as the keras-convnets command does (a no-op once TensorFlow is imported)
-    if args.threads:
-        intra, inter = (int(x) if x else None for x in args.threads.split(","))
-        performance.configure_threads(intra, inter)
-    else:
-        performance.configure_threads()
+    models, modes = check_arguments(args)
+    performance.configure_threads(*_threads(args.threads))
     from keras_convnets.models.flops import format_flops
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    modes = [m.strip() for m in args.mode.split(",") if m.strip()]
-    for mode in modes:
-        if mode not in ("train", "infer"):
-            raise ValueError(f"--mode must be train, infer or train,infer; got {args.mode!r}")
-    if args.compare_keras:
-        missing = [m for m in models if m.lower() not in KERAS_APPLICATIONS]
-        if missing:
-            raise ValueError(f"--compare-keras: keras.applications has no {', '.join(missing)}; "
-                             f"it has {', '.join(KERAS_APPLICATIONS)}")
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}; "
           f"{os.cpu_count()} CPUs; {'oneDNN' if performance.onednn_enabled() else 'Eigen'} kernels", flush=True)
     header = f"{'model':<36} {'mode':<5} {'size':>4} {'batch':>5} {'img/s':>9} {'FLOPs':>7} {'GFLOP/s':>8}  ratio"
@@ -233,7 +234,7 @@ def measure_all(args):
     results = []
     for name in models:
         for mode in modes:
-            rows = bench_model(name.lower(), size=args.size, batch=args.batch, mode=mode, steps=args.steps,
+            rows = bench_model(name, size=args.size, batch=args.batch, mode=mode, steps=args.steps,
                                rounds=args.rounds, warmup=args.warmup, compare_keras=args.compare_keras,
                                classes=args.classes)
             for row in rows:
@@ -248,8 +249,12 @@ def measure_all(args):
     return results
 
 
-def main(argv=None):
-    import argparse
+def main(argv: Optional[list] = None) -> int:
+    """benchmarks/bench.py's entry: the subcommand's arguments and checks, argparse's usage error on bad ones."""
     parser = add_arguments(argparse.ArgumentParser(description=__doc__,
                                                    formatter_class=argparse.RawDescriptionHelpFormatter))
-    return run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except ValueError as error:
+        parser.error(str(error))

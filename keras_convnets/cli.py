@@ -104,7 +104,14 @@ def _add_bench(sub):
     bench = importlib.import_module("keras_convnets.bench")
     p = sub.add_parser("bench", help="throughput benchmarks", description=(bench.__doc__ or "").split("\n")[0])
     bench.add_arguments(p)
-    p.set_defaults(func=lambda args: bench.run(args))
+    p.set_defaults(func=lambda args: _bench(bench, args))
+
+
+def _bench(bench, args):
+    try:
+        return bench.run(args)
+    except ValueError as error:  # bad models, modes, sizes: checked before anything is timed
+        raise UsageError(str(error)) from None
 
 
 def build_parser():
@@ -232,8 +239,8 @@ def _use_legacy_keras(args, reexec):
     multi-worker (``--strategy multi-worker``, or ``auto`` with a multi-worker ``TF_CONFIG``) sets the variable and
     re-executes itself (same process id, same arguments): ``reexec`` is true for a real command line; a caller of
     :func:`main` with its own ``argv`` gets a usage error instead."""
-    from keras_convnets.training import distribute
     from keras_convnets.models.backend import KERAS_3
+    from keras_convnets.training import distribute
 
     if getattr(args, "command", None) != "train" or not distribute.needs_legacy_keras(args.strategy):
         return

@@ -1,8 +1,8 @@
 """Run as a script (by tests/test_distribute.py, in a fresh process: logical devices must be configured before
 TensorFlow initializes). Trains ResNet-20 for 3 SGD steps on one device, and with sync_bn under MirroredStrategy over
 two logical CPU devices, from the same initial weights on the same global batches, and prints one JSON line with the
-largest weight difference (BN moving means included; moving variances as a relative difference). ``--no-sync-bn`` trains the mirrored model without
-sync_bn, to show the comparison notices per-replica batch statistics."""
+largest weight difference (BN moving means included; moving variances as a relative difference). ``--no-sync-bn``
+trains the mirrored model without sync_bn, to show the comparison notices per-replica batch statistics."""
 
 import json
 import sys
@@ -13,9 +13,9 @@ import tensorflow as tf
 tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
                                            [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from keras_convnets.training import distribute  # noqa: E402  (after the device configuration)
-from keras_convnets.models import registry
+from keras_convnets.models import registry  # noqa: E402
 from keras_convnets.models.backend import KERAS_3, keras  # noqa: E402
+from keras_convnets.training import distribute  # noqa: E402  (after the device configuration)
 
 GLOBAL_BATCH, STEPS, SHAPE = 16, 3, (16, 16, 3)
 sync_bn = "--no-sync-bn" not in sys.argv

@@ -30,3 +30,20 @@ def test_bench_compares_with_keras_applications_and_reports_a_ratio():
     assert results[1]["model"] == "keras.applications.ResNet50"
     assert results[0]["gflops"] == results[1]["gflops"]
     assert results[0]["ratio_vs_keras"] > 0 and len(results[0]["ratios"]) == 2
+
+
+def test_benchmark_data_loading_fails_clearly_instead_of_timing_random_images(tmp_path, monkeypatch):
+    """Issue 11: bench's CIFAR pipeline silently fell back to random images on any exception while loading data.
+    The pipeline now lives with the scripts that use it (benchmarks/_common.py) and stops with the reason."""
+    import pathlib
+    import sys
+
+    import pytest
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).parent.parent / "benchmarks"))
+    sys.modules.pop("_common", None)
+    import _common
+
+    with pytest.raises(SystemExit, match=r"no prepared CIFAR-10 in .*set TFDS_DATA_DIR"):
+        _common.cifar_pipeline(8, directory=str(tmp_path))
+    assert not hasattr(bench, "cifar_pipeline")

@@ -26,7 +26,7 @@ def test_blocks_are_tensor_in_tensor_out_with_keras_applications_names():
 def test_bottleneck_stride_position(stride_on, strided):
     """stride_on='1x1' is the original / keras.applications layout, '3x3' torchvision's v1.5."""
     model = build(kc.bottleneck_block, filters=8, stride=2, stride_on=stride_on, name="conv")
-    strides = {l.name: l.strides for l in model.layers if isinstance(l, keras.layers.Conv2D)}
+    strides = {layer.name: layer.strides for layer in model.layers if isinstance(layer, keras.layers.Conv2D)}
     assert strides[strided] == (2, 2)
     other = "conv_2_conv" if strided == "conv_1_conv" else "conv_1_conv"
     assert strides[other] == (1, 1)
@@ -35,7 +35,7 @@ def test_bottleneck_stride_position(stride_on, strided):
 def test_option_a_shortcut_is_parameter_free_and_pads_zeros():
     model = build(kc.residual_block, input_shape=(8, 8, 4), filters=8, stride=2, shortcut_kind="zero_pad",
                   name="b")
-    assert not any(l.name.startswith("b_0_conv") for l in model.layers)
+    assert not any(layer.name.startswith("b_0_conv") for layer in model.layers)
     shortcut = build(lambda x: blocks.shortcut(x, 8, 2, "zero_pad", name="s"), input_shape=(4, 4, 4))
     x = np.arange(64, dtype="float32").reshape(1, 4, 4, 4) + 1
     y = shortcut(x).numpy()
@@ -47,8 +47,8 @@ def test_option_a_shortcut_is_parameter_free_and_pads_zeros():
 def test_projection_shortcut_has_bn_after_post_activation_blocks_only():
     v1 = build(kc.residual_block, input_shape=(8, 8, 4), filters=8, stride=2, name="b")
     v2 = build(kc.preact_residual_block, input_shape=(8, 8, 4), filters=8, stride=2, name="b")
-    assert "b_0_bn" in {l.name for l in v1.layers}
-    assert "b_0_bn" not in {l.name for l in v2.layers} and "b_0_conv" in {l.name for l in v2.layers}
+    assert "b_0_bn" in {layer.name for layer in v1.layers}
+    assert "b_0_bn" not in {layer.name for layer in v2.layers} and "b_0_conv" in {layer.name for layer in v2.layers}
 
 
 def test_keras_v2_puts_the_stride_in_the_last_block_of_a_stage():
@@ -60,7 +60,7 @@ def test_keras_v2_puts_the_stride_in_the_last_block_of_a_stage():
 
 def test_wide_block_puts_dropout_between_the_convs():
     model = build(kc.wide_block, filters=16, stride=1, dropout=0.3, name="w")
-    order = [l.name for l in model.layers]
+    order = [layer.name for layer in model.layers]
     assert order.index("w_1_conv") < order.index("w_dropout") < order.index("w_2_conv")
 
 
@@ -69,7 +69,7 @@ def test_dense_block_and_transition_channels():
     assert model.output_shape == (None, 4, 4, 30)      # floor((24 + 3 * 12) * 0.5)
     plain = build(kc.dense_layer, input_shape=(8, 8, 24), k=12, bottleneck=False, name="l")
     assert plain.output_shape == (None, 8, 8, 36)
-    assert "l_1_conv" not in {l.name for l in plain.layers}
+    assert "l_1_conv" not in {layer.name for layer in plain.layers}
 
 
 def test_blocks_read_the_config_they_are_given():
@@ -88,7 +88,7 @@ def test_survival_probabilities_decay_linearly_to_p_last():
 
 def test_stochastic_depth_is_one_argument_away_and_drops_per_example():
     model = kc.ResNet110(stochastic_depth=0.5, input_shape=(8, 8, 3))
-    drops = [l for l in model.layers if isinstance(l, kc.StochasticDepth)]
+    drops = [layer for layer in model.layers if isinstance(layer, kc.StochasticDepth)]
     assert len(drops) == 54 and drops[-1].survival == pytest.approx(0.5)
     layer = kc.StochasticDepth(0.5, seed=3)
     x = np.ones((2000, 2, 2, 1), "float32")

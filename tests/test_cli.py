@@ -29,6 +29,14 @@ def _error(capsys, argv):
     (["train"], "required: model"),
     (["nosuch"], "invalid choice"),
     (["evaluate", "/nonexistent"], "no SavedModel in /nonexistent"),
+    # bench checks every argument before building anything (issue 11: tracebacks)
+    (["bench", "--mode", "nonsense"], "--mode must be train, infer or train,infer; got 'nonsense'"),
+    (["bench", "--models", "resnet20,nosuch"], "unknown model 'nosuch'; known models: resnet18"),
+    (["bench", "--batch", "0"], "argument --batch: must be a positive integer; got '0'"),
+    (["bench", "--size", "-3"], "argument --size: must be a positive integer"),
+    (["bench", "--size", "2"], "--size must be at least 4 for resnet20; got 2"),
+    (["bench", "--models", "resnet20", "--compare-keras"], "keras.applications has no resnet20"),
+    (["bench", "--threads", "two,1"], "--threads must be INTRA,INTER"),
 ])
 def test_bad_arguments_exit_2_with_one_line(capsys, argv, reason):
     assert reason in _error(capsys, argv)
@@ -47,13 +55,19 @@ def test_out_dir_with_foreign_files_is_refused(capsys, tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["notes.txt"]
 
 
-def test_option_the_factory_rejects_is_a_usage_error_and_leaves_no_run(capsys, tmp_path, monkeypatch):
+@pytest.mark.parametrize("model, option, expected", [
+    ("resnet20", ["--dropout", "0.3"], "dropout is not an option of resnet20: only the CIFAR Wide ResNets"),
+    # issue 11: "build_densenet() got an unexpected keyword argument 'stochastic_depth'"
+    ("densenet40", ["--stochastic-depth", "0.5"], "stochastic_depth is not an option of densenet40: only the "
+                                                  "residual families (resnet, preact_resnet, wrn, resnext) take it"),
+])
+def test_option_the_factory_rejects_is_a_usage_error_and_leaves_no_run(capsys, tmp_path, model, option, expected):
     from tests._data_dir import real_data_dir
     if real_data_dir() is None:
         pytest.skip("the real CIFAR-10 subset is absent (../shared/tensorflow_datasets or $TFDS_DATA_DIR)")
     out = tmp_path / "run"
-    err = _error(capsys, ["train", "resnet20", "--dropout", "0.3", "--out", str(out), "--data-dir", real_data_dir()])
-    assert "resnet20" in err and "dropout" in err
+    err = _error(capsys, ["train", model, *option, "--out", str(out), "--data-dir", real_data_dir()])
+    assert expected in err
     assert not out.exists()
 
 

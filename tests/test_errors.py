@@ -22,8 +22,19 @@ CASES = [
     (kc.CifarDenseNet, (100,), {"compression": 1.5}, r"compression must be a number in \(0, 1\]"),
     (kc.CifarDenseNet, (100,), {"dropout": 1.0}, r"dropout must be a number in \[0, 1\)"),
     (kc.WideResNet, (16, 4), {"dropout": -0.1}, r"dropout must be a number in \[0, 1\)"),
-    (kc.ResNet20, (), {"dropout": 0.3}, r"dropout is an option of Wide ResNet blocks only"),
-    (kc.ResNet110, (), {"stochastic_depth": 1.5}, r"stochastic_depth .* must be in \(0, 1\]"),
+    (kc.ResNet20, (), {"dropout": 0.3}, r"dropout is not an option of resnet20: only the CIFAR Wide ResNets \(wrn\) "
+                                        r"and the DenseNets \(densenet\) take it"),
+    (kc.ResNet110, (), {"stochastic_depth": 1.5}, r"stochastic_depth .* must be a number in \(0, 1\]"),
+    # A model option the architecture does not take names the option and the families that do (issue 11: it was
+    # "build_densenet() got an unexpected keyword argument 'stochastic_depth'").
+    (kc.DenseNet121, (), {"stochastic_depth": 0.5}, r"stochastic_depth is not an option of densenet121: only the "
+                                                    r"residual families \(resnet, preact_resnet, wrn, resnext\)"),
+    (kc.get_model, ("densenet_bc_100",), {"stochastic_depth": 0.5}, r"stochastic_depth is not an option of "),
+    (kc.ResNet20, (), {"memory_efficient": True}, r"memory_efficient is not an option of resnet20: only the "
+                                                  r"DenseNets \(densenet\) take it"),
+    (kc.WideResNet50_2, (), {"dropout": 0.3}, r"dropout is not an option of wide_resnet50_2"),
+    (kc.DenseNet121, (), {"memory_efficient": "yes"}, r"memory_efficient must be False or True; got 'yes'"),
+    (kc.ResNet, (50,), {"layout": "caffe"}, r"layout must be 'torchvision', 'keras' or 'keras_v2'; got 'caffe'"),
     (kc.ResNet50, (), {"input_shape": (16, 16, 3)}, r"smaller than this model can downsample: .* at least 32"),
     (kc.ResNet20, (), {"input_shape": (2, 2, 3)}, r"at least 4"),
     (kc.ResNet20, (), {"input_shape": (32, 32)}, r"input_shape must have 3 entries"),

@@ -71,3 +71,14 @@ def test_format_flops():
     assert flops.format_flops(4.1e9) == "4.10G"
     assert flops.format_flops(40.55e6) == "40.5M" or flops.format_flops(40.55e6) == "40.6M"
     assert flops.format_flops(12.3e9) == "12.3G"
+
+
+def test_memory_efficient_densenet_counts_the_convs_inside_its_recomputed_layers():
+    """Issue 11: the first conv of each dense layer sits inside a RecomputedConv and was not counted (depth 16, k=4:
+    120,992 instead of 147,872 multiply-adds)."""
+    import keras_convnets as kc
+
+    small = dict(growth_rate=4, input_shape=(8, 8, 3))
+    plain = flops.count_flops(kc.CifarDenseNet(16, **small))
+    assert plain == 147_872
+    assert flops.count_flops(kc.CifarDenseNet(16, memory_efficient=True, **small)) == plain

@@ -172,11 +172,11 @@ def _mirrored():
 
 def _tf_keras():
     """The same checks under tf-keras (Keras 2)."""
+    global keras, tf, KERAS_3  # pylint: disable=global-statement,invalid-name
     import tempfile  # pylint: disable=import-outside-toplevel
 
     import tensorflow as tf  # pylint: disable=import-outside-toplevel,redefined-outer-name
 
-    global keras, tf, KERAS_3  # pylint: disable=global-statement,invalid-name
     import keras_convnets as kc  # pylint: disable=import-outside-toplevel,redefined-outer-name
     from keras_convnets.models.backend import KERAS_3, keras  # pylint: disable=import-outside-toplevel
     assert not KERAS_3
@@ -193,6 +193,7 @@ if __name__ == "__main__":
         _tf_keras()
     else:
         import tensorflow as tf  # noqa: F401  (module global for the helpers)
+
         from keras_convnets.models.backend import KERAS_3, keras  # noqa: F401
         _mirrored()
     print("OK")

@@ -1,4 +1,5 @@
-"""Every factory against the reference numbers (DESIGN.md, torchvision), and a forward pass on its smallest input.
+"""Every factory against the reference numbers (the papers, keras.applications, torchvision), and a forward pass on
+its smallest input.
 
 One row per factory: (factory, trainable params, count_params() or None). Counts do not depend on the input size
 (every model ends in global pooling), so each model is built once at its smallest valid input and also run forward.
@@ -100,7 +101,7 @@ def test_zero_init_residual_zeroes_the_last_layer_of_each_branch_only(factory, z
     on, off = factory(zero_init_residual=True), factory()
     assert not np.any(on.get_layer(zeroed).weights[0].numpy()) and np.any(off.get_layer(zeroed).weights[0].numpy())
     assert np.any(on.get_layer(kept).weights[0].numpy())
-    with pytest.raises(ValueError, match="zero_init_residual must be True or False"):
+    with pytest.raises(ValueError, match="zero_init_residual must be False or True"):
         factory(zero_init_residual="yes")
 
 
@@ -109,6 +110,52 @@ def test_reference_table_covers_every_registered_model_and_agrees_with_the_regis
     for info in registry.REGISTRY.values():
         assert info.factory in default_rows, f"{info.name} has no reference row"
         assert info.params == default_rows[info.factory], info.name
+
+
+def test_counts_table_covers_every_registered_model():
+    """counts.py is generated (python -m keras_convnets.models.registry --write); the test above checks its
+    parameters against the papers' through REFERENCE, test_flops.py its FLOPs against the built models."""
+    assert [name for name, info in registry.REGISTRY.items() if info.params is None or info.flops is None] == []
+    assert registry.main(["--check"]) == 0
+
+
+def test_wide_block_alias_builds_the_same_wide_resnet():
+    """Behaviour comes from the Architecture's fields, not from which block function it holds: the public
+    ``wide_block`` and ``preact_residual_block`` give the same WRN, dropout included."""
+    import dataclasses
+
+    from keras_convnets.models import resnet
+
+    arch = resnet.wide_resnet(16, 2)
+    for block in (kc.wide_block, kc.preact_residual_block):
+        model = resnet.build_resnet(architecture=dataclasses.replace(arch, block=block), dropout=0.3,
+                                    input_shape=(8, 8, 3))
+        assert trainable_params(model) == trainable_params(kc.WideResNet(16, 2, input_shape=(8, 8, 3)))
+        assert model.get_layer("conv2_block1_dropout").rate == 0.3
+
+
+def test_registration_carries_figures_weights_and_recipe_hints():
+    info = registry.model_info("densenet40")
+    assert info.figures == {"C10+": 5.24, "C10": 7.00} and info.error == 5.24
+    assert info.reference == "C10+ error 5.24%, C10 7.00%"
+    assert registry.model_info("resnet50").weights == "resnet50" and registry.model_info("resnet18").weights is None
+    assert [name for name, i in registry.REGISTRY.items() if i.warmup] == ["resnet110", "resnet1202"]
+    assert registry.model_info("resnet152v2").error == 22.0 and registry.model_info("resnet20").error == 8.75
+    assert kc.ResNet20.__doc__ == "CIFAR ResNet-20 (C10+ error 8.75%)."
+
+
+def test_exports_come_from_the_model_modules_and_import_stays_lazy():
+    import subprocess
+    import sys
+
+    from keras_convnets.models import densenet, resnet
+
+    assert set(resnet.__all__) | set(densenet.__all__) <= set(kc.__all__)
+    for info in registry.REGISTRY.values():
+        assert getattr(kc, info.factory.__name__) is info.factory
+    code = "import sys, keras_convnets; keras_convnets.__all__; print('tensorflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          timeout=120).stdout.strip() == "False"
 
 
 def test_minimum_sizes():
@@ -150,7 +197,7 @@ def test_registry_builds_by_name(name):
 
 def test_list_models_and_filters():
     names = kc.list_models()
-    assert len(names) == 35 and len(set(names)) == 35
+    assert len(names) >= 35 and len(set(names)) == len(names)
     assert set(kc.list_models("cifar")) | set(kc.list_models("imagenet")) == set(names)
     assert "densenet_bc_100" in kc.list_models("cifar") and "densenet121" in kc.list_models("imagenet")
     assert registry.model_info("DenseNet121").name == "densenet121"

@@ -1,7 +1,6 @@
 """Every notebook runs top to bottom with KC_FAST=1 (fewer epochs and images, same code path) on the real
 CIFAR-10 subset; a failing cell fails the test."""
 
-import os
 import pathlib
 
 import pytest

@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 from keras_convnets import ResNet20
-from keras_convnets.training import data, export, recipes
 from keras_convnets.models import registry
+from keras_convnets.training import data, export, recipes
 
 
 def _lr(schedule, step):

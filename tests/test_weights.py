@@ -89,3 +89,53 @@ def test_published_table_covers_exactly_the_keras_applications_models():
          "densenet121", "densenet169", "densenet201"])
     assert weights_lib.PUBLISHED["resnet50"].url(False).endswith(
         "resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
+
+
+def test_imagenet_weights_are_found_by_architecture_not_by_display_name(tmp_path, monkeypatch):
+    """Issue 11: ``ResNet50(weights="imagenet", name="backbone")`` looked the file up under "backbone" and failed;
+    ``ResNet(50)`` (torchvision layout) could pick up keras' ResNet-50 file, which is for another layout."""
+    source = kc.ResNet50(input_shape=SHAPE, include_top=False)
+    path = _weights_file(source, tmp_path)
+    asked = []
+    monkeypatch.setattr(weights_lib, "fetch", lambda key, include_top: asked.append((key, include_top)) or str(path))
+    backbone = kc.ResNet50(input_shape=SHAPE, include_top=False, weights="imagenet", name="backbone")
+    general = kc.ResNet(50, layout="keras", input_shape=SHAPE, include_top=False, weights="imagenet")
+    assert asked == [("resnet50", False), ("resnet50", False)]
+    assert backbone.name == "backbone"
+    np.testing.assert_array_equal(_outputs(source), _outputs(backbone))
+    np.testing.assert_array_equal(_outputs(source), _outputs(general))
+    with pytest.raises(ValueError, match=r"published only for .*; 'resnet50' has none"):
+        kc.ResNet(50, weights="imagenet")  # torchvision layout
+    with pytest.raises(ValueError, match=r"published only for .*; 'resnet50' has none"):
+        kc.ResNet18(weights="imagenet", name="resnet50")
+    assert asked == [("resnet50", False), ("resnet50", False)]
+
+
+def test_every_published_file_belongs_to_exactly_one_registered_model():
+    from keras_convnets.models import registry
+
+    keys = [info.weights for info in registry.REGISTRY.values() if info.weights]
+    assert sorted(keys) == sorted(weights_lib.PUBLISHED) and len(set(keys)) == len(keys)
+
+
+def _legacy_h5_file(model, tmp_path):
+    """A legacy (layer-order) ``.h5`` file, the format of keras.applications' own files."""
+    path = tmp_path / "legacy.h5"
+    if KERAS_3:
+        model.save(str(path))  # Keras 3 writes the legacy HDF5 format for a ".h5" model file
+    else:
+        model.save_weights(str(path))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["weights_file", "legacy_h5"])
+def test_memory_efficient_densenet_loads_a_weights_file(tmp_path, kind):
+    """Issue 11: the memory-efficient DenseNet could not load weights files (".weights.h5": "21 objects could not be
+    loaded"; legacy ".h5": layer count mismatch). It loads through its plain twin, which has the same weights."""
+    shape = (8, 8, 3)
+    source = kc.CifarDenseNet(16, growth_rate=4, input_shape=shape)
+    path = _weights_file(source, tmp_path) if kind == "weights_file" else _legacy_h5_file(source, tmp_path)
+    loaded = kc.CifarDenseNet(16, growth_rate=4, input_shape=shape, memory_efficient=True, weights=str(path))
+    x = np.random.default_rng(0).normal(0, 1, (2,) + shape).astype("float32")
+    np.testing.assert_allclose(source(x, training=False).numpy(), loaded(x, training=False).numpy(), atol=1e-6)
+    assert len(loaded.weights) == len(source.weights)

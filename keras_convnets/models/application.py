@@ -1,59 +1,183 @@
-"""The keras.applications contract shared by every builder: argument checks, the input, the head, the weights.
+"""The builder core both families share: the architecture base, the stem, the keras.applications contract (argument
+checks, input, head, weights), the model options, and the registration of named models.
 
 Every factory takes ``include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation,
 name``. Unlike keras.applications, ``weights`` defaults to ``None`` (most of our models have no published weights
 and nothing should download behind a user's back), and contradictory arguments raise instead of being ignored.
+
+A family module (:mod:`~keras_convnets.models.resnet`, :mod:`~keras_convnets.models.densenet`) subclasses
+:class:`Architecture` with its own fields and ``body``; :func:`build_model` does everything else. A named model is
+defined in one call, :func:`register`, next to its family's other factories: the factory, its registry name, family,
+paper figure, published weights and recipe hints. Parameters and FLOPs are not typed anywhere: they are counted from
+the built models into :mod:`keras_convnets.models.counts` by ``python -m keras_convnets.models.registry --write``.
 """
 
 import contextlib
 import dataclasses
 import functools
 import sys
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional
 
+from keras_convnets import checks
 from keras_convnets.models import weights as weights_lib
 from keras_convnets.models.backend import keras
+from keras_convnets.models.config import LayerConfig
 
 POOLINGS = (None, "avg", "max")
+STEMS = ("imagenet", "cifar")
 
 
-def check_positive_int(argument, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{argument} must be a positive integer; got {value!r}")
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Architecture:
+    """What every architecture has; a family subclasses it with its stages and implements :meth:`body`.
+
+    ``stem``: ``"imagenet"`` (7x7/2 conv of ``stem_width``, 3x3/2 max-pool; 224x224 inputs, 1000 classes) or
+    ``"cifar"`` (3x3 conv; 32x32, 10 classes). ``preact``: pre-activation network (no BN-ReLU after the stem conv).
+    ``accepts_*``: which model options of :func:`build_model` its blocks take (see :data:`MODEL_OPTIONS`).
+    """
+
+    #: The layer name of the stem's max-pool (keras.applications: ``pool1_pool`` in ResNets, ``pool1`` in DenseNets).
+    STEM_POOL_NAME: ClassVar[str] = "pool1_pool"
+    #: The model name :func:`build_model` uses when none is given.
+    DEFAULT_NAME: ClassVar[str] = "model"
+
+    stem: str
+    stem_width: int
+    config: LayerConfig
+    preact: bool = False
+    accepts_dropout: bool = False
+    accepts_stochastic_depth: bool = False
+    accepts_zero_init_residual: bool = False
+    accepts_memory_efficient: bool = False
+
+    def __post_init__(self):
+        checks.one_of("stem", self.stem, STEMS)
+
+    @property
+    def num_stages(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def stem_activated(self) -> bool:
+        """BN-ReLU after the stem conv: every post-activation network has it, pre-activation ones do not."""
+        return not self.preact
+
+    @property
+    def dataset(self) -> str:
+        """The input it is designed for: ``"imagenet"`` or ``"cifar"``."""
+        return self.stem
+
+    @property
+    def default_size(self) -> int:
+        return 224 if self.stem == "imagenet" else 32
+
+    @property
+    def default_classes(self) -> int:
+        return 1000 if self.stem == "imagenet" else 10
+
+    @property
+    def min_size(self) -> int:
+        """The total stride: inputs smaller than this would be pooled away."""
+        return (4 if self.stem == "imagenet" else 1) * 2 ** (self.num_stages - 1)
+
+    def body(self, x, config: LayerConfig, options: Mapping[str, Any]):
+        """The network from the image to the last feature map (stem included), under the checked ``options``."""
+        raise NotImplementedError
 
 
-def layer_config(base, *, data_format="channels_last", dtype=None, weight_decay=0.0, sync_bn=False,
-                 zero_init_residual=False):
-    """``base`` (a family's LayerConfig) with the per-model options every factory takes, checked."""
-    if data_format not in ("channels_last", "channels_first"):
-        raise ValueError(f"data_format must be 'channels_last' or 'channels_first'; got {data_format!r}")
-    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or weight_decay < 0:
-        raise ValueError(f"weight_decay must be a number >= 0; got {weight_decay!r}")
-    if not isinstance(zero_init_residual, bool):
-        raise ValueError(f"zero_init_residual must be True or False; got {zero_init_residual!r}")
-    return dataclasses.replace(base, data_format=data_format, dtype=dtype, weight_decay=float(weight_decay),
+def stem(x, arch: Architecture, config: LayerConfig):
+    """The one stem of both families: ImageNet's zero-pad 3, 7x7/2 conv, [BN-ReLU], zero-pad 1, 3x3/2 max-pool, or
+    CIFAR's 3x3 conv [BN-ReLU]. Layer names are keras.applications' (``conv1_pad``, ``conv1_conv``, ``conv1_bn``,
+    ``conv1_relu``, ``pool1_pad``, then ``arch.STEM_POOL_NAME``)."""
+    if arch.stem == "imagenet":
+        x = config.pad(3, name="conv1_pad")(x)
+        x = config.conv(arch.stem_width, 7, 2, "valid", name="conv1_conv")(x)
+    else:
+        x = config.conv(arch.stem_width, 3, name="conv1_conv")(x)
+    if arch.stem_activated:
+        x = config.bn(name="conv1_bn")(x)
+        x = config.relu(name="conv1_relu")(x)
+    if arch.stem == "imagenet":
+        x = config.pad(1, name="pool1_pad")(x)
+        x = config.max_pool(3, 2, name=arch.STEM_POOL_NAME)(x)
+    return x
+
+
+def _check_stochastic_depth(value):
+    if value is not None:
+        checks.number_in("stochastic_depth (the last block's survival probability p_L)", value, 0.0, 1.0,
+                         low_open=True)
+
+
+def _check_dropout(value):
+    checks.number_in("dropout", value, 0.0, 1.0, high_open=True)
+
+
+def _check_flag(option):
+    return lambda value: checks.one_of(option, value, (False, True))
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelOption:
+    """An option of :func:`build_model` that only some architectures take."""
+
+    default: Any
+    field: str          # the Architecture field that says whether it is taken
+    taken_by: str       # who takes it, for the error message
+    check: Callable[[Any], None]
+
+
+#: The options some architectures take; passing one to another architecture is a ValueError that names who takes it.
+MODEL_OPTIONS: Dict[str, ModelOption] = {
+    "stochastic_depth": ModelOption(None, "accepts_stochastic_depth",
+                                    "the residual families (resnet, preact_resnet, wrn, resnext)",
+                                    _check_stochastic_depth),
+    "dropout": ModelOption(0.0, "accepts_dropout", "the CIFAR Wide ResNets (wrn) and the DenseNets (densenet)",
+                           _check_dropout),
+    "memory_efficient": ModelOption(False, "accepts_memory_efficient", "the DenseNets (densenet)",
+                                    _check_flag("memory_efficient")),
+    "zero_init_residual": ModelOption(False, "accepts_zero_init_residual",
+                                      "the residual families (resnet, preact_resnet, wrn, resnext)",
+                                      _check_flag("zero_init_residual")),
+}
+
+
+def check_options(arch: Architecture, name: str, options: Mapping[str, Any]) -> Dict[str, Any]:
+    """``options`` checked against what ``arch`` takes, every option of :data:`MODEL_OPTIONS` filled in."""
+    resolved = {}
+    for option, spec in MODEL_OPTIONS.items():
+        value = options.get(option, spec.default)
+        spec.check(value)
+        if value != spec.default and not getattr(arch, spec.field):
+            raise ValueError(f"{option} is not an option of {name}: only {spec.taken_by} take it")
+        resolved[option] = value
+    return resolved
+
+
+def layer_config(base: LayerConfig, *, data_format: str = "channels_last", dtype: Any = None,
+                 weight_decay: float = 0.0, sync_bn: bool = False, zero_init_residual: bool = False) -> LayerConfig:
+    """``base`` (an architecture's LayerConfig) with the per-model options every factory takes, checked."""
+    checks.one_of("data_format", data_format, ("channels_last", "channels_first"))
+    weight_decay = checks.number_in("weight_decay", weight_decay, 0.0)
+    return dataclasses.replace(base, data_format=data_format, dtype=dtype, weight_decay=weight_decay,
                                sync_bn=bool(sync_bn), zero_init_residual=zero_init_residual)
 
 
-def check_dropout(dropout):
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be a number in [0, 1); got {dropout!r}")
-
-
-def check_head(include_top, weights, pooling, classes, weights_name):
+def check_head(include_top: bool, weights: Any, pooling: Optional[str], classes: int,
+               weights_name: Optional[str], model_name: str = "this model") -> None:
     """Checks the head arguments against each other; each error names the argument and what it accepts."""
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be None, 'avg' or 'max'; got {pooling!r}")
+    checks.one_of("pooling", pooling, POOLINGS)
     if include_top and pooling is not None:
         raise ValueError(f"pooling={pooling!r} applies only with include_top=False "
                          "(with include_top=True the model always ends in global average pooling)")
-    check_positive_int("classes", classes)
-    weights_lib.check_argument(weights, weights_name)
+    checks.positive_int("classes", classes)
+    weights_lib.check_argument(weights, weights_name, model_name)
     if weights == "imagenet" and include_top and classes != 1000:
         raise ValueError(f"classes must be 1000 with weights='imagenet' and include_top=True; got classes={classes}. "
                          "Use include_top=False to put your own classifier on the pretrained backbone.")
 
 
-def check_input_shape(input_shape, *, min_size, config, require_rgb):
+def check_input_shape(input_shape, *, min_size: int, config: LayerConfig, require_rgb: bool) -> None:
     """Checks a (H, W, C) shape (or (C, H, W) under channels_first); ``None`` sizes are allowed."""
     if len(input_shape) != 3:
         raise ValueError(f"input_shape must have 3 entries (height, width, channels); got {input_shape!r}")
@@ -61,7 +185,7 @@ def check_input_shape(input_shape, *, min_size, config, require_rgb):
     channels = input_shape[-1] if config.data_format == "channels_last" else input_shape[0]
     if channels is None:
         raise ValueError(f"input_shape must give the channel count; got {input_shape!r}")
-    check_positive_int("the input's channel count", channels)
+    checks.positive_int("the input's channel count", channels)
     if require_rgb and channels != 3:
         raise ValueError(f"weights='imagenet' needs 3 input channels (RGB); got input_shape={tuple(input_shape)}")
     for size in (height, width):
@@ -77,7 +201,8 @@ def _is_keras_tensor(value):
         return False
 
 
-def resolve_input(input_tensor, input_shape, *, default_size, min_size, config, require_rgb):
+def resolve_input(input_tensor: Any, input_shape: Optional[tuple], *, default_size: int, min_size: int,
+                  config: LayerConfig, require_rgb: bool) -> tuple:
     """Returns ``(model_inputs, image_tensor)`` from the keras.applications ``input_tensor`` / ``input_shape``."""
     if input_tensor is not None:
         if not _is_keras_tensor(input_tensor):
@@ -94,7 +219,8 @@ def resolve_input(input_tensor, input_shape, *, default_size, min_size, config, 
     return image, image
 
 
-def head(x, *, include_top, pooling, classes, classifier_activation, config):
+def head(x, *, include_top: bool, pooling: Optional[str], classes: int, classifier_activation: Any,
+         config: LayerConfig):
     """keras.applications' top: ``avg_pool`` + ``predictions`` Dense, or the optional feature pooling.
 
     The classifier runs in float32 under a mixed-precision policy, so its softmax is numerically safe.
@@ -105,20 +231,6 @@ def head(x, *, include_top, pooling, classes, classifier_activation, config):
     if pooling is not None:
         return config.global_pool(pooling, name=f"{pooling}_pool")(x)
     return x
-
-
-def build(body, *, name, weights_name, include_top, weights, input_tensor, input_shape, pooling, classes,
-          classifier_activation, default_size, min_size, config):
-    """Checks the arguments, makes the input, applies ``body`` (tensor -> tensor) and the head, loads weights."""
-    check_head(include_top, weights, pooling, classes, weights_name)
-    inputs, image = resolve_input(input_tensor, input_shape, default_size=default_size, min_size=min_size,
-                                  config=config, require_rgb=weights == "imagenet")
-    outputs = head(body(image), include_top=include_top, pooling=pooling, classes=classes,
-                   classifier_activation=classifier_activation, config=config)
-    with _deep_graph_recursion():
-        model = keras.Model(inputs, outputs, name=name)
-    weights_lib.load(model, weights, weights_name, include_top)
-    return model
 
 
 @contextlib.contextmanager
@@ -134,11 +246,154 @@ def _deep_graph_recursion(limit=30_000):
         sys.setrecursionlimit(previous)
 
 
-def variant(builder, factory_name, doc, **fixed):
-    """A named factory: ``builder`` with its architecture arguments fixed, keeping the keras.applications
-    positional order (``include_top, weights, input_tensor, ...``) and every keyword overridable."""
-    factory = functools.partial(builder, **fixed)
+
+
+def build_model(include_top: bool = True, weights: Any = None, input_tensor: Any = None,
+                input_shape: Optional[tuple] = None, pooling: Optional[str] = None, classes: Optional[int] = None,
+                classifier_activation: Any = "softmax", name: Optional[str] = None, *, architecture: Architecture,
+                data_format: str = "channels_last", dtype: Any = None, weight_decay: float = 0.0,
+                sync_bn: bool = False, **options: Any):
+    """Builds ``architecture`` with the keras.applications arguments and these options:
+
+    data_format, dtype: resolved once here and passed to every layer (dtype: a Keras dtype policy name such as
+        "mixed_float16"; None uses the global policy).
+    weight_decay: the paper's coupled L2 coefficient (PyTorch convention), on conv and dense kernels.
+    sync_bn: synchronise batch-norm statistics across replicas under a tf.distribute strategy.
+    stochastic_depth (residual networks): the last block's survival probability p_L (0.5 in the paper), or None.
+    dropout (CIFAR Wide ResNets: between the convs of a block, 0.3 in the paper; DenseNets: after every conv of the
+        dense layers and transitions, 0.2 in the paper without augmentation).
+    zero_init_residual (residual networks): start every residual branch at zero (its last BN's gamma in v1 blocks,
+        its last conv in pre-activation blocks), so each block starts as the identity (Goyal et al., 2017). Off by
+        default, as in the papers; it makes very deep untrained networks (ResNet-1202) well-scaled from the start.
+    memory_efficient (DenseNets): recompute each dense layer's concat-BN-ReLU-conv in the backward pass instead of
+        storing it (Pleiss et al., 2017; torchvision's ``memory_efficient``): same function and weights as the
+        plain model; see :mod:`keras_convnets.models.recompute`.
+
+    ``weights="imagenet"`` loads the published file of the registered model with this architecture, whatever
+    ``name`` is.
+    """
+    arch = architecture
+    name = arch.DEFAULT_NAME if name is None else name
+    unknown = sorted(set(options) - set(MODEL_OPTIONS))
+    if unknown:
+        raise TypeError(f"unexpected keyword argument {unknown[0]!r}")
+    options = check_options(arch, name, options)
+    classes = arch.default_classes if classes is None else classes
+    weights_key = published_weights_key(arch)
+    check_head(include_top, weights, pooling, classes, weights_key, name)
+    config = layer_config(arch.config, data_format=data_format, dtype=dtype, weight_decay=weight_decay,
+                          sync_bn=sync_bn, zero_init_residual=options["zero_init_residual"])
+    inputs, image = resolve_input(input_tensor, input_shape, default_size=arch.default_size, min_size=arch.min_size,
+                                  config=config, require_rgb=weights == "imagenet")
+    outputs = head(arch.body(image, config, options), include_top=include_top, pooling=pooling, classes=classes,
+                   classifier_activation=classifier_activation, config=config)
+    with _deep_graph_recursion():
+        model = keras.Model(inputs, outputs, name=name)
+    if weights is not None and options["memory_efficient"]:
+        # The memory-efficient model's first BN and conv of each dense layer are sublayers, so weight files (saved by
+        # either model) do not match it layer by layer; the plain twin has the same weights in the same order.
+        twin = build_model(include_top, weights, None, tuple(model.input_shape[1:]), pooling, classes,
+                           classifier_activation, name, architecture=arch, data_format=data_format, dtype=dtype,
+                           weight_decay=weight_decay, sync_bn=sync_bn, **{**options, "memory_efficient": False})
+        model.set_weights(twin.get_weights())
+    else:
+        weights_lib.load(model, weights, weights_key, include_top)
+    return model
+
+
+# Registration: one call per named model, next to its family's factories.
+
+#: Paper-figure labels. CIFAR figures are test errors in percent; "+" marks standard augmentation (pad 4, random
+#: crop, horizontal flip), no "+" none. ImageNet's figure is the single-crop top-1 accuracy in percent.
+FIGURE_LABELS = {"C10": "CIFAR-10 error, no augmentation", "C10+": "CIFAR-10 error, standard augmentation",
+                 "C100": "CIFAR-100 error, no augmentation", "C100+": "CIFAR-100 error, standard augmentation",
+                 "top-1": "ImageNet top-1 accuracy"}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Registration:
+    """A named model as its family module defines it.
+
+    ``figures``: the published results, label (see :data:`FIGURE_LABELS`) -> percent, the headline first.
+    ``source``: where an ImageNet figure comes from ("torchvision", "keras", "paper"). ``note``: a remark shown after
+    the figures. ``weights``: the keras.applications weights file stem (``"resnet50"``) if that file fits this
+    architecture. ``warmup``: the recipe warms up at a low learning rate first (He et al.'s ResNet-110 and -1202).
+    """
+
+    name: str
+    factory: Callable
+    architecture: Architecture
+    family: str
+    figures: Mapping[str, float]
+    source: str = ""
+    note: str = ""
+    weights: Optional[str] = None
+    warmup: bool = False
+
+    def __post_init__(self):
+        for label in self.figures:
+            checks.one_of("a paper figure's label", label, FIGURE_LABELS)
+        if not self.figures:
+            checks.fail("figures", "at least one paper figure", self.figures)
+
+    @property
+    def dataset(self) -> str:
+        return self.architecture.dataset
+
+    @property
+    def input_size(self) -> int:
+        return self.architecture.default_size
+
+    @property
+    def default_classes(self) -> int:
+        return self.architecture.default_classes
+
+    @property
+    def error(self) -> float:
+        """The headline error in percent: ImageNet top-1 error, else CIFAR-10 with augmentation (C10+) if published,
+        else without (C10)."""
+        if "top-1" in self.figures:
+            return round(100 - self.figures["top-1"], 2)
+        return self.figures["C10+"] if "C10+" in self.figures else self.figures["C10"]
+
+    @property
+    def reference(self) -> str:
+        """The figures as the README table shows them: ``C10+ error 5.46%, C100+ 24.33%``."""
+        if "top-1" in self.figures:
+            text = f"top-1 acc {self.figures['top-1']}% ({self.source})"
+        else:
+            text = ", ".join(f"{label} {'error ' if i == 0 else ''}{value:.2f}%"
+                             for i, (label, value) in enumerate(self.figures.items()))
+        return f"{text} ({self.note})" if self.note else text
+
+    def build(self, **kwargs: Any):
+        return self.factory(**kwargs)
+
+
+_REGISTERED: List[Registration] = []
+
+
+def register(builder: Callable, factory_name: str, architecture: Architecture, doc: str, *, name: str,
+             **registration: Any) -> Callable:
+    """Defines the named factory ``factory_name`` (``builder`` with ``architecture`` and ``name`` fixed, keeping the
+    keras.applications positional order ``include_top, weights, input_tensor, ...`` and every keyword overridable)
+    and registers it as ``name`` with the rest of :class:`Registration`'s fields. Returns the factory."""
+    if any(r.name == name for r in _REGISTERED):
+        raise ValueError(f"model {name!r} is registered twice")
+    factory = functools.partial(builder, architecture=architecture, name=name)
+    entry = Registration(name=name, factory=factory, architecture=architecture, **registration)
     factory.__name__ = factory.__qualname__ = factory_name
-    factory.__doc__ = doc
-    factory.__module__ = builder.__module__
+    factory.__doc__ = f"{doc} ({entry.reference})."
+    factory.__module__ = type(architecture).__module__  # the family module that registers it
+    _REGISTERED.append(entry)
     return factory
+
+
+def registrations() -> List[Registration]:
+    """The registered models in registration order (import the family modules first; the registry does)."""
+    return list(_REGISTERED)
+
+
+def published_weights_key(arch: Architecture) -> Optional[str]:
+    """The keras.applications weights file stem of the registered model with this architecture, else None."""
+    return next((r.weights for r in _REGISTERED if r.weights and r.architecture == arch), None)

@@ -2,8 +2,9 @@
 
 Names follow keras.applications (``conv2_block1_1_conv``, ``_1_bn``, ``_1_relu``, ``_add``, ``_out``, ``_0_conv`` for a
 projection shortcut, ``_preact_bn`` for pre-activation, ``_concat`` for DenseNet), so weights load by name and
-``model.get_layer(...)`` is reliable. Every layer is made through a :class:`~keras_convnets.models.config.LayerConfig`, the
-single place that decides data format, dtype, batch-norm constants, initializer and L2.
+``model.get_layer(...)`` is reliable. Every layer is made through a
+:class:`~keras_convnets.models.config.LayerConfig`, the single place that decides data format, dtype, batch-norm
+constants, initializer and L2.
 
 Choices where the field disagrees, each an argument:
 
@@ -16,6 +17,9 @@ Choices where the field disagrees, each an argument:
   reference code and keras.applications' ResNetV2 do; a projection there has no BN.
 """
 
+from typing import Any, Optional
+
+from keras_convnets import checks
 from keras_convnets.models.config import TORCH, LayerConfig
 from keras_convnets.models.layers import OptionAShortcut, StochasticDepth
 from keras_convnets.models.recompute import RecomputedConv
@@ -24,13 +28,8 @@ SHORTCUTS = ("projection", "zero_pad")
 STRIDE_POSITIONS = ("1x1", "3x3")
 
 
-def _check_choice(argument, value, accepted):
-    if value not in accepted:
-        raise ValueError(f"{argument} must be one of {', '.join(map(repr, accepted))}; got {value!r}")
-
-
-def conv3x3(x, filters, stride=1, *, groups=1, use_bias=None, explicit_pad=False, ends_residual=False, config=TORCH,
-            name):
+def conv3x3(x, filters: int, stride: int = 1, *, groups: int = 1, use_bias: Optional[bool] = None,
+            explicit_pad: bool = False, ends_residual: bool = False, config: LayerConfig = TORCH, name: str):
     """3x3 conv named ``{name}_conv``; strided ones pad 1 on every side first (``{name}_pad``), as PyTorch does.
 
     (Keras' ``padding="same"`` pads only bottom/right under stride 2, which shifts the sampling grid.)
@@ -43,12 +42,13 @@ def conv3x3(x, filters, stride=1, *, groups=1, use_bias=None, explicit_pad=False
                        name=f"{name}_conv")(x)
 
 
-def shortcut(x, out_channels, stride=1, kind="projection", *, norm=True, source=None, config=TORCH, name):
+def shortcut(x, out_channels: int, stride: int = 1, kind: str = "projection", *, norm: bool = True, source=None,
+             config: LayerConfig = TORCH, name: str):
     """The identity path of a residual block, changed only as much as the shape change needs.
 
     ``source`` is the tensor a projection reads (the pre-activated input in pre-activation blocks).
     """
-    _check_choice("shortcut", kind, SHORTCUTS)
+    checks.one_of("shortcut", kind, SHORTCUTS)
     if config.channels(x) == out_channels:
         return x if stride == 1 else config.max_pool(1, stride, name=f"{name}_0_pool")(x)
     if kind == "zero_pad":
@@ -67,7 +67,8 @@ def _merge(shortcut_tensor, residual, survival, config, name, add_name):
     return config.add(name=add_name)([shortcut_tensor, residual])
 
 
-def residual_block(x, filters, stride=1, *, shortcut_kind="projection", survival=1.0, config=TORCH, name="block"):
+def residual_block(x, filters: int, stride: int = 1, *, shortcut_kind: str = "projection", survival: float = 1.0,
+                   config: LayerConfig = TORCH, name: str = "block"):
     """ResNet v1 basic block (He et al., 2015): 3x3 conv-BN-ReLU, 3x3 conv-BN, add, ReLU."""
     skip = shortcut(x, filters, stride, shortcut_kind, config=config, name=name)
     y = conv3x3(x, filters, stride, config=config, name=f"{name}_1")
@@ -79,7 +80,7 @@ def residual_block(x, filters, stride=1, *, shortcut_kind="projection", survival
     return config.relu(name=f"{name}_out")(y)
 
 
-def bottleneck_width(filters, groups=1, base_width=64):
+def bottleneck_width(filters: int, groups: int = 1, base_width: int = 64) -> int:
     """Width of the grouped 3x3 conv: torchvision's ``int(filters * base_width / 64) * groups``.
 
     ResNet: groups=1, base_width=64 (width = filters). ResNeXt 32x4d: groups=32, base_width=4. Wide ResNet-50-2:
@@ -88,11 +89,12 @@ def bottleneck_width(filters, groups=1, base_width=64):
     return int(filters * base_width / 64) * groups
 
 
-def bottleneck_block(x, filters, stride=1, groups=1, base_width=64, *, expansion=4, stride_on="1x1",
-                     shortcut_kind="projection", survival=1.0, config=TORCH, name="block"):
+def bottleneck_block(x, filters: int, stride: int = 1, groups: int = 1, base_width: int = 64, *, expansion: int = 4,
+                     stride_on: str = "1x1", shortcut_kind: str = "projection", survival: float = 1.0,
+                     config: LayerConfig = TORCH, name: str = "block"):
     """ResNet v1 bottleneck: 1x1 conv, 3x3 (grouped) conv, 1x1 conv to ``expansion * filters``; also ResNeXt's and
     Wide ResNet-50's block through ``groups`` / ``base_width``."""
-    _check_choice("stride_on", stride_on, STRIDE_POSITIONS)
+    checks.one_of("stride_on", stride_on, STRIDE_POSITIONS)
     width = bottleneck_width(filters, groups, base_width)
     out_channels = expansion * filters
     skip = shortcut(x, out_channels, stride, shortcut_kind, config=config, name=name)
@@ -114,14 +116,13 @@ def _preactivate(x, config, name):
     return config.relu(name=f"{name}_preact_relu")(x)
 
 
-def preact_residual_block(x, filters, stride=1, *, dropout=0.0, shortcut_kind="projection", survival=1.0,
-                          config=TORCH, name="block"):
+def preact_residual_block(x, filters: int, stride: int = 1, *, dropout: float = 0.0, shortcut_kind: str = "projection",
+                          survival: float = 1.0, config: LayerConfig = TORCH, name: str = "block"):
     """Pre-activation basic block (He et al., 2016b): BN-ReLU-3x3 conv, BN-ReLU-[dropout]-3x3 conv, add.
 
     With ``dropout`` it is Wide ResNet's block (Zagoruyko & Komodakis, 2016), dropout between the two convs.
     """
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1); got {dropout}")
+    checks.number_in("dropout", dropout, 0.0, 1.0, high_open=True)
     pre = _preactivate(x, config, name)
     skip = shortcut(x, filters, stride, shortcut_kind, norm=False, source=pre, config=config, name=name)
     y = conv3x3(pre, filters, stride, use_bias=False, config=config, name=f"{name}_1")
@@ -133,13 +134,14 @@ def preact_residual_block(x, filters, stride=1, *, dropout=0.0, shortcut_kind="p
     return _merge(skip, y, survival, config, name, f"{name}_out")
 
 
-def wide_block(x, filters, stride=1, dropout=0.0, **kwargs):
+def wide_block(x, filters: int, stride: int = 1, dropout: float = 0.0, **kwargs: Any):
     """Wide ResNet block: :func:`preact_residual_block` with dropout between the convs."""
     return preact_residual_block(x, filters, stride, dropout=dropout, **kwargs)
 
 
-def preact_bottleneck_block(x, filters, stride=1, groups=1, base_width=64, *, expansion=4,
-                            shortcut_kind="projection", survival=1.0, config=TORCH, name="block"):
+def preact_bottleneck_block(x, filters: int, stride: int = 1, groups: int = 1, base_width: int = 64, *,
+                            expansion: int = 4, shortcut_kind: str = "projection", survival: float = 1.0,
+                            config: LayerConfig = TORCH, name: str = "block"):
     """Pre-activation bottleneck (He et al., 2016b; keras.applications ResNetV2): BN-ReLU-1x1, BN-ReLU-3x3 (strided,
     always explicitly padded as keras.applications does), BN-ReLU-1x1, add. Convs followed by BN have no bias."""
     width = bottleneck_width(filters, groups, base_width)
@@ -176,7 +178,8 @@ def _rest_of_dense_layer(y, k, bottleneck, dropout, config, name):
     return y
 
 
-def dense_layer(x, k, bottleneck=True, dropout=0.0, *, bottleneck_width=4, config=TORCH, name="layer"):
+def dense_layer(x, k: int, bottleneck: bool = True, dropout: float = 0.0, *, bottleneck_width: int = 4,
+                config: LayerConfig = TORCH, name: str = "layer"):
     """DenseNet composite layer (Huang et al., 2017): BN-ReLU-[1x1 conv to ``4k``-BN-ReLU]-3x3 conv to ``k``,
     concatenated to its input. Dropout, when set, follows each conv, as in the paper's reference code."""
     y = config.bn(name=f"{name}_0_bn")(x)
@@ -201,7 +204,8 @@ def _efficient_dense_layer(features, k, bottleneck=True, dropout=0.0, *, bottlen
     return _rest_of_dense_layer(recomputed(features), k, bottleneck, dropout, config, name)
 
 
-def dense_block(x, n, k, bottleneck=True, dropout=0.0, *, memory_efficient=False, config=TORCH, name="block"):
+def dense_block(x, n: int, k: int, bottleneck: bool = True, dropout: float = 0.0, *, memory_efficient: bool = False,
+                config: LayerConfig = TORCH, name: str = "block"):
     """``n`` dense layers of growth rate ``k``; layer ``i`` is named ``{name}_block{i}`` (keras.applications).
 
     ``memory_efficient``: keep the block's feature maps as a list and recompute each layer's concat-BN-ReLU-conv in
@@ -220,10 +224,10 @@ def dense_block(x, n, k, bottleneck=True, dropout=0.0, *, memory_efficient=False
     return config.concat(name=f"{name}_block{n}_concat")(features)
 
 
-def transition(x, compression=0.5, dropout=0.0, *, config=TORCH, name="transition"):
+def transition(x, compression: float = 0.5, dropout: float = 0.0, *, config: LayerConfig = TORCH,
+               name: str = "transition"):
     """DenseNet transition: BN-ReLU-1x1 conv to ``floor(compression * channels)``-[dropout]-2x2 average pool."""
-    if not 0.0 < compression <= 1.0:
-        raise ValueError(f"compression must be in (0, 1]; got {compression}")
+    checks.number_in("compression", compression, 0.0, 1.0, low_open=True)
     x = config.bn(name=f"{name}_bn")(x)
     x = config.relu(name=f"{name}_relu")(x)
     x = config.conv(int(config.channels(x) * compression), 1, name=f"{name}_conv")(x)
@@ -232,6 +236,6 @@ def transition(x, compression=0.5, dropout=0.0, *, config=TORCH, name="transitio
     return config.avg_pool(2, 2, name=f"{name}_pool")(x)
 
 
-__all__ = ["LayerConfig", "conv3x3", "shortcut", "residual_block", "bottleneck_block", "bottleneck_width",
+__all__ = ["conv3x3", "shortcut", "residual_block", "bottleneck_block", "bottleneck_width",
            "preact_residual_block", "wide_block", "preact_bottleneck_block", "dense_layer", "dense_block",
            "transition"]

@@ -48,11 +48,11 @@ class LayerConfig:
     def _regularizer(self):
         return keras.regularizers.L2(self.weight_decay / 2) if self.weight_decay else None
 
-    def _zero(self, ends_residual):
+    def _zero(self, ends_residual: bool) -> bool:
         return ends_residual and self.zero_init_residual
 
-    def conv(self, filters, kernel_size, strides=1, padding="same", *, groups=1, use_bias=None, ends_residual=False,
-             name):
+    def conv(self, filters: int, kernel_size: int, strides: int = 1, padding: str = "same", *, groups: int = 1,
+             use_bias: Optional[bool] = None, ends_residual: bool = False, name: str):
         return layers.Conv2D(
             filters, kernel_size, strides=strides, padding=padding, groups=groups,
             use_bias=self.conv_bias if use_bias is None else use_bias,
@@ -60,7 +60,7 @@ class LayerConfig:
             kernel_regularizer=self._regularizer(),
             data_format=self.data_format, dtype=self.dtype, name=name)
 
-    def bn(self, *, ends_residual=False, name):
+    def bn(self, *, ends_residual: bool = False, name: str):
         kwargs = dict(axis=self.channel_axis, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
                       gamma_initializer="zeros" if self._zero(ends_residual) else "ones", dtype=self.dtype, name=name)
         # Keras 3 and tf-keras both take `synchronized`: batch statistics all-reduced across replicas. Under Keras 3
@@ -69,34 +69,34 @@ class LayerConfig:
             return BatchNormalization(synchronized=self.sync_bn, **kwargs)
         return layers.BatchNormalization(synchronized=self.sync_bn, **kwargs)
 
-    def relu(self, *, name):
+    def relu(self, *, name: str):
         return layers.Activation("relu", dtype=self.dtype, name=name)
 
-    def pad(self, padding, *, name):
+    def pad(self, padding: int, *, name: str):
         return layers.ZeroPadding2D(padding, data_format=self.data_format, dtype=self.dtype, name=name)
 
-    def max_pool(self, pool_size, strides, *, name):
+    def max_pool(self, pool_size: int, strides: int, *, name: str):
         return layers.MaxPooling2D(pool_size, strides=strides, data_format=self.data_format, dtype=self.dtype,
                                    name=name)
 
-    def avg_pool(self, pool_size, strides, *, name):
+    def avg_pool(self, pool_size: int, strides: int, *, name: str):
         return layers.AveragePooling2D(pool_size, strides=strides, data_format=self.data_format, dtype=self.dtype,
                                        name=name)
 
-    def dropout(self, rate, *, name):
+    def dropout(self, rate: float, *, name: str):
         return layers.Dropout(rate, dtype=self.dtype, name=name)
 
-    def add(self, *, name):
+    def add(self, *, name: str):
         return layers.Add(dtype=self.dtype, name=name)
 
-    def concat(self, *, name):
+    def concat(self, *, name: str):
         return layers.Concatenate(axis=self.channel_axis, dtype=self.dtype, name=name)
 
-    def dense(self, units, activation=None, *, name, dtype: Optional[Any] = None):
+    def dense(self, units: int, activation: Any = None, *, name: str, dtype: Optional[Any] = None):
         return layers.Dense(units, activation=activation, kernel_regularizer=self._regularizer(),
                             dtype=self.dtype if dtype is None else dtype, name=name)
 
-    def global_pool(self, kind, *, name):
+    def global_pool(self, kind: str, *, name: str):
         cls = layers.GlobalAveragePooling2D if kind == "avg" else layers.GlobalMaxPooling2D
         return cls(data_format=self.data_format, dtype=self.dtype, name=name)
 
@@ -105,3 +105,5 @@ class LayerConfig:
 KERAS_APPLICATIONS = LayerConfig()
 #: PyTorch's / the papers' reference constants: BN momentum 0.1 in PyTorch terms (0.9 here), eps 1e-5, He init.
 TORCH = LayerConfig(bn_epsilon=1e-5, bn_momentum=0.9, kernel_initializer=HE_FAN_OUT)
+
+__all__ = ["LayerConfig"]

@@ -14,6 +14,7 @@ tf-keras), nested models included:
 import math
 
 from keras_convnets.models.backend import keras
+from keras_convnets.models.recompute import RecomputedConv
 
 
 def _output_shape(layer):
@@ -36,6 +37,14 @@ def _kernel_size(variable):
     return math.prod(int(s) for s in variable.shape)
 
 
+def _conv_flops(layer, output_shape) -> int:
+    positions = _positions(output_shape, layer.data_format, len(layer.kernel_size))
+    if "Transpose" in type(layer).__name__:
+        # Each input position is multiplied by the whole kernel: positions of the input, not the output.
+        positions = positions // math.prod(layer.strides)
+    return positions * _kernel_size(layer.kernel)
+
+
 def layer_flops(layer) -> int:
     """Multiply-adds of one call of ``layer`` on one example (0 for layers without convolution or dense maths)."""
     conv = keras.layers
@@ -50,15 +59,11 @@ def layer_flops(layer) -> int:
         kernel = getattr(layer, "depthwise_kernel", None)  # tf-keras's name; Keras 3 calls it `kernel`
         kernel = layer.kernel if kernel is None else kernel
         return _positions(shape, layer.data_format, len(layer.kernel_size)) * _kernel_size(kernel)
+    if isinstance(layer, RecomputedConv):  # memory-efficient DenseNet: its conv's output is the wrapper's
+        return _conv_flops(layer.conv, _output_shape(layer))
     if isinstance(layer, (conv.Conv1D, conv.Conv2D, conv.Conv3D, conv.Conv1DTranspose, conv.Conv2DTranspose,
                           conv.Conv3DTranspose)):
-        shape = _output_shape(layer)
-        rank = len(layer.kernel_size)
-        positions = _positions(shape, layer.data_format, rank)
-        if "Transpose" in type(layer).__name__:
-            # Each input position is multiplied by the whole kernel: positions of the input, not the output.
-            positions = positions // math.prod(layer.strides)
-        return positions * _kernel_size(layer.kernel)
+        return _conv_flops(layer, _output_shape(layer))
     if isinstance(layer, conv.Dense):
         shape = _output_shape(layer)
         return math.prod(int(s) for s in shape[1:-1]) * _kernel_size(layer.kernel)

@@ -3,6 +3,7 @@ whose training step runs TensorFlow's fused kernel under Keras 3."""
 
 import tensorflow as tf
 
+from keras_convnets import checks
 from keras_convnets.models.backend import keras
 
 
@@ -50,8 +51,7 @@ class StochasticDepth(keras.layers.Layer):
 
     def __init__(self, survival, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if not 0.0 < survival <= 1.0:
-            raise ValueError(f"survival probability must be in (0, 1], got {survival}")
+        checks.number_in("survival", survival, 0.0, 1.0, low_open=True)
         self.survival = float(survival)
         self.seed = seed
 
@@ -129,3 +129,5 @@ class BatchNormalization(keras.layers.BatchNormalization):
         self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
         self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
         return y
+
+__all__ = ["OptionAShortcut", "StochasticDepth"]

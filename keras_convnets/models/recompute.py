@@ -42,7 +42,7 @@ def _broadcast_shape(ndim, axes, channels):
     return shape
 
 
-def normalize_with_batch_stats(bn, x):
+def normalize_with_batch_stats(bn: "keras.layers.BatchNormalization", x: tf.Tensor) -> tf.Tensor:
     """``bn(x, training=True)`` without touching ``bn``'s moving statistics: the same arithmetic as the layer's
     training branch (Keras 3: :func:`keras_convnets.models.layers.batch_norm_training`; tf-keras: the fused kernel, or
     ``_moments`` + ``tf.nn.batch_normalization`` when the layer is not fused, e.g. synchronized)."""
@@ -75,7 +75,8 @@ class RecomputedConv(keras.layers.Layer):
     it is the plain computation, so a SavedModel of a memory-efficient model is the plain model's graph.
     """
 
-    def __init__(self, norm, conv, channel_axis=-1, **kwargs):
+    def __init__(self, norm: "keras.layers.BatchNormalization", conv: "keras.layers.Conv2D", channel_axis: int = -1,
+                 **kwargs):
         super().__init__(**kwargs)
         self.channel_axis = channel_axis
         self.norm = norm
@@ -93,7 +94,7 @@ class RecomputedConv(keras.layers.Layer):
         concat_shape[self.channel_axis] = sum(shape[self.channel_axis] for shape in shapes)
         return tuple(concat_shape)
 
-    def build_sublayers(self, input_shape):
+    def build_sublayers(self, input_shape: list) -> None:
         """Builds ``norm`` and ``conv`` for inputs of ``input_shape`` (a list of shapes). Call it before the
         layer's first call, outside any name scope, to give their variables the plain model's names; ``build``
         does it otherwise, inside this layer's scope (Keras 3 then prefixes paths with this layer's name)."""

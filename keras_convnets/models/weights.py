@@ -6,6 +6,7 @@
 
 import dataclasses
 import os
+from typing import Any, Optional
 
 from keras_convnets.models.backend import keras
 
@@ -59,22 +60,24 @@ class WeightsUnavailableError(OSError):
     """The published weights could not be downloaded (e.g. no internet)."""
 
 
-def check_argument(weights, weights_name):
-    """Raises a ValueError naming what ``weights`` accepts, before anything is built."""
+def check_argument(weights: Any, weights_name: Optional[str], model_name: Optional[str] = None) -> None:
+    """Raises a ValueError naming what ``weights`` accepts, before anything is built. ``weights_name``: the
+    registered weights key of the architecture being built (None if it has none); ``model_name``: for the message."""
     if weights is None:
         return
     if weights == "imagenet":
         if weights_name not in PUBLISHED:
             published = ", ".join(sorted(PUBLISHED))
             raise ValueError(f"weights='imagenet' is published only for {published}; "
-                             f"'{weights_name}' has none. Pass weights=None or a path to a weights file.")
+                             f"{model_name or weights_name!r} has none. Pass weights=None or a path to a weights "
+                             "file.")
         return
     if not isinstance(weights, (str, os.PathLike)) or not os.path.exists(weights):
         raise ValueError("weights must be None, 'imagenet', or the path to an existing weights file; "
                          f"got {weights!r}")
 
 
-def fetch(weights_name, include_top):
+def fetch(weights_name: str, include_top: bool) -> str:
     """Downloads (or finds in the Keras cache) a published weights file, verified by MD5, and returns its path."""
     entry = PUBLISHED[weights_name]
     url = entry.url(include_top)
@@ -88,9 +91,11 @@ def fetch(weights_name, include_top):
             f"in ~/.keras/models/.") from error
 
 
-def load(model, weights, weights_name, include_top):
+def load(model, weights: Any, weights_name: Optional[str], include_top: bool) -> None:
     """Loads ``weights`` (already checked) into ``model``."""
     if weights is None:
         return
     path = fetch(weights_name, include_top) if weights == "imagenet" else os.fspath(weights)
     model.load_weights(path)
+
+__all__ = ["WeightsUnavailableError"]

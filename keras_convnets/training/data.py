@@ -16,6 +16,8 @@ import dataclasses
 import os
 from typing import Optional, Tuple
 
+from keras_convnets import checks
+
 #: The environment variable tfds reads its data directory from.
 DATA_DIR_ENV = "TFDS_DATA_DIR"
 
@@ -134,11 +136,11 @@ def load_dataset(name: str, split: str = "train", *, batch_size: int = 128, trai
     file order, no augmentation. Images stay uint8; the model normalizes them.
     """
     import tensorflow as tf
+
     from keras_convnets.training import performance
 
     spec = dataset_spec(name)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+    checks.positive_int("batch_size", batch_size)
     augmentation = spec.augment if augmentation is None else augmentation
     ds = load_split(name, split, data_dir, download)
     if cache:

@@ -5,7 +5,7 @@ training needs to know about it (replicas, which worker writes files, how input 
 - ``mirrored``: ``MirroredStrategy`` over this machine's GPUs, or over its logical CPU devices when it has no GPU
   (synchronous data parallelism, gradients all-reduced).
 - ``multi-worker``: ``MultiWorkerMirroredStrategy``; the cluster comes from ``TF_CONFIG``. It runs on tf-keras
-  (Keras 2): with Keras 3.15, ``model.fit`` under this strategy fails on every worker (DESIGN.md, pitfalls), so
+  (Keras 2): with Keras 3.15, ``model.fit`` under this strategy fails on every worker (CONTRIBUTING.md, "Pitfalls"), so
   ``TF_USE_LEGACY_KERAS=1`` must be set before TensorFlow is imported. The ``keras-convnets`` command does that
   itself (:func:`needs_legacy_keras` is what it asks); Python callers set the variable themselves.
 - ``tpu``: ``TPUStrategy`` on the TPU a ``TPUClusterResolver`` finds (``$TPU_NAME``, or the local TPU of a TPU VM).

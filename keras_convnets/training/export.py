@@ -1,7 +1,7 @@
 """SavedModel export that serves raw images, written atomically and checked after writing.
 
 The export is a plain ``tf.Module`` saved with ``tf.saved_model.save`` (works under Keras 3 and tf-keras alike;
-``keras.models.load_model`` cannot read SavedModels in Keras 3, see DESIGN.md). Signatures:
+``keras.models.load_model`` cannot read SavedModels in Keras 3, see CONTRIBUTING.md, "Pitfalls"). Signatures:
 
 - ``serving_default``: ``images`` uint8 ``[batch, H, W, 3]`` → ``{"probabilities": float32 [batch, classes]}``;
 - ``class_names``: no input → ``{"class_names": string [classes]}``;

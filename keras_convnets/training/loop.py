@@ -1,8 +1,8 @@
 """Training a registered model on a tfds dataset with ``model.fit`` under a ``tf.distribute`` strategy.
 
 ``train("resnet20", epochs=3, out="runs/r20")`` resolves the paper's recipe for the model's family
-(:mod:`keras_convnets.training.recipes`), builds the model inside the strategy's scope behind its uint8 preprocessing, fits
-it, evaluates it on the test split, exports ``OUT/saved_model`` and returns a :class:`TrainResult`.
+(:mod:`keras_convnets.training.recipes`), builds the model inside the strategy's scope behind its uint8
+preprocessing, fits it, evaluates it on the test split, exports ``OUT/saved_model`` and returns a :class:`TrainResult`.
 
 ``OUT`` holds: ``run.json`` (the run's arguments: a different run is refused), ``history.json`` / ``history.csv``
 (one row per epoch, exactly once even across resumptions), ``curves.png``, ``logs/`` (TensorBoard), ``backup/``
@@ -11,8 +11,8 @@ when training completes) and ``saved_model/``.
 """
 
 import csv
-import importlib.util
 import dataclasses
+import importlib.util
 import json
 import math
 import os
@@ -109,8 +109,8 @@ def plan(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None
     """Resolves a run's arguments against the model's recipe and checks them (ValueError with a one-line reason:
     unknown model, dataset or strategy, multi-worker without tf-keras, dataset not prepared, bad numbers, ``out``
     holding a different run)."""
-    from keras_convnets.training import distribute
     from keras_convnets.models import registry
+    from keras_convnets.training import distribute
 
     info = registry.model_info(model_name)
     spec = data.dataset_spec(dataset)
@@ -262,8 +262,8 @@ def run(run_plan: RunPlan, verbose="auto") -> TrainResult:
     """
     import numpy as np
 
-    from keras_convnets.training import distribute, export, performance
     from keras_convnets.models.backend import keras
+    from keras_convnets.training import distribute, export, performance
 
     # First: a multi-worker strategy configures collective ops, which must happen before TF runs anything.
     strategy = distribute.get_strategy(run_plan.strategy)

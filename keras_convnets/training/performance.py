@@ -13,6 +13,8 @@ import os
 import sys
 from typing import Optional
 
+from keras_convnets import checks
+
 #: Environment variables that override the measured defaults (for experiments and unusual machines).
 INTRA_ENV, INTER_ENV = "KERAS_CONVNETS_INTRA_OP_THREADS", "KERAS_CONVNETS_INTER_OP_THREADS"
 #: TensorFlow's switch for its oneDNN CPU kernels, read once when TensorFlow is imported.
@@ -78,7 +80,7 @@ def configure_threads(intra_op=None, inter_op=None) -> bool:
 SMALL_CPU_CORES = 4
 #: Steps per ``tf.function`` call on a CPU. Measured 1 vs 8 on a 2-core CPU at load ~3 (ResNet-20, batch 64): 8 was
 #: 4.6% slower in 4 of 4 rounds (Keras 3's while_loop over optional inputs costs more than the per-step Python round
-#: trip it saves), so 1.
+#: trip it saves), so 1 (benchmarks/RESULTS.md, "steps_per_execution").
 CPU_STEPS_PER_EXECUTION = 1
 #: On a TPU every call of the train function is a host round trip; Keras' and Cloud TPU's guidance is tens of steps
 #: per call. Not measured here (no TPU).
@@ -154,11 +156,9 @@ def choose_settings(machine: Machine, *, steps_per_execution: Optional[int] = No
     * bigger CPU: tf.data's autotuner over the shared pool (the 1-thread setting was measured on 2 cores only), XLA
       off.
     """
-    from keras_convnets.models.application import check_positive_int  # pylint: disable=import-outside-toplevel
     if steps_per_execution is not None:
-        check_positive_int("steps_per_execution", steps_per_execution)
-    if jit_compile not in (None, True, False):
-        raise ValueError(f"jit_compile must be True, False or None (Keras decides); got {jit_compile!r}")
+        checks.positive_int("steps_per_execution", steps_per_execution)
+    checks.one_of("jit_compile (None: Keras decides)", jit_compile, (None, True, False))
     if machine.accelerators:
         kind = "TPU" if machine.tpu_cores else "GPU"
         default_steps = TPU_STEPS_PER_EXECUTION if machine.tpu_cores else 1

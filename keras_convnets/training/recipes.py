@@ -69,14 +69,13 @@ IMAGENET = Recipe("He et al. 2016, §3.4", epochs=90, batch_size=256, lr=0.1, we
 
 _CIFAR = {"resnet": RESNET_CIFAR, "preact_resnet": PREACT_CIFAR, "wrn": WRN_CIFAR, "resnext": RESNEXT_CIFAR,
           "densenet": DENSENET_CIFAR}
-_WARMUP_MODELS = ("resnet110", "resnet1202")
 
 
 def recipe_for(info) -> Recipe:
     """The recipe of a registered model (a :class:`keras_convnets.models.registry.ModelInfo`)."""
     if info.dataset == "imagenet":
         return dataclasses.replace(IMAGENET, nesterov=info.family == "densenet")
-    if info.name in _WARMUP_MODELS:
+    if info.warmup:  # registered with the model (He et al.'s ResNet-110 and -1202)
         return RESNET_CIFAR_DEEP
     return _CIFAR[info.family]
 
