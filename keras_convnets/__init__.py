@@ -4,9 +4,15 @@
 
 The public names are loaded on first use (PEP 562), so ``import keras_convnets`` and ``keras-convnets --help`` do not
 pay for importing TensorFlow; ``from keras_convnets import X`` works as usual.
+
+Our custom layers are registered with Keras (``keras_convnets>OptionAShortcut``, ...) as soon as both this package
+and Keras are imported, in either order, so ``import keras_convnets`` is all a script needs to load a ``.keras`` file
+of one of our models.
 """
 
 import importlib
+import importlib.abc
+import sys
 
 __version__ = "0.1.0"
 
@@ -37,6 +43,49 @@ _EXPORTS = {
 }
 
 __all__ = list(_EXPORTS)
+
+#: The modules whose import registers our serializable layers with Keras.
+_LAYER_MODULES = ("keras_convnets.models.layers", "keras_convnets.models.recompute")
+
+
+def _register_layers():
+    for module in _LAYER_MODULES:
+        importlib.import_module(module)
+
+
+class _RegisterLayersWhenKerasLoads(importlib.abc.MetaPathFinder):
+    """Registers our layers right after Keras (Keras 3 or tf-keras) has been imported, without importing it here."""
+
+    searching = False
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in ("keras", "tf_keras") or self.searching:
+            return None
+        self.searching = True
+        try:
+            spec = next((found for found in (finder.find_spec(fullname, path, target) for finder in sys.meta_path
+                                             if finder is not self and hasattr(finder, "find_spec"))
+                         if found is not None), None)
+        finally:
+            self.searching = False
+        if spec is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        load = spec.loader.exec_module
+
+        def exec_module(module):
+            load(module)
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
+            _register_layers()
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if "keras" in sys.modules or "tf_keras" in sys.modules:
+    _register_layers()
+else:
+    sys.meta_path.insert(0, _RegisterLayersWhenKerasLoads())
 
 
 def __getattr__(name):

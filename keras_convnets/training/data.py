@@ -139,6 +139,9 @@ def load_dataset(name: str, split: str = "train", *, batch_size: int = 128, trai
     spec = dataset_spec(name)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+    if augmentation is not None and not isinstance(augmentation, bool):
+        raise ValueError(f"augmentation must be True, False or None (the dataset's usual setting); got "
+                         f"{augmentation!r}")
     augmentation = spec.augment if augmentation is None else augmentation
     ds = load_split(name, split, data_dir, download)
     if cache:
