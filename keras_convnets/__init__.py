@@ -48,18 +48,29 @@ __all__ = list(_EXPORTS)
 _LAYER_MODULES = ("keras_convnets.models.layers", "keras_convnets.models.recompute")
 
 
+_BACKEND = "keras_convnets.models.backend"
+
+
 def _register_layers():
+    """Imports the layer modules (their decorators register them) once Keras and our backend module are both fully
+    imported; until then it does nothing and the hook below calls it again."""
+    backend = sys.modules.get(_BACKEND)
+    if not ("keras" in sys.modules or "tf_keras" in sys.modules) or (backend and not hasattr(backend, "KERAS_3")):
+        return  # Keras not loaded yet, or our backend module is mid-import (it imports TensorFlow, which loads Keras)
+    for finder in [f for f in sys.meta_path if isinstance(f, _RegisterLayersWhenKerasLoads)]:
+        sys.meta_path.remove(finder)
     for module in _LAYER_MODULES:
         importlib.import_module(module)
 
 
 class _RegisterLayersWhenKerasLoads(importlib.abc.MetaPathFinder):
-    """Registers our layers right after Keras (Keras 3 or tf-keras) has been imported, without importing it here."""
+    """Calls :func:`_register_layers` right after Keras (Keras 3 or tf-keras) or our backend module has been
+    imported, without importing either here."""
 
     searching = False
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname not in ("keras", "tf_keras") or self.searching:
+        if fullname not in ("keras", "tf_keras", _BACKEND) or self.searching:
             return None
         self.searching = True
         try:
@@ -74,18 +85,14 @@ class _RegisterLayersWhenKerasLoads(importlib.abc.MetaPathFinder):
 
         def exec_module(module):
             load(module)
-            if self in sys.meta_path:
-                sys.meta_path.remove(self)
             _register_layers()
 
         spec.loader.exec_module = exec_module
         return spec
 
 
-if "keras" in sys.modules or "tf_keras" in sys.modules:
-    _register_layers()
-else:
-    sys.meta_path.insert(0, _RegisterLayersWhenKerasLoads())
+sys.meta_path.insert(0, _RegisterLayersWhenKerasLoads())
+_register_layers()
 
 
 def __getattr__(name):
