@@ -112,6 +112,39 @@ def test_divergence_is_one_line_recorded_then_a_lower_lr_completes_and_a_rerun_s
     assert loop.plan("resnet20", epochs=2, steps_per_epoch=2, batch_size=16, lr=0.01, out=str(out), force=True)
 
 
+def test_kill_before_training_then_the_same_command_runs(capsys, tmp_path, monkeypatch):
+    from keras_convnets.training import loop
+
+    out = tmp_path / "run"
+    build = loop.build_model
+
+    def killed_build(*args, **kwargs):
+        raise Killed()
+
+    monkeypatch.setattr(loop, "build_model", killed_build)
+    with pytest.raises(Killed):
+        train(capsys, out, epochs=1)
+    assert record(out)["status"] == "running"
+    monkeypatch.setattr(loop, "build_model", build)
+    status, _, err = train(capsys, out, epochs=1)
+    assert status == 0, err
+    assert record(out)["status"] == "complete" and epochs_in_history(out) == [1]
+
+
+def test_disk_full_before_training_is_one_line(capsys, tmp_path, monkeypatch):
+    from keras_convnets.training import loop
+
+    def full(path, obj):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+    monkeypatch.setattr(loop, "_write_json", full)
+    status, _, err = train(capsys, tmp_path / "run")
+    assert status == 1
+    assert err.strip().splitlines() == [f"keras-convnets: error: {os.strerror(errno.ENOSPC)}: {tmp_path / 'run'}/"
+                                        "run.json; re-run the same command to resume from the last finished epoch"]
+    assert not (tmp_path / "run" / lock.LOCK_FILE).exists()
+
+
 # -- 3. atomic checkpoints -------------------------------------------------------------------------------------------
 
 
