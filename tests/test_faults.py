@@ -116,16 +116,16 @@ def test_kill_before_training_then_the_same_command_runs(capsys, tmp_path, monke
     from keras_convnets.training import loop
 
     out = tmp_path / "run"
-    build = loop.build_model
+    fit = loop._fit
 
-    def killed_build(*args, **kwargs):
+    def killed_fit(*args, **kwargs):
         raise Killed()
 
-    monkeypatch.setattr(loop, "build_model", killed_build)
+    monkeypatch.setattr(loop, "_fit", killed_fit)
     with pytest.raises(Killed):
         train(capsys, out, epochs=1)
-    assert record(out)["status"] == "running"
-    monkeypatch.setattr(loop, "build_model", build)
+    assert record(out)["status"] == "running" and not (out / "history.json").exists()
+    monkeypatch.setattr(loop, "_fit", fit)
     status, _, err = train(capsys, out, epochs=1)
     assert status == 0, err
     assert record(out)["status"] == "complete" and epochs_in_history(out) == [1]

@@ -394,16 +394,15 @@ def run(run_plan: RunPlan, verbose="auto") -> TrainResult:
     from keras_convnets.training import distribute
 
     # First: a multi-worker strategy configures collective ops, which must happen before TF runs anything.
-    strategy = distribute.get_strategy(run_plan.strategy)
-    if not distribute.is_chief(strategy):
-        return _run(run_plan, strategy, verbose)
+    return _run(run_plan, distribute.get_strategy(run_plan.strategy), verbose)
+
+
+def _make_out_dir(out):
     try:
-        os.makedirs(run_plan.out, exist_ok=True)
+        os.makedirs(out, exist_ok=True)
     except OSError as error:
-        raise RunMismatchError(f"output directory {run_plan.out} cannot be created ({error.strerror}); choose "
-                               "another --out") from None
-    with lock.held(run_plan.out):
-        return _run(run_plan, strategy, verbose)
+        raise RunMismatchError(f"output directory {out} cannot be created ({error.strerror}); choose another "
+                               "--out") from None
 
 
 def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
@@ -423,9 +422,6 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
           + (" (scaled linearly from the paper's batch)" if run_plan.scale_lr else ""), flush=True)
     if not tf.config.list_physical_devices("GPU"):
         print(performance.kernels_note(), flush=True)
-    if chief:
-        _start_record(out, run_plan)
-        export.recover(os.path.join(out, "saved_model"))
 
     info = data.dataset_info(spec.name, run_plan.data_dir)
     names = data.class_names(info)
@@ -454,52 +450,59 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
         repeated_steps = steps if run_plan.steps_per_epoch is not None else None
         model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(),
                       metrics=["accuracy"], **performance.compile_options(run_plan.info, repeated_steps))
-    os.makedirs(out, exist_ok=True)
-    # Non-chief workers: the standard pattern, a temporary directory of their own, deleted at the end.
-    write_dir = out if chief else tempfile.mkdtemp(prefix=f"keras_convnets-{distribute.task_name()}-")
-    guard = _divergence_guard_class()()
-    try:
-        callbacks = [
-            checkpoint.backup_and_restore(os.path.join(out, "backup")),  # before EpochHistory: see its docstring
-            _history_callback_class()(write_dir),
-            guard,
-        ]
-        if chief and importlib.util.find_spec("tensorboard") is not None:
-            callbacks.append(keras.callbacks.TensorBoard(os.path.join(out, "logs"), write_graph=False,
-                                                         profile_batch=0))
-        elif chief:
-            print("TensorBoard is not installed: no logs/ written (pip install tensorboard)", flush=True)
-        fit_steps = {} if repeated_steps is None else {"steps_per_epoch": steps}
-        test_loss, test_accuracy = _fit(model, train_ds, test_ds, callbacks, recipe, verbose, fit_steps)
-        history_path = os.path.join(write_dir, HISTORY_JSON)
-        rows = _read_json(history_path) if os.path.exists(history_path) else []
-        if chief:
-            plot_history(rows, os.path.join(out, CURVES_PNG))
-        if guard.diverged_at is not None:
-            message = f"loss became NaN at epoch {guard.diverged_at}; lower --lr (it was {recipe.lr:g})"
+    with contextlib.ExitStack() as held:
+        if chief:  # the model is built: OUT is touched only by a run that can start
+            _make_out_dir(out)
+            held.enter_context(lock.held(out))
+            _start_record(out, run_plan)
+            export.recover(os.path.join(out, "saved_model"))
+        else:
+            os.makedirs(out, exist_ok=True)
+        # Non-chief workers: the standard pattern, a temporary directory of their own, deleted at the end.
+        write_dir = out if chief else tempfile.mkdtemp(prefix=f"keras_convnets-{distribute.task_name()}-")
+        guard = _divergence_guard_class()()
+        try:
+            callbacks = [
+                checkpoint.backup_and_restore(os.path.join(out, "backup")),  # before EpochHistory: see its docstring
+                _history_callback_class()(write_dir),
+                guard,
+            ]
+            if chief and importlib.util.find_spec("tensorboard") is not None:
+                callbacks.append(keras.callbacks.TensorBoard(os.path.join(out, "logs"), write_graph=False,
+                                                             profile_batch=0))
+            elif chief:
+                print("TensorBoard is not installed: no logs/ written (pip install tensorboard)", flush=True)
+            fit_steps = {} if repeated_steps is None else {"steps_per_epoch": steps}
+            test_loss, test_accuracy = _fit(model, train_ds, test_ds, callbacks, recipe, verbose, fit_steps)
+            history_path = os.path.join(write_dir, HISTORY_JSON)
+            rows = _read_json(history_path) if os.path.exists(history_path) else []
             if chief:
-                _remove_backup(out)  # its weights belong to a learning rate that diverges
-                _write_json(os.path.join(out, RUN_FILE), {"status": "diverged", "arguments": run_plan.arguments,
-                                                          "diverged_at_epoch": guard.diverged_at, "error": message})
-            raise DivergedError(message)
-        check_images = next(iter(test_ds))[0].numpy()[:64].astype(np.uint8)
-        export_path = export.export_saved_model(model, os.path.join(write_dir, "saved_model"), names, check_images)
-        distribute.debug_dump_weights(model)
-    finally:
+                plot_history(rows, os.path.join(out, CURVES_PNG))
+            if guard.diverged_at is not None:
+                message = f"loss became NaN at epoch {guard.diverged_at}; lower --lr (it was {recipe.lr:g})"
+                if chief:
+                    _remove_backup(out)  # its weights belong to a learning rate that diverges
+                    _write_json(os.path.join(out, RUN_FILE), {"status": "diverged", "arguments": run_plan.arguments,
+                                                              "diverged_at_epoch": guard.diverged_at, "error": message})
+                raise DivergedError(message)
+            check_images = next(iter(test_ds))[0].numpy()[:64].astype(np.uint8)
+            export_path = export.export_saved_model(model, os.path.join(write_dir, "saved_model"), names, check_images)
+            distribute.debug_dump_weights(model)
+        finally:
+            if not chief:
+                shutil.rmtree(write_dir, ignore_errors=True)
         if not chief:
-            shutil.rmtree(write_dir, ignore_errors=True)
-    if not chief:
-        export_path = os.path.join(out, "saved_model")  # where the chief writes it
-    history = {key: [row.get(key) for row in rows] for key in dict.fromkeys(k for row in rows for k in row)}
-    if chief:
-        _write_json(os.path.join(out, RUN_FILE), {"status": "complete", "arguments": run_plan.arguments,
-                                                  "test_accuracy": test_accuracy, "test_loss": test_loss,
-                                                  "export_path": export_path, "class_names": names,
-                                                  "strategy": distribute.strategy_label(strategy),
-                                                  "replicas": replicas, "global_batch_size": global_batch,
-                                                  "lr": recipe.lr})
-        _remove_backup(out)  # only now: a run killed before this line resumes with no epoch left to train
-    return TrainResult(out, export_path, test_accuracy, test_loss, history, run_plan.arguments)
+            export_path = os.path.join(out, "saved_model")  # where the chief writes it
+        history = {key: [row.get(key) for row in rows] for key in dict.fromkeys(k for row in rows for k in row)}
+        if chief:
+            _write_json(os.path.join(out, RUN_FILE), {"status": "complete", "arguments": run_plan.arguments,
+                                                      "test_accuracy": test_accuracy, "test_loss": test_loss,
+                                                      "export_path": export_path, "class_names": names,
+                                                      "strategy": distribute.strategy_label(strategy),
+                                                      "replicas": replicas, "global_batch_size": global_batch,
+                                                      "lr": recipe.lr})
+            _remove_backup(out)  # only now: a run killed before this line resumes with no epoch left to train
+        return TrainResult(out, export_path, test_accuracy, test_loss, history, run_plan.arguments)
 
 
 def train(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None, weight_decay=None, schedule=None,
