@@ -69,9 +69,13 @@ def test_seed_beyond_32_bits_is_one_line(capsys, tmp_path, monkeypatch):
                    "seed must be an integer >= 0 and <= 4294967295")
 
 
-def test_invalid_tf_config_is_one_line(capsys, tmp_path, monkeypatch):
-    monkeypatch.setenv("TF_CONFIG", "{not json")
-    one_line_error(*run(capsys, "train", "resnet20", "--out", tmp_path / "o")[::2], "TF_CONFIG is not valid JSON")
+@pytest.mark.parametrize("config,message", [("{not json", "TF_CONFIG is not valid JSON"),
+                                            ("[1]", "TF_CONFIG must be a JSON object"),
+                                            ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"index": "one"}}',
+                                             "TF_CONFIG must be a JSON object")])
+def test_invalid_tf_config_is_one_line(capsys, tmp_path, monkeypatch, config, message):
+    monkeypatch.setenv("TF_CONFIG", config)
+    one_line_error(*run(capsys, "train", "resnet20", "--out", tmp_path / "o")[::2], message)
 
 
 @requires_cifar10
