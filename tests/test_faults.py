@@ -85,7 +85,7 @@ def test_divergence_is_one_line_recorded_then_a_lower_lr_completes_and_a_rerun_s
     out = tmp_path / "run"
     status, _, err = train(capsys, out, "--lr", "1e30", epochs=2)
     assert status == 1, err
-    assert err.strip().splitlines() == [f"keras-convnets: error: loss became NaN at epoch 1; lower --lr (it was 1e+30)"]
+    assert err.strip().splitlines() == ["keras-convnets: error: loss became NaN at epoch 1; lower --lr (it was 1e+30)"]
     diverged = record(out)
     assert diverged["status"] == "diverged" and diverged["diverged_at_epoch"] == 1
     assert not (out / "backup").exists() and not (out / "saved_model").exists()
@@ -140,8 +140,9 @@ def test_disk_full_before_training_is_one_line(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "_write_json", full)
     status, _, err = train(capsys, tmp_path / "run")
     assert status == 1
-    assert err.strip().splitlines() == [f"keras-convnets: error: {os.strerror(errno.ENOSPC)}: {tmp_path / 'run'}/"
-                                        "run.json; re-run the same command to resume from the last finished epoch"]
+    expected = (f"keras-convnets: error: {os.strerror(errno.ENOSPC)}: {tmp_path / 'run'}/run.json; re-run the same "
+                "command to resume from the last finished epoch")
+    assert err.strip().splitlines() == [expected]
     assert not (tmp_path / "run" / lock.LOCK_FILE).exists()
 
 
