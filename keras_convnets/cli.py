@@ -56,6 +56,8 @@ def _add_train(sub):
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.add_argument("--seed", type=int, default=0, help="random seed of weights, shuffling and augmentation")
     p.add_argument("--out", help="output directory (default runs/MODEL_DATASET)")
+    p.add_argument("--force", action="store_true", help="train again a run that OUT holds complete (its record is "
+                                                        "replaced when the new run completes)")
     p.add_argument("--no-augmentation", dest="augmentation", action="store_false", default=None,
                    help="train without pad-crop-flip (default: the dataset's usual setting)")
     model = p.add_argument_group("model options (passed to the factory)")
@@ -124,8 +126,7 @@ def build_parser():
 
 
 def _train(args):
-    from keras_convnets.training.distribute import StrategyError
-    from keras_convnets.training.loop import ModelOptionError, plan, run
+    from keras_convnets.training.loop import DivergedError, plan, run
 
     model_kwargs = {key: value for key, value in dict(dropout=args.dropout, stochastic_depth=args.stochastic_depth,
                                                       sync_bn=args.sync_bn,
@@ -137,15 +138,21 @@ def _train(args):
                         weight_decay=args.weight_decay, schedule=args.schedule, strategy=args.strategy,
                         precision=args.precision, out=args.out, data_dir=args.data_dir, seed=args.seed,
                         model_kwargs=model_kwargs, augmentation=args.augmentation,
-                        steps_per_epoch=args.steps_per_epoch, scale_lr=args.scale_lr)
+                        steps_per_epoch=args.steps_per_epoch, scale_lr=args.scale_lr, force=args.force)
     except ValueError as error:
         raise UsageError(str(error)) from None
     import tensorflow as tf
 
     try:
         result = run(run_plan)
-    except (ModelOptionError, StrategyError) as error:  # the factory rejected a model option; no TPU here
+    except ValueError as error:  # a model option the factory rejects, no TPU, OUT locked or unusable, bad data
         raise UsageError(str(error)) from None
+    except (DivergedError, OSError) as error:  # e.g. the disk is full: the last checkpoint is kept
+        reason = str(error) if isinstance(error, DivergedError) else \
+            f"{error.strerror or error}{f': {error.filename}' if error.filename else ''}; re-run the same command " \
+            f"to resume from the last finished epoch"
+        print(f"{PROG}: error: {' '.join(reason.split())}", file=sys.stderr)
+        return 1
     except tf.errors.UnavailableError as error:  # multi-worker: a peer stopped; tf.distribute is not elastic
         reason = " ".join(str(error).split())[:200]
         print(f"{PROG}: error: a worker of the cluster is gone ({reason}); restart every worker with the same "
@@ -168,8 +175,12 @@ def _recorded_dataset(saved_model_dir):
     for directory in (os.path.dirname(os.path.abspath(saved_model_dir)), saved_model_dir):
         run_file = os.path.join(directory, "run.json")
         if os.path.isfile(run_file):
-            with open(run_file) as f:
-                return json.load(f)["arguments"]["dataset"]
+            try:
+                with open(run_file) as f:
+                    return json.load(f)["arguments"]["dataset"]
+            except (OSError, ValueError, KeyError, TypeError):
+                raise UsageError(f"{run_file} is not a run record (a JSON object with arguments.dataset): pass "
+                                 "--dataset") from None
     return None
 
 
@@ -180,12 +191,17 @@ def _evaluate(args):
     dataset = args.dataset or _recorded_dataset(path)
     if dataset is None:
         raise UsageError(f"{path} records no dataset (no run.json beside it): pass --dataset")
+    import tensorflow as tf
+
     try:
         data.dataset_info(dataset, args.data_dir, download=True)
         accuracy, count = export.evaluate_saved_model(path, dataset, args.split, data_dir=args.data_dir,
                                                       batch_size=args.batch_size)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    except (tf.errors.DataLossError, tf.errors.NotFoundError) as error:
+        raise UsageError(f"{dataset}'s files cannot be read ({' '.join(str(error).split())[:160]}); they are corrupt "
+                         "or missing: prepare the dataset again or point --data-dir at a good copy") from None
     print(f"{dataset} {args.split} accuracy: {accuracy:.4f} ({count} images)")
     return 0
 
@@ -198,24 +214,33 @@ def _predict(args):
 
     if args.top_k <= 0:
         raise UsageError(f"--top-k must be a positive integer; got {args.top_k}")
-    saved_model = tf.saved_model.load(_saved_model_dir(args.dir))
+    try:
+        saved_model = export.load(_saved_model_dir(args.dir))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     names = export.load_class_names(saved_model)
-    height, width = saved_model.signatures["serving_default"].structured_input_signature[1][
-        export.SIGNATURE_INPUT].shape[1:3]
-    images = []
+    height, width = export.input_size(saved_model)
+    paths, images, failed = [], [], 0
     for path in args.images:
         try:
             image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        except (tf.errors.OpError, ValueError) as error:
-            raise UsageError(f"cannot read image {path}: {error.__class__.__name__}") from None
-        if tuple(image.shape[:2]) != (height, width):
-            image = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(image, (height, width))), 0, 255), tf.uint8)
-        images.append(image.numpy())
-    probabilities = export.predict(saved_model, np.stack(images))
-    for path, row in zip(args.images, probabilities):
-        top = np.argsort(-row)[:args.top_k]
-        print(f"{path}: " + ", ".join(f"{names[i]} {row[i]:.3f}" for i in top))
-    return 0
+        except tf.errors.NotFoundError:
+            reason = "no such file"
+        except (tf.errors.OpError, ValueError):
+            reason = "not a decodable image: JPEG, PNG, GIF, BMP or WebP"
+        else:
+            if tuple(image.shape[:2]) != (height, width):
+                image = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(image, (height, width))), 0, 255), tf.uint8)
+            paths.append(path)
+            images.append(image.numpy())
+            continue
+        print(f"{PROG}: error: {path}: {reason}", file=sys.stderr)
+        failed += 1
+    if images:
+        for path, row in zip(paths, export.predict(saved_model, np.stack(images))):
+            top = np.argsort(-row)[:args.top_k]
+            print(f"{path}: " + ", ".join(f"{names[i]} {row[i]:.3f}" for i in top))
+    return 2 if failed else 0
 
 
 def _models(args):
@@ -242,8 +267,11 @@ def _use_legacy_keras(args, reexec):
     from keras_convnets.models.backend import KERAS_3
     from keras_convnets.training import distribute
 
-    if getattr(args, "command", None) != "train" or not distribute.needs_legacy_keras(args.strategy):
-        return
+    try:
+        if getattr(args, "command", None) != "train" or not distribute.needs_legacy_keras(args.strategy):
+            return
+    except distribute.StrategyError as error:  # TF_CONFIG is not JSON
+        raise UsageError(str(error)) from None
     if not distribute.legacy_keras_available():
         raise UsageError("multi-worker training runs on tf-keras, which is not installed: "
                          f"{distribute.MULTIWORKER_INSTALL}")

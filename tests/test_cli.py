@@ -23,7 +23,7 @@ def _error(capsys, argv):
     (["train", "resnet20", "--strategy", "warp"], "unknown strategy 'warp'"),
     (["train", "resnet20", "--epochs", "three"], "invalid int value"),
     (["train", "resnet20", "--epochs", "0"], "epochs must be an integer > 0"),
-    (["train", "resnet20", "--lr", "-1"], "lr must be a number > 0"),
+    (["train", "resnet20", "--lr", "-1"], "lr must be a finite number > 0"),
     (["train", "resnet20", "--schedule", "0.9,0.5"], "schedule must be one of piecewise, cosine, constant"),
     (["train", "resnet20", "--precision", "float64"], "invalid choice"),
     (["train"], "required: model"),

@@ -208,6 +208,9 @@ def resolve_input(input_tensor: Any, input_shape: Optional[tuple], *, default_si
         if not _is_keras_tensor(input_tensor):
             raise ValueError("input_tensor must be a Keras tensor (from keras.Input or a layer's output); "
                              f"got {type(input_tensor).__name__}")
+        if input_shape is not None and tuple(input_shape) != tuple(input_tensor.shape[1:]):
+            raise ValueError(f"input_shape {tuple(input_shape)} contradicts input_tensor's shape "
+                             f"{tuple(input_tensor.shape[1:])}; pass one of them")
         check_input_shape(tuple(input_tensor.shape[1:]), min_size=min_size, config=config, require_rgb=require_rgb)
         return keras.utils.get_source_inputs(input_tensor), input_tensor
     if input_shape is None:

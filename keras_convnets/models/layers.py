@@ -6,7 +6,16 @@ import tensorflow as tf
 from keras_convnets import checks
 from keras_convnets.models.backend import keras
 
+#: The package name our layers are registered under: a ``.keras`` file names them ``keras_convnets>OptionAShortcut``.
+SERIALIZATION_PACKAGE = "keras_convnets"
 
+
+def serializable(cls):
+    """Registers a layer class for ``.keras`` files (``keras.saving.register_keras_serializable``, tf-keras's too)."""
+    return keras.utils.register_keras_serializable(package=SERIALIZATION_PACKAGE)(cls)
+
+
+@serializable
 class OptionAShortcut(keras.layers.Layer):
     """He et al. (2015) CIFAR shortcut option A: subsample by ``stride``, zero-pad the new channels.
 
@@ -42,6 +51,7 @@ class OptionAShortcut(keras.layers.Layer):
                 "data_format": self.data_format}
 
 
+@serializable
 class StochasticDepth(keras.layers.Layer):
     """Drops a residual branch per example with probability ``1 - survival``, Huang et al. (2016).
 

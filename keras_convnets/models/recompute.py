@@ -20,7 +20,7 @@ gamma:0``, Keras 3 path ``conv2_block1_0_bn/gamma``) and the same order in ``mod
 import tensorflow as tf
 
 from keras_convnets.models.backend import KERAS_3, keras
-from keras_convnets.models.layers import batch_norm_training
+from keras_convnets.models.layers import batch_norm_training, serializable
 
 
 def _build_at_top_level(layer, input_shape):
@@ -67,6 +67,7 @@ def normalize_with_batch_stats(bn: "keras.layers.BatchNormalization", x: tf.Tens
     return tf.cast(y, x.dtype)
 
 
+@serializable
 class RecomputedConv(keras.layers.Layer):
     """``conv(relu(norm(concat(features))))``, recomputed in the backward pass when training.
 

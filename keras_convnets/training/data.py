@@ -141,6 +141,7 @@ def load_dataset(name: str, split: str = "train", *, batch_size: int = 128, trai
 
     spec = dataset_spec(name)
     checks.positive_int("batch_size", batch_size)
+    checks.one_of("augmentation (None: the dataset's usual setting)", augmentation, (None, True, False))
     augmentation = spec.augment if augmentation is None else augmentation
     ds = load_split(name, split, data_dir, download)
     if cache:

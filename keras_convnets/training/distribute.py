@@ -42,8 +42,10 @@ def tf_config(environ=None) -> dict:
         config = json.loads(raw)
     except ValueError:
         raise StrategyError(f"TF_CONFIG is not valid JSON: {raw[:80]!r}") from None
-    if not isinstance(config, dict):
-        raise StrategyError("TF_CONFIG must be a JSON object with 'cluster' and 'task'")
+    cluster, task = (config.get(key) or {} for key in ("cluster", "task")) if isinstance(config, dict) else (0, 0)
+    if not isinstance(cluster, dict) or not isinstance(task, dict) or not isinstance(task.get("index", 0), int):
+        raise StrategyError("TF_CONFIG must be a JSON object with 'cluster' (task type -> addresses) and 'task' "
+                            '({"type": ..., "index": an integer})')
     return config
 
 

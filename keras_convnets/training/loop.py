@@ -6,10 +6,14 @@ preprocessing, fits it, evaluates it on the test split, exports ``OUT/saved_mode
 
 ``OUT`` holds: ``run.json`` (the run's arguments: a different run is refused), ``history.json`` / ``history.csv``
 (one row per epoch, exactly once even across resumptions), ``curves.png``, ``logs/`` (TensorBoard), ``backup/``
-(``BackupAndRestore``: a killed run re-run with the same arguments resumes after its last finished epoch; deleted
-when training completes) and ``saved_model/``.
+(:mod:`keras_convnets.training.checkpoint`: a killed run re-run with the same arguments resumes after its last
+finished epoch; deleted once the export has landed), ``saved_model/`` and, while a run is alive, ``.lock`` (one run per
+``OUT``). ``run.json``'s ``status`` is ``running``, ``complete`` (a re-run says so instead of training again unless
+``force``) or ``diverged`` (the loss became NaN; a re-run with other arguments may start over in the same ``OUT``).
+The README's "What survives what" lists the faults each of these survives.
 """
 
+import contextlib
 import csv
 import dataclasses
 import importlib.util
@@ -21,7 +25,7 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
-from keras_convnets.training import data, recipes
+from keras_convnets.training import data, lock, recipes
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 RUN_FILE = "run.json"
@@ -36,6 +40,22 @@ class RunMismatchError(ValueError):
 
 class ModelOptionError(ValueError):
     """The model's factory rejected an option (``model_kwargs``)."""
+
+
+class RunCompleteError(ValueError):
+    """The output directory holds this very run, complete: training it again needs ``force``."""
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class DataError(ValueError):
+    """The dataset's files could not be read while training (corrupt or missing tfrecords)."""
+
+
+#: The largest seed TensorFlow and NumPy accept.
+MAX_SEED = 2**32 - 1
 
 
 @dataclasses.dataclass
@@ -67,6 +87,7 @@ class RunPlan:
     steps_per_epoch: Optional[int] = None
     scale_lr: bool = False
     reference_batch_size: Optional[int] = None
+    force: bool = False
 
     @property
     def arguments(self) -> Dict[str, Any]:
@@ -94,21 +115,24 @@ class RunPlan:
         return dataclasses.replace(self.recipe, lr=self.recipe.lr * factor, warmup_lr=self.recipe.warmup_lr * factor)
 
 
-def _check_number(name, value, *, integer=False, minimum=0.0, inclusive=False):
+def _check_number(name, value, *, integer=False, minimum=0, inclusive=False, maximum=None):
+    """A ValueError unless ``value`` is a finite int (``integer``) or number in the range; NaN compares false to
+    everything, so finiteness is checked first."""
     kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or value < minimum or (value == minimum
-                                                                                      and not inclusive):
+    if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value) or value < minimum or (
+            value == minimum and not inclusive) or (maximum is not None and value > maximum):
         relation = ">=" if inclusive else ">"
-        raise ValueError(f"{name} must be {'an integer' if integer else 'a number'} {relation} {minimum}; "
-                         f"got {value!r}")
+        upper = "" if maximum is None else f" and <= {maximum}"
+        raise ValueError(f"{name} must be {'an integer' if integer else 'a finite number'} {relation} {minimum}"
+                         f"{upper}; got {value!r}")
 
 
 def plan(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None, weight_decay=None, schedule=None,
          strategy="auto", precision="float32", out=None, data_dir=None, seed=0, model_kwargs=None,
-         augmentation=None, steps_per_epoch=None, scale_lr=False) -> RunPlan:
+         augmentation=None, steps_per_epoch=None, scale_lr=False, force=False) -> RunPlan:
     """Resolves a run's arguments against the model's recipe and checks them (ValueError with a one-line reason:
     unknown model, dataset or strategy, multi-worker without tf-keras, dataset not prepared, bad numbers, ``out``
-    holding a different run)."""
+    not a writable directory, holding a different run, or this run complete and ``force`` not given)."""
     from keras_convnets.models import registry
     from keras_convnets.training import distribute
 
@@ -130,32 +154,79 @@ def plan(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None
     _check_number("batch_size", recipe.batch_size, integer=True)
     _check_number("lr", recipe.lr)
     _check_number("weight_decay", recipe.weight_decay, inclusive=True)
-    _check_number("seed", seed, integer=True, inclusive=True)
+    _check_number("seed", seed, integer=True, inclusive=True, maximum=MAX_SEED)
     if steps_per_epoch is not None:
         _check_number("steps_per_epoch", steps_per_epoch, integer=True)
-    augmentation = spec.augment if augmentation is None else bool(augmentation)
+    if augmentation is not None and not isinstance(augmentation, bool):
+        raise ValueError(f"augmentation must be True, False or None (the dataset's usual setting); got "
+                         f"{augmentation!r}")
+    augmentation = spec.augment if augmentation is None else augmentation
     kwargs = {**recipe.model_kwargs(augmentation), **(model_kwargs or {})}
     out = os.path.abspath(out or os.path.join("runs", f"{info.name}_{spec.name}"))
     run_plan = RunPlan(info, spec, recipe, kwargs, precision, seed, out, data.resolve_data_dir(data_dir), strategy,
-                       augmentation, steps_per_epoch, bool(scale_lr), reference_batch_size)
+                       augmentation, steps_per_epoch, bool(scale_lr), reference_batch_size, bool(force))
     data.dataset_info(spec.name, run_plan.data_dir, download=True)  # downloads, or says how to point at a copy
     if not distribute.needs_legacy_keras(strategy) or distribute.is_chief_task():
-        check_out_dir(out, run_plan.arguments)  # other workers write nothing in out but their backup
+        check_out_dir(out, run_plan.arguments, force)  # other workers write nothing in out but their backup
     return run_plan
 
 
-def check_out_dir(out, arguments):
-    """Refuses an output directory that holds another run (different ``run.json``) or unrelated files."""
+def _read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def read_run_record(out) -> Optional[Dict[str, Any]]:
+    """``OUT/run.json`` as a dict, None when there is none; a RunMismatchError when it is not a JSON object."""
     run_file = os.path.join(out, RUN_FILE)
-    if os.path.exists(run_file):
-        with open(run_file) as f:
-            recorded = json.load(f).get("arguments")
-        if recorded != json.loads(json.dumps(arguments)):
-            changed = sorted(k for k in set(arguments) | set(recorded or {})
-                             if (recorded or {}).get(k) != json.loads(json.dumps(arguments)).get(k))
+    if not os.path.exists(run_file):
+        return None
+    try:
+        record = _read_json(run_file)
+    except (OSError, ValueError) as error:
+        raise RunMismatchError(f"{run_file} cannot be read as JSON ({error}); choose another --out") from None
+    if not isinstance(record, dict) or not isinstance(record.get("arguments", {}), dict):
+        raise RunMismatchError(f"{run_file} is not a run record (a JSON object with 'arguments'); choose another "
+                               "--out")
+    return record
+
+
+def check_writable_dir(out):
+    """A RunMismatchError (one line) unless ``out`` is, or can be created as, a directory this process can write."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise RunMismatchError(f"output directory {out} is a file, not a directory; choose another --out")
+    existing = out
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise RunMismatchError(f"output directory {out} cannot be created: {existing} is a file; choose another "
+                               "--out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunMismatchError(f"output directory {out} is not writable ({existing}: permission denied or "
+                               "read-only); choose another --out")
+
+
+def check_out_dir(out, arguments, force=False):
+    """Refuses an output directory that is not a writable directory, holds another run (different ``run.json``) or
+    unrelated files, or holds this run complete (unless ``force``). A diverged run's directory is free."""
+    check_writable_dir(out)
+    record = read_run_record(out)
+    if record is not None:
+        recorded = record.get("arguments")
+        wanted = json.loads(json.dumps(arguments))
+        if record.get("status") == "diverged":
+            return
+        if recorded != wanted:
+            changed = sorted(k for k in set(wanted) | set(recorded or {})
+                             if (recorded or {}).get(k) != wanted.get(k))
             raise RunMismatchError(f"output directory {out} holds a different run ({', '.join(changed)} differ); "
                                    "choose another --out or delete it")
-    elif os.path.isdir(out) and os.listdir(out):
+        if record.get("status") == "complete" and not force:
+            accuracy = record.get("test_accuracy")
+            score = f" (test accuracy {accuracy:.4f})" if isinstance(accuracy, float) else ""
+            raise RunCompleteError(f"the run in {out} is complete{score}; pass --force (force=True) to train it "
+                                   "again, or choose another --out")
+    elif os.path.isdir(out) and [name for name in os.listdir(out) if name != lock.LOCK_FILE]:
         raise RunMismatchError(f"output directory {out} is not empty and holds no {RUN_FILE}; choose another --out")
 
 
@@ -183,7 +254,7 @@ def _history_callback_class():
             self.started = time.time()
             if self.rows is None:
                 path = os.path.join(self.out, HISTORY_JSON)
-                rows = json.load(open(path)) if os.path.exists(path) else []
+                rows = _read_json(path) if os.path.exists(path) else []
                 self.rows = [row for row in rows if row["epoch"] <= epoch]
                 if epoch:
                     print(f"Resuming at epoch {epoch + 1} from {os.path.join(self.out, 'backup')}", flush=True)
@@ -250,8 +321,68 @@ def build_model(run_plan: RunPlan, image_shape, num_classes):
                                                                              f"{run_plan.spec.name}")
 
 
+def _divergence_guard_class():
+    from keras_convnets.models.backend import keras
+
+    class DivergenceGuard(keras.callbacks.Callback):
+        """Stops training at the first batch whose loss is NaN or infinite and remembers the epoch (1-based)."""
+
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+            self.diverged_at = None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch + 1
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self.diverged_at = self.epoch
+                self.model.stop_training = True
+
+    return DivergenceGuard
+
+
+def _remove_backup(out):
+    shutil.rmtree(os.path.join(out, "backup"), ignore_errors=True)
+
+
+def _start_record(out, run_plan):
+    """Checks ``out`` again under the lock (another process may have finished this run meanwhile) and marks the run
+    running. A diverged run's leftovers are cleared, so the new run starts from epoch 1."""
+    check_out_dir(out, run_plan.arguments, run_plan.force)
+    record = read_run_record(out)
+    if record is not None and (record.get("status") == "diverged" or record.get("arguments") != json.loads(
+            json.dumps(run_plan.arguments))):
+        _remove_backup(out)
+        for name in (HISTORY_JSON, HISTORY_CSV, CURVES_PNG):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(out, name))
+    _write_json(os.path.join(out, RUN_FILE), {"status": "running", "arguments": run_plan.arguments})
+
+
+def _fit(model, train_ds, test_ds, callbacks, recipe, verbose, fit_steps):
+    """``model.fit`` with unreadable dataset files turned into a one-line :class:`DataError`."""
+    import tensorflow as tf
+
+    try:
+        model.fit(train_ds, epochs=recipe.epochs, validation_data=test_ds, callbacks=callbacks, verbose=verbose,
+                  shuffle=False, **fit_steps)  # the pipeline shuffles
+        return [float(v) for v in model.evaluate(test_ds, verbose=0)]
+    except (tf.errors.DataLossError, tf.errors.NotFoundError) as error:
+        reason = " ".join(str(error).split())[:200]
+        raise DataError(f"the dataset's files cannot be read ({reason}); they are corrupt or missing: prepare the "
+                        "dataset again or point --data-dir at a good copy") from None
+
+
 def run(run_plan: RunPlan, verbose="auto") -> TrainResult:
     """Trains, evaluates and exports a planned run.
+
+    The chief holds ``OUT/.lock`` for the whole run (:mod:`keras_convnets.training.lock`). A loss that becomes NaN
+    stops training with a :class:`DivergedError` and ``run.json`` status ``diverged``; unreadable dataset files
+    raise a :class:`DataError`. The backup is deleted only after the export has landed and ``run.json`` says
+    ``complete``, so a run killed during its export resumes with no epoch to train.
 
     Under a multi-worker strategy every worker calls this with the same plan; only the chief writes ``out``
     (``run.json``, history, curves, TensorBoard logs, the export). The other workers write their history and
@@ -260,13 +391,26 @@ def run(run_plan: RunPlan, verbose="auto") -> TrainResult:
     tf-keras keeps the chief's checkpoint in ``backup/chief`` and each other worker's in its own
     ``backup/workertemp_<index>``; a restarted worker restores the chief's checkpoint, so all resume alike.
     """
+    from keras_convnets.training import distribute
+
+    # First: a multi-worker strategy configures collective ops, which must happen before TF runs anything.
+    return _run(run_plan, distribute.get_strategy(run_plan.strategy), verbose)
+
+
+def _make_out_dir(out):
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as error:
+        raise RunMismatchError(f"output directory {out} cannot be created ({error.strerror}); choose another "
+                               "--out") from None
+
+
+def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
     import numpy as np
 
     from keras_convnets.models.backend import keras
-    from keras_convnets.training import distribute, export, performance
+    from keras_convnets.training import checkpoint, distribute, export, performance
 
-    # First: a multi-worker strategy configures collective ops, which must happen before TF runs anything.
-    strategy = distribute.get_strategy(run_plan.strategy)
     replicas = strategy.num_replicas_in_sync
     chief = distribute.is_chief(strategy)
     out, spec = run_plan.out, run_plan.spec
@@ -303,59 +447,68 @@ def run(run_plan: RunPlan, verbose="auto") -> TrainResult:
         optimizer = recipes.optimizer(recipe, steps * recipe.epochs)
         if run_plan.precision == "mixed_float16":
             optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
+        # fit gets steps_per_epoch exactly when the dataset repeats: then Keras 3 runs whole executions.
+        repeated_steps = steps if run_plan.steps_per_epoch is not None else None
         model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(),
-                      metrics=["accuracy"], **performance.compile_options(run_plan.info))
-    os.makedirs(out, exist_ok=True)
-    # Non-chief workers: the standard pattern, a temporary directory of their own, deleted at the end.
-    write_dir = out if chief else tempfile.mkdtemp(prefix=f"keras_convnets-{distribute.task_name()}-")
-    try:
-        if chief:
-            _write_json(os.path.join(out, RUN_FILE), {"status": "running", "arguments": run_plan.arguments})
-        callbacks = [
-            keras.callbacks.BackupAndRestore(os.path.join(out, "backup")),  # before EpochHistory: see its docstring
-            _history_callback_class()(write_dir),
-            keras.callbacks.TerminateOnNaN(),
-        ]
-        if chief and importlib.util.find_spec("tensorboard") is not None:
-            callbacks.append(keras.callbacks.TensorBoard(os.path.join(out, "logs"), write_graph=False,
-                                                         profile_batch=0))
-        elif chief:
-            print("TensorBoard is not installed: no logs/ written (pip install tensorboard)", flush=True)
-        fit_steps = {} if run_plan.steps_per_epoch is None else {"steps_per_epoch": steps}
-        model.fit(train_ds, epochs=recipe.epochs, validation_data=test_ds, callbacks=callbacks, verbose=verbose,
-                  shuffle=False, **fit_steps)  # the pipeline shuffles
-        test_loss, test_accuracy = (float(v) for v in model.evaluate(test_ds, verbose=0))
-        if chief:  # tf-keras deletes backup/chief but leaves backup/ itself
-            try:
-                os.rmdir(os.path.join(out, "backup"))
-            except OSError:
-                pass
-
-        rows = json.load(open(os.path.join(write_dir, HISTORY_JSON)))
-        if chief:
-            plot_history(rows, os.path.join(out, CURVES_PNG))
-        check_images = next(iter(test_ds))[0].numpy()[:64].astype(np.uint8)
-        export_path = export.export_saved_model(model, os.path.join(write_dir, "saved_model"), names, check_images)
-        distribute.debug_dump_weights(model)
-    finally:
+                      metrics=["accuracy"], **performance.compile_options(run_plan.info, repeated_steps))
+    with contextlib.ExitStack() as held:
+        if chief:  # the model is built: OUT is touched only by a run that can start
+            _make_out_dir(out)
+            held.enter_context(lock.held(out))
+            _start_record(out, run_plan)
+            export.recover(os.path.join(out, "saved_model"))
+        else:
+            os.makedirs(out, exist_ok=True)
+        # Non-chief workers: the standard pattern, a temporary directory of their own, deleted at the end.
+        write_dir = out if chief else tempfile.mkdtemp(prefix=f"keras_convnets-{distribute.task_name()}-")
+        guard = _divergence_guard_class()()
+        try:
+            callbacks = [
+                checkpoint.backup_and_restore(os.path.join(out, "backup")),  # before EpochHistory: see its docstring
+                _history_callback_class()(write_dir),
+                guard,
+            ]
+            if chief and importlib.util.find_spec("tensorboard") is not None:
+                callbacks.append(keras.callbacks.TensorBoard(os.path.join(out, "logs"), write_graph=False,
+                                                             profile_batch=0))
+            elif chief:
+                print("TensorBoard is not installed: no logs/ written (pip install tensorboard)", flush=True)
+            fit_steps = {} if repeated_steps is None else {"steps_per_epoch": steps}
+            test_loss, test_accuracy = _fit(model, train_ds, test_ds, callbacks, recipe, verbose, fit_steps)
+            history_path = os.path.join(write_dir, HISTORY_JSON)
+            rows = _read_json(history_path) if os.path.exists(history_path) else []
+            if chief:
+                plot_history(rows, os.path.join(out, CURVES_PNG))
+            if guard.diverged_at is not None:
+                message = f"loss became NaN at epoch {guard.diverged_at}; lower --lr (it was {recipe.lr:g})"
+                if chief:
+                    _remove_backup(out)  # its weights belong to a learning rate that diverges
+                    _write_json(os.path.join(out, RUN_FILE), {"status": "diverged", "arguments": run_plan.arguments,
+                                                              "diverged_at_epoch": guard.diverged_at, "error": message})
+                raise DivergedError(message)
+            check_images = next(iter(test_ds))[0].numpy()[:64].astype(np.uint8)
+            export_path = export.export_saved_model(model, os.path.join(write_dir, "saved_model"), names, check_images)
+            distribute.debug_dump_weights(model)
+        finally:
+            if not chief:
+                shutil.rmtree(write_dir, ignore_errors=True)
         if not chief:
-            shutil.rmtree(write_dir, ignore_errors=True)
-    if not chief:
-        export_path = os.path.join(out, "saved_model")  # where the chief writes it
-    history = {key: [row.get(key) for row in rows] for key in dict.fromkeys(k for row in rows for k in row)}
-    if chief:
-        _write_json(os.path.join(out, RUN_FILE), {"status": "complete", "arguments": run_plan.arguments,
-                                                  "test_accuracy": test_accuracy, "test_loss": test_loss,
-                                                  "export_path": export_path, "class_names": names,
-                                                  "strategy": distribute.strategy_label(strategy),
-                                                  "replicas": replicas, "global_batch_size": global_batch,
-                                                  "lr": recipe.lr})
-    return TrainResult(out, export_path, test_accuracy, test_loss, history, run_plan.arguments)
+            export_path = os.path.join(out, "saved_model")  # where the chief writes it
+        history = {key: [row.get(key) for row in rows] for key in dict.fromkeys(k for row in rows for k in row)}
+        if chief:
+            _write_json(os.path.join(out, RUN_FILE), {"status": "complete", "arguments": run_plan.arguments,
+                                                      "test_accuracy": test_accuracy, "test_loss": test_loss,
+                                                      "export_path": export_path, "class_names": names,
+                                                      "strategy": distribute.strategy_label(strategy),
+                                                      "replicas": replicas, "global_batch_size": global_batch,
+                                                      "lr": recipe.lr})
+            _remove_backup(out)  # only now: a run killed before this line resumes with no epoch left to train
+        return TrainResult(out, export_path, test_accuracy, test_loss, history, run_plan.arguments)
 
 
 def train(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None, weight_decay=None, schedule=None,
           strategy="auto", precision="float32", out=None, data_dir=None, seed=0, model_kwargs=None,
-          augmentation=None, steps_per_epoch=None, scale_lr=False, verbose="auto") -> TrainResult:
+          augmentation=None, steps_per_epoch=None, scale_lr=False, force=False, verbose="auto") -> TrainResult:
     """Trains the registered ``model_name`` on the tfds ``dataset`` with its paper's recipe and exports it.
 
     ``epochs``, ``batch_size``, ``lr``, ``weight_decay`` (coupled L2, PyTorch convention), ``schedule``
@@ -365,9 +518,9 @@ def train(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=Non
     ``mirrored``, ``multi-worker`` (needs tf-keras, see :mod:`keras_convnets.training.distribute`) or ``tpu``.
     ``batch_size`` is per replica: the global batch is it times the replicas; ``scale_lr=True`` scales the
     learning rate by global batch / the paper's batch. ``steps_per_epoch`` caps an epoch (quick runs, tests).
-    ``out`` defaults to ``runs/MODEL_DATASET``.
+    ``out`` defaults to ``runs/MODEL_DATASET``; a complete run there is trained again only with ``force=True``.
     """
     return run(plan(model_name, dataset, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                     schedule=schedule, strategy=strategy, precision=precision, out=out, data_dir=data_dir,
                     seed=seed, model_kwargs=model_kwargs, augmentation=augmentation, steps_per_epoch=steps_per_epoch,
-                    scale_lr=scale_lr), verbose=verbose)
+                    scale_lr=scale_lr, force=force), verbose=verbose)
