@@ -169,7 +169,7 @@ def test_tfds_splits_validation_then_held_out_fraction(tmp_path):
     data_dir = str(tmp_path)
     _write_tfds_metadata(data_dir, "imagenet2012", {"train": 30, "validation": 10})
     _write_tfds_metadata(data_dir, "tf_flowers", {"train": 40})
-    mock = dict(data_dir=data_dir, policy=tfds.testing.MockPolicy.USE_FILES)
+    mock = {"data_dir": data_dir, "policy": tfds.testing.MockPolicy.USE_FILES}
     with tfds.testing.mock_data(num_examples=10, **mock):
         imagenet = datasets.describe("imagenet2012", data_dir=data_dir, pretrained="resnet50")
     assert imagenet.evaluation.source == "validation" and "(it has no test split)" in imagenet.split_note
