@@ -262,3 +262,38 @@ def test_holdout_is_stratified_and_seeded():
     assert np.bincount(np.asarray(labels)[held], minlength=3).tolist() == [2, 1, 0]
     np.testing.assert_array_equal(held, image_folder.holdout_indices(labels, 0.2, seed=0))
     assert not np.array_equal(held, image_folder.holdout_indices(labels, 0.2, seed=1))
+
+
+SERVING_CHECK = """
+import sys
+import numpy as np
+import tensorflow as tf
+served = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+rng = np.random.default_rng(0)
+for shape in [(2, 40, 60, 3), (1, 300, 200, 1), (3, 32, 32, 4), (0, 50, 50, 3)]:
+    out = served(images=tf.constant(rng.integers(0, 256, shape, dtype=np.uint8)))["images"]
+    print(tuple(out.shape), out.dtype.name)
+try:
+    served(images=tf.zeros((1, 8, 8, 5), tf.uint8))
+except tf.errors.InvalidArgumentError as error:
+    print("error:", error.message.splitlines()[0])
+"""
+
+
+def test_serving_transform_works_in_a_reloaded_saved_model(tmp_path):
+    """The export's use: a signature taking uint8 images of any size and 1-4 channels, reloaded in a process that
+    never imports keras_convnets."""
+    import subprocess
+    import sys
+
+    module = tf.Module()
+    module.serve = tf.function(lambda images: {"images": transforms.serving_transform(images, 24)},
+                               input_signature=[tf.TensorSpec([None, None, None, None], tf.uint8, name="images")])
+    tf.saved_model.save(module, str(tmp_path), signatures={"serving_default": module.serve})
+    result = subprocess.run([sys.executable, "-c", SERVING_CHECK, str(tmp_path)], capture_output=True, text=True,
+                            timeout=300, cwd=str(tmp_path), check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert lines[:4] == ["(2, 24, 24, 3) uint8", "(1, 24, 24, 3) uint8", "(3, 24, 24, 3) uint8",
+                         "(0, 24, 24, 3) uint8"]
+    assert lines[4].startswith("error: ") and "images need 1 to 4 channels; got] [5]" in lines[4]

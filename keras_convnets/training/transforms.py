@@ -41,10 +41,9 @@ def to_rgb(images):
 
     images = tf.convert_to_tensor(images)
     channels = tf.shape(images)[-1]
-    tf.debugging.assert_less_equal(channels, 4, message="images must have 1, 2, 3 or 4 channels (grey, grey+alpha, "
-                                                        "RGB, RGBA)")
-    grey = tf.repeat(images[..., :1], 3, axis=-1)
-    rgb = tf.cond(channels >= 3, lambda: images[..., :3], lambda: grey)
+    check = tf.debugging.Assert((channels >= 1) & (channels <= 4), ["images need 1 to 4 channels; got", channels])
+    with tf.control_dependencies([check]):
+        rgb = tf.cond(channels >= 3, lambda: images[..., :3], lambda: tf.repeat(images[..., :1], 3, axis=-1))
     return tf.ensure_shape(rgb, images.shape[:-1].concatenate([3]))
 
 
