@@ -57,6 +57,7 @@ def test_folder_dataset_classes_counts_and_bad_file(photo_folder):
         in description.skipped_report
     assert "held-out 10% of each class (20 images, split seed 0)" in description.split_note
     assert description.augmentation == "imagenet" and description.statistics.source.startswith("computed from 180")
+    assert description.image_format == "PNG"
     # The subset's pixels have CIFAR-10's statistics (upscaling barely changes them).
     np.testing.assert_allclose(description.mean, data.dataset_spec("cifar10").mean, atol=0.03)
     np.testing.assert_allclose(description.std, data.dataset_spec("cifar10").std, atol=0.03)

@@ -119,6 +119,7 @@ class DatasetDescription:
     image_key: str = "image"
     label_key: str = "label"
     skipped_report: str = ""      # folders: the unreadable files, one line ("" when none)
+    image_format: str | None = None  # "JPEG", "PNG", ... when every image has that format; None: mixed or unknown
 
     @property
     def mean(self) -> tuple[float, float, float]:
@@ -265,7 +266,7 @@ def _folder_splits(path: str, holdout_fraction: float, split_seed: int, threads:
         note = (f"{path}: training on {os.path.basename(layout[0])}/ ({train.count:,} images), evaluating on "
                 f"{os.path.basename(layout[1])}/ ({evaluation.count:,})")
         report = "; ".join(r for r in (train_scan.report, eval_scan.report) if r)
-        return train_scan.class_names, train, evaluation, note, report
+        return train_scan.class_names, train, evaluation, note, report, train_scan.formats | eval_scan.formats
     scan = image_folder.scan_classes(path, threads=threads)
     held = image_folder.holdout_indices(scan.labels, holdout_fraction, split_seed)
     is_held = np.zeros(len(scan.files), bool)
@@ -278,7 +279,7 @@ def _folder_splits(path: str, holdout_fraction: float, split_seed: int, threads:
     train, evaluation = part(~is_held, "kept"), part(is_held, "held out")
     note = (f"{path} has no train/ and test/ folders: evaluating on a held-out {holdout_fraction:.0%} of each class "
             f"({evaluation.count:,} images, split seed {split_seed}), training on the other {train.count:,}")
-    return scan.class_names, train, evaluation, note, scan.report
+    return scan.class_names, train, evaluation, note, scan.report, scan.formats
 
 
 # ------------------------------------------------------------------------------------------------------- describe --
@@ -305,8 +306,9 @@ def describe(dataset: str, *, image_size: int | None = None, augmentation: str |
     known = data.DATASETS.get(dataset)
     if os.path.isdir(dataset):
         kind, name = "folder", os.path.abspath(dataset)
-        class_names, train, evaluation, note, report = _folder_splits(name, holdout_fraction, split_seed, threads)
-        native_size = None
+        class_names, train, evaluation, note, report, formats = _folder_splits(name, holdout_fraction, split_seed,
+                                                                               threads)
+        native_size, image_format = None, next(iter(formats)) if len(formats) == 1 else None
     elif _looks_like_path(dataset):
         raise UnknownDatasetError(f"dataset {dataset!r} is not a folder (expected a tfds name or a folder of class "
                                   "sub-folders, PATH/CLASS/IMAGE.jpg)")
@@ -319,13 +321,15 @@ def describe(dataset: str, *, image_size: int | None = None, augmentation: str |
         train, evaluation, note = _tfds_splits(dataset, info, holdout_fraction, split_seed)
         shape = info.features[image_key].shape
         native_size = shape[0] if shape[0] is not None and shape[0] == shape[1] else None
+        encoding = info.features[image_key].encoding_format  # None: stored as given (any format)
+        image_format = encoding.upper() if encoding else None
     size = image_size or native_size or DEFAULT_IMAGE_SIZE
     if augmentation is None:
         augmentation = ("cifar" if known.augment else "none") if known and size == native_size else \
             "cifar" if size <= 32 else "imagenet"
     description = DatasetDescription(name, kind, size, class_names, augmentation, train, evaluation, note,
                                       Statistics((0.0,) * 3, (1.0,) * 3, "not yet computed"), holdout_fraction,
-                                      split_seed, data_dir, image_key, label_key, report)
+                                      split_seed, data_dir, image_key, label_key, report, image_format)
     if isinstance(statistics, dict):
         statistics = Statistics.from_json(statistics)
     if statistics is None and pretrained:
@@ -366,7 +370,7 @@ def _encoded_examples(description: DatasetDescription, split: Split, *, shuffle_
         ds = tf.data.Dataset.from_tensor_slices((list(split.files), np.asarray(split.labels, np.int64)))
         if shuffle_seed is not None:
             ds = ds.shuffle(len(split.files), seed=shuffle_seed, reshuffle_each_iteration=True)
-        return ds.map(lambda path, label: (tf.io.read_file(path), label))
+        return ds.map(lambda path, label: (tf.io.read_file(path), label), num_parallel_calls=tf.data.AUTOTUNE)
     import tensorflow_datasets as tfds
 
     builder = tfds.builder(description.name, data_dir=description.data_dir)
@@ -411,8 +415,9 @@ def train_dataset(description: DatasetDescription, batch_size: int, *, seed: int
     size = description.image_size
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     if description.augmentation == "imagenet":
+        jpeg = None if description.image_format is None else description.image_format == "JPEG"
         ds = tf.data.Dataset.zip((_encoded_examples(description, description.train, shuffle_seed=seed), seeds))
-        ds = ds.map(lambda example, s: (transforms.decode_train_transform(example[0], size, s), example[1]),
+        ds = ds.map(lambda example, s: (transforms.decode_train_transform(example[0], size, s, jpeg), example[1]),
                     num_parallel_calls=threads)
     else:  # small images: decode and size once, cache, then shuffle and augment per epoch
         ds = _encoded_examples(description, description.train).map(

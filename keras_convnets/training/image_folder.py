@@ -45,6 +45,7 @@ class FolderScan:
     labels: tuple[int, ...]
     skipped: tuple[tuple[str, str], ...]  # (path relative to root, reason)
     ignored: int                          # files that are not images by their extension
+    formats: frozenset = frozenset()      # the formats of the kept files ("JPEG", "PNG", "GIF", "BMP")
 
     @property
     def report(self) -> str:
@@ -74,26 +75,27 @@ def _image_files(folder: str) -> tuple[list[str], int]:
     return images, ignored
 
 
-def check_image(path: str) -> str | None:
-    """``None`` if ``path`` decodes as the pipeline will decode it, else the reason in a few words."""
+def image_format(path: str) -> tuple[str | None, str | None]:
+    """``(format, None)`` if ``path`` decodes as the pipeline will decode it (format: JPEG, PNG, GIF or BMP), else
+    ``(None, the reason in a few words)``."""
     import tensorflow as tf
 
     try:
         with open(path, "rb") as f:
             contents = f.read()
     except OSError as error:
-        return f"cannot be read: {error.strerror}"
+        return None, f"cannot be read: {error.strerror}"
     kind = next((name for signature, name in _SIGNATURES.items() if contents.startswith(signature)), None)
     if kind is None:
-        return "not a JPEG, PNG, GIF or BMP file" if contents else "empty file"
+        return None, "not a JPEG, PNG, GIF or BMP file" if contents else "empty file"
     try:
         if kind == "JPEG":  # DCT-domain 1/8 scaling: every block is read, a fraction of the work
             tf.io.decode_jpeg(contents, channels=3, ratio=8)
         else:
             tf.io.decode_image(contents, channels=3, expand_animations=False)
     except (tf.errors.OpError, ValueError):
-        return f"corrupt or truncated {kind}"
-    return None
+        return None, f"corrupt or truncated {kind}"
+    return kind, None
 
 
 def scan_classes(root: str, *, threads: int | None = None, class_names: tuple[str, ...] | None = None) -> FolderScan:
@@ -121,7 +123,8 @@ def scan_classes(root: str, *, threads: int | None = None, class_names: tuple[st
         labels += [label] * len(images)
         ignored += others
     with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:  # TF's decoders release the GIL
-        reasons = list(pool.map(check_image, files))
+        checks = list(pool.map(image_format, files))
+    reasons = [reason for _, reason in checks]
     skipped = tuple((os.path.relpath(f, root), r) for f, r in zip(files, reasons) if r is not None)
     kept = [(f, label) for f, label, r in zip(files, labels, reasons) if r is None]
     counts = np.bincount([label for _, label in kept], minlength=len(class_names))
@@ -130,7 +133,7 @@ def scan_classes(root: str, *, threads: int | None = None, class_names: tuple[st
         raise ImageFolderError(f"class folder(s) {', '.join(repr(n) for n in empty)} in {root} hold no readable "
                                f"image ({' '.join(IMAGE_EXTENSIONS)})")
     return FolderScan(root, tuple(class_names), tuple(f for f, _ in kept), tuple(label for _, label in kept),
-                      skipped, ignored)
+                      skipped, ignored, frozenset(kind for kind, _ in checks if kind))
 
 
 def split_layout(root: str) -> tuple[str, str] | None:

@@ -159,16 +159,23 @@ def decode_rgb(encoded):
     return tf.ensure_shape(image, [None, None, 3])
 
 
-def decode_train_transform(encoded, size: int, seed):
+def decode_train_transform(encoded, size: int, seed, jpeg: bool | None = None):
     """:func:`train_transform` of an encoded image, same result. A JPEG is decoded cropped
-    (``decode_and_crop_jpeg`` decodes only the crop window's blocks); other formats are decoded whole, then cropped."""
+    (``decode_and_crop_jpeg`` decodes only the crop window's blocks); other formats are decoded whole, then cropped.
+    ``jpeg``: whether every image is a JPEG (True), none is (False), or unknown (None: decided per image by a
+    ``tf.cond``, which costs some speed)."""
     import tensorflow as tf
 
-    def jpeg():
+    def cropped_jpeg():
         crop_seed, flip_seed = _crop_and_flip_seeds(seed)
         shape = tf.image.extract_jpeg_shape(encoded)
         window = random_resized_crop_window(shape[0], shape[1], crop_seed)
         crop = tf.image.decode_and_crop_jpeg(encoded, tf.stack(window), channels=3)
         return _resize_and_flip(crop, size, flip_seed)
 
-    return tf.cond(tf.io.is_jpeg(encoded), jpeg, lambda: train_transform(decode_rgb(encoded), size, seed))
+    def whole():
+        return train_transform(decode_rgb(encoded), size, seed)
+
+    if jpeg is None:
+        return tf.cond(tf.io.is_jpeg(encoded), cropped_jpeg, whole)
+    return cropped_jpeg() if jpeg else whole()
