@@ -47,7 +47,8 @@ def pipeline_rate(pipeline, batches):
     next(iterator)
     start, count = time.perf_counter(), 0
     for _ in range(batches):
-        count += int(next(iterator)[0].shape[0])
+        images, _ = next(iterator)
+        count += int(images.shape[0])
     return count / (time.perf_counter() - start)
 
 
@@ -57,10 +58,11 @@ def decode_whole_pipeline(description, batch_size, threads):
 
     from keras_convnets.training import datasets, transforms
 
-    files = tf.data.Dataset.from_tensor_slices(list(description.train.files)).repeat()
+    files = tf.data.Dataset.from_tensor_slices((list(description.train.files), list(description.train.labels)))
     seeds = tf.data.Dataset.random(seed=0).batch(2)
-    ds = tf.data.Dataset.zip((files, seeds)).map(
-        lambda path, seed: transforms.train_transform(transforms.decode_rgb(tf.io.read_file(path)), 224, seed),
+    ds = tf.data.Dataset.zip((files.repeat(), seeds)).map(
+        lambda example, seed: (transforms.train_transform(transforms.decode_rgb(tf.io.read_file(example[0])), 224,
+                                                          seed), example[1]),
         num_parallel_calls=threads)
     return ds.batch(batch_size).with_options(datasets.pipeline_options(threads))
 
