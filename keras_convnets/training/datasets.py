@@ -414,11 +414,10 @@ def train_dataset(description: DatasetDescription, batch_size: int, *, seed: int
     threads = _threads(description, threads)
     size = description.image_size
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    if description.augmentation == "imagenet":
-        jpeg = None if description.image_format is None else description.image_format == "JPEG"
+    if description.augmentation == "imagenet":  # decoded whole, then cropped: see transforms.decode_train_transform
         ds = tf.data.Dataset.zip((_encoded_examples(description, description.train, shuffle_seed=seed), seeds))
-        ds = ds.map(lambda example, s: (transforms.decode_train_transform(example[0], size, s, jpeg), example[1]),
-                    num_parallel_calls=threads)
+        ds = ds.map(lambda example, s: (transforms.train_transform(transforms.decode_rgb(example[0]), size, s),
+                                        example[1]), num_parallel_calls=threads)
     else:  # small images: decode and size once, cache, then shuffle and augment per epoch
         ds = _encoded_examples(description, description.train).map(
             lambda encoded, label: (transforms.eval_transform(transforms.decode_rgb(encoded), size, 1.0), label),
