@@ -151,7 +151,8 @@ class DatasetDescription:
     def summary(self) -> dict:
         """What ``run.json`` records about the data (the statistics so a resumed run reuses them)."""
         return {"dataset": self.name, "kind": self.kind, "image_size": self.image_size,
-                "classes": self.num_classes, "augmentation": self.augmentation, "train": self.train.to_json(),
+                "classes": self.num_classes, "augmentation": self.augmentation, "crop_fraction": self.crop_fraction,
+                "train": self.train.to_json(),
                 "evaluation": self.evaluation.to_json(), "holdout_fraction": self.holdout_fraction,
                 "split_seed": self.split_seed, "statistics": self.statistics.to_json()}
 
