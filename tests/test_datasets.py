@@ -219,12 +219,13 @@ def test_random_resized_crop_windows_follow_the_paper_ranges():
         [0, 493, 10, 13]
 
 
-def test_jpeg_is_decoded_cropped_to_the_same_pixels():
+def test_jpeg_is_decoded_cropped_to_the_same_crop():
     image = np.random.default_rng(1).integers(0, 256, (120, 160, 3), dtype=np.uint8)
     encoded = tf.io.encode_jpeg(image, quality=95)
     seed = tf.constant([5, 6], tf.int64)
-    np.testing.assert_array_equal(transforms.decode_train_transform(encoded, 64, seed).numpy(),
-                                  transforms.train_transform(tf.io.decode_jpeg(encoded), 64, seed).numpy())
+    cropped = transforms.decode_train_transform(encoded, 64, seed).numpy()
+    whole = transforms.train_transform(tf.io.decode_jpeg(encoded), 64, seed).numpy()
+    assert np.mean(cropped != whole) < 0.02 and np.mean(np.abs(whole.astype(int) - cropped)) < 0.5
 
 
 def test_crops_differ_per_image_and_a_seeded_run_repeats(tmp_path):
@@ -298,3 +299,18 @@ def test_serving_transform_works_in_a_reloaded_saved_model(tmp_path):
     assert lines[:4] == ["(2, 24, 24, 3) uint8", "(1, 24, 24, 3) uint8", "(3, 24, 24, 3) uint8",
                          "(0, 24, 24, 3) uint8"]
     assert lines[4].startswith("error: ") and "images need 1 to 4 channels; got] [5]" in lines[4]
+
+
+def test_crop_decoding_jpegs_gives_the_same_batches(tmp_path):
+    rng = np.random.default_rng(3)
+    for name in ("a", "b"):
+        os.makedirs(tmp_path / name)
+        for i in range(4):
+            image = rng.integers(0, 256, (50 + 10 * i, 70, 3), dtype=np.uint8)
+            tf.io.write_file(str(tmp_path / name / f"{i}.jpg"), tf.io.encode_jpeg(image))
+    description = datasets.describe(str(tmp_path), image_size=40, statistics=datasets.imagenet_statistics("x"))
+    assert description.image_format == "JPEG"
+    whole = next(iter(datasets.train_dataset(description, 8, seed=1)))[0].numpy()
+    cropped = next(iter(datasets.train_dataset(description, 8, seed=1, crop_decode_jpeg=True)))[0].numpy()
+    # The same crops; only pixels at a window's edge may differ (chroma upsampling across the edge).
+    assert np.mean(whole != cropped) < 0.02 and np.mean(np.abs(whole.astype(int) - cropped)) < 0.5

@@ -400,9 +400,10 @@ def _uses_cifar_pipeline(description: DatasetDescription) -> bool:
 
 
 def train_dataset(description: DatasetDescription, batch_size: int, *, seed: int = 0, threads: int | None = None,
-                  drop_remainder: bool = False):
+                  drop_remainder: bool = False, crop_decode_jpeg: bool = False):
     """The training pipeline: shuffled (again each epoch, reproducibly from ``seed``), augmented per image,
-    batched: ``(uint8 [B, S, S, 3], int64 [B])``."""
+    batched: ``(uint8 [B, S, S, 3], int64 [B])``. ``crop_decode_jpeg``: decode JPEGs cropped
+    (:func:`keras_convnets.training.transforms.decode_train_transform`; the same crops) instead of whole then cropped."""
     import tensorflow as tf
 
     from keras_convnets.training import transforms
@@ -415,10 +416,16 @@ def train_dataset(description: DatasetDescription, batch_size: int, *, seed: int
     threads = _threads(description, threads)
     size = description.image_size
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    if description.augmentation == "imagenet":  # decoded whole, then cropped: see transforms.decode_train_transform
+    if description.augmentation == "imagenet":
+        jpeg = None if description.image_format is None else description.image_format == "JPEG"
+
+        def augment(encoded, image_seed):
+            if crop_decode_jpeg:
+                return transforms.decode_train_transform(encoded, size, image_seed, jpeg)
+            return transforms.train_transform(transforms.decode_rgb(encoded), size, image_seed)
+
         ds = tf.data.Dataset.zip((_encoded_examples(description, description.train, shuffle_seed=seed), seeds))
-        ds = ds.map(lambda example, s: (transforms.train_transform(transforms.decode_rgb(example[0]), size, s),
-                                        example[1]), num_parallel_calls=threads)
+        ds = ds.map(lambda example, s: (augment(example[0], s), example[1]), num_parallel_calls=threads)
     else:  # small images: decode and size once, cache, then shuffle and augment per epoch
         ds = _encoded_examples(description, description.train).map(
             lambda encoded, label: (transforms.eval_transform(transforms.decode_rgb(encoded), size, 1.0), label),

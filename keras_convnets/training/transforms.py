@@ -160,13 +160,11 @@ def decode_rgb(encoded):
 
 
 def decode_train_transform(encoded, size: int, seed, jpeg: bool | None = None):
-    """:func:`train_transform` of an encoded image, same result, with a JPEG decoded cropped (``decode_and_crop_jpeg``
-    decodes only the crop window's blocks); other formats are decoded whole, then cropped. ``jpeg``: whether every
-    image is a JPEG (True), none is (False), or unknown (None: decided per image by a ``tf.cond``).
-
-    Not what the pipelines use: on 256-320 px JPEGs here, decoding whole then cropping was faster (1.7x on one core,
-    benchmarks/pipeline_imagenet.py), and a per-image ``tf.cond`` costs more. Worth measuring again on large photos,
-    where the crop is a small part of the image."""
+    """:func:`train_transform` of an encoded image (the same crop and flip; pixels at the window's edge may differ
+    slightly, from chroma upsampling), with a JPEG decoded cropped (``decode_and_crop_jpeg`` decodes only the crop
+    window's blocks); other formats are decoded whole, then cropped. ``jpeg``: whether every image is a JPEG
+    (True), none is (False), or unknown (None: decided per image by a ``tf.cond``). The pipelines use it with
+    ``crop_decode_jpeg=True``; benchmarks/pipeline_imagenet.py measures both ways."""
     import tensorflow as tf
 
     def cropped_jpeg():
