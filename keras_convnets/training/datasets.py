@@ -359,7 +359,7 @@ def _threads(description: DatasetDescription, threads: int | None) -> int:
 
     if threads is not None:
         return threads
-    return os.cpu_count() or 1 if description.augmentation == "imagenet" else performance.DATA_THREADS
+    return (os.cpu_count() or 1) if description.augmentation == "imagenet" else performance.DATA_THREADS
 
 
 def _encoded_examples(description: DatasetDescription, split: Split, *, shuffle_seed: int | None = None):
