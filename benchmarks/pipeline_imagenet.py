@@ -4,8 +4,8 @@ N cores, per core, against the images/s ResNet-50 training consumes here.
 The JPEGs are the real CIFAR-10 subset's images upscaled to a short side of 256-320 px (ImageNet's photos average
 ~400x350, so decoding these is a little cheaper than decoding ImageNet), written to a temporary folder of class
 folders and read through :func:`keras_convnets.training.datasets.train_dataset` like a user's photo folder. Also
-printed: the same pipeline decoding each JPEG cropped (``crop_decode_jpeg=True``: ``decode_and_crop_jpeg``), alone
-and behind a per-image ``tf.cond`` (what a folder of mixed formats needs), and the one-off decodability check. A GPU host's need: ~2,500 images/s for ResNet-50 on one current GPU, so
+printed: the same pipeline decoding each JPEG whole before cropping (``crop_decode_jpeg=False``), and decoding it
+cropped behind a per-image ``tf.cond`` (what a folder of mixed formats runs), and the one-off decodability check. A GPU host's need: ~2,500 images/s for ResNet-50 on one current GPU, so
 cores needed = 2,500 / (images/s per core).
 
     python benchmarks/pipeline_imagenet.py [--images 512] [--batches 8] [--batch-size 64] [--train-steps 3]
@@ -114,10 +114,10 @@ def main():
             count=description.train.count * 8))
         rates = {}
         for threads in sorted({1, cores}):
-            pipelines = {"decode whole, then crop (the default)": datasets.train_dataset(
+            pipelines = {"decode whole, then crop": datasets.train_dataset(
+                             long_epoch, args.batch_size, seed=0, threads=threads, crop_decode_jpeg=False),
+                         "decode_and_crop_jpeg (the default)": datasets.train_dataset(
                              long_epoch, args.batch_size, seed=0, threads=threads),
-                         "decode_and_crop_jpeg": datasets.train_dataset(
-                             long_epoch, args.batch_size, seed=0, threads=threads, crop_decode_jpeg=True),
                          "decode_and_crop_jpeg behind a per-image tf.cond": datasets.train_dataset(
                              dataclasses.replace(long_epoch, image_format=None), args.batch_size, seed=0,
                              threads=threads, crop_decode_jpeg=True)}

@@ -163,8 +163,8 @@ def decode_train_transform(encoded, size: int, seed, jpeg: bool | None = None):
     """:func:`train_transform` of an encoded image (the same crop and flip; pixels at the window's edge may differ
     slightly, from chroma upsampling), with a JPEG decoded cropped (``decode_and_crop_jpeg`` decodes only the crop
     window's blocks); other formats are decoded whole, then cropped. ``jpeg``: whether every image is a JPEG
-    (True), none is (False), or unknown (None: decided per image by a ``tf.cond``). The pipelines use it with
-    ``crop_decode_jpeg=True``; benchmarks/pipeline_imagenet.py measures both ways."""
+    (True), none is (False), or unknown (None: decided per image by a ``tf.cond``). The training pipeline uses it unless
+    ``crop_decode_jpeg=False``; benchmarks/pipeline_imagenet.py measures both ways."""
     import tensorflow as tf
 
     def cropped_jpeg():
