@@ -403,8 +403,9 @@ def train_dataset(description: DatasetDescription, batch_size: int, *, seed: int
                   drop_remainder: bool = False, crop_decode_jpeg: bool = True):
     """The training pipeline: shuffled (again each epoch, reproducibly from ``seed``), augmented per image,
     batched: ``(uint8 [B, S, S, 3], int64 [B])``. ``crop_decode_jpeg``: decode JPEGs cropped
-    (:func:`keras_convnets.training.transforms.decode_train_transform`: 1.5-1.6x the images/s of decoding whole on
-    256-320 px JPEGs here, benchmarks/pipeline_imagenet.py); False: decode whole, then crop (the same crops)."""
+    (:func:`keras_convnets.training.transforms.decode_train_transform`: 1.1-1.6x the images/s of decoding whole on
+    256-320 px JPEGs in two runs here, benchmarks/pipeline_imagenet.py); False: decode whole, then crop (the same
+    crops)."""
     import tensorflow as tf
 
     from keras_convnets.training import transforms
