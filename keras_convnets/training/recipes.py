@@ -67,12 +67,29 @@ DENSENET_CIFAR = Recipe("Huang et al. 2017, §4.2", epochs=300, batch_size=64, l
 IMAGENET = Recipe("He et al. 2016, §3.4", epochs=90, batch_size=256, lr=0.1, weight_decay=1e-4,
                   boundaries=(1 / 3, 2 / 3))
 
+#: Fine-tuning pretrained ImageNet weights on a new dataset (ours; no paper fixes one recipe: Li et al. 2020,
+#: "Rethinking the hyperparameters for fine-tuning", find the best rate depends on the dataset and is below the
+#: from-scratch one). The ImageNet recipe's rate, 0.1 at batch 256, scaled linearly to batch 64 (Goyal et al. 2017)
+#: is 0.025; a tenth of it, 0.0025, for the pretrained layers (the Keras transfer-learning guide: "a very low
+#: learning rate"). A short cosine decay to 0 (Loshchilov & Hutter 2017) over 10 epochs, no warm-up (the weights are
+#: already trained: a warm-up protects random ones), Nesterov momentum 0.9, the ImageNet recipe's weight decay.
+FINE_TUNE = Recipe("ours: a tenth of the ImageNet rate at batch 64, short cosine (see recipes.FINE_TUNE)", epochs=10,
+                   batch_size=64, lr=0.0025, weight_decay=1e-4, boundaries=(), schedule="cosine", nesterov=True)
+#: The optional first phase on a frozen backbone (``--freeze-backbone``): only the new, randomly initialized
+#: classifier trains, so at the from-scratch rate scaled to the batch (0.025), for 2 epochs. The frozen backbone's
+#: BatchNorm layers run in inference mode (Keras: ``trainable = False`` on a BatchNormalization layer does so).
+FINE_TUNE_HEAD = dataclasses.replace(FINE_TUNE, source="ours: the ImageNet rate scaled to batch 64, head only",
+                                     epochs=2, lr=0.025)
+
 _CIFAR = {"resnet": RESNET_CIFAR, "preact_resnet": PREACT_CIFAR, "wrn": WRN_CIFAR, "resnext": RESNEXT_CIFAR,
           "densenet": DENSENET_CIFAR}
 
 
-def recipe_for(info) -> Recipe:
-    """The recipe of a registered model (a :class:`keras_convnets.models.registry.ModelInfo`)."""
+def recipe_for(info, pretrained: bool = False) -> Recipe:
+    """The recipe of a registered model (a :class:`keras_convnets.models.registry.ModelInfo`); with
+    ``pretrained=True`` (the run starts from weights), :data:`FINE_TUNE`."""
+    if pretrained:
+        return FINE_TUNE
     if info.dataset == "imagenet":
         return dataclasses.replace(IMAGENET, nesterov=info.family == "densenet")
     if info.warmup:  # registered with the model (He et al.'s ResNet-110 and -1202)
