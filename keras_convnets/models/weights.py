@@ -1,12 +1,15 @@
 """Pretrained weights: the files keras.applications publishes, for the models whose architecture is the same as theirs.
 
 ``weights`` everywhere is ``None`` (random init), ``"imagenet"``, or a path to a local weights file (a Keras 3
-``.weights.h5``, or a legacy ``.h5`` such as keras.applications' own files, matched by layer order).
+``.weights.h5``, or a legacy ``.h5`` such as keras.applications' own files, matched by layer order). PyTorch
+checkpoints -- ``"torchvision"``, ``"timm:<tag>"`` or a ``.pth`` / ``.safetensors`` file, told apart by content -- are
+:mod:`keras_convnets.models.torch_weights`'.
 """
 
 import dataclasses
 import os
 
+from keras_convnets.models import torch_weights
 from keras_convnets.models.backend import keras
 
 _GCS = "https://storage.googleapis.com/tensorflow/keras-applications/"
@@ -63,6 +66,9 @@ def check_argument(weights, weights_name):
     """Raises a ValueError naming what ``weights`` accepts, before anything is built."""
     if weights is None:
         return
+    if torch_weights.is_named_source(weights):
+        torch_weights.published_checkpoint(weights_name, weights)
+        return
     if weights == "imagenet":
         if weights_name not in PUBLISHED:
             published = ", ".join(sorted(PUBLISHED))
@@ -70,7 +76,8 @@ def check_argument(weights, weights_name):
                              f"'{weights_name}' has none. Pass weights=None or a path to a weights file.")
         return
     if not isinstance(weights, (str, os.PathLike)) or not os.path.exists(weights):
-        raise ValueError("weights must be None, 'imagenet', or the path to an existing weights file; "
+        raise ValueError("weights must be None, 'imagenet', 'torchvision', 'timm[:tag]', or the path to an existing "
+                         "weights file (Keras .weights.h5 / .h5, PyTorch .pth, .safetensors); "
                          f"got {weights!r}")
 
 
@@ -91,6 +98,9 @@ def fetch(weights_name, include_top):
 def load(model, weights, weights_name, include_top):
     """Loads ``weights`` (already checked) into ``model``."""
     if weights is None:
+        return
+    if torch_weights.is_named_source(weights) or (weights != "imagenet" and torch_weights.checkpoint_format(weights)):
+        torch_weights.load_pretrained(model, weights, weights_name)
         return
     path = fetch(weights_name, include_top) if weights == "imagenet" else os.fspath(weights)
     model.load_weights(path)
