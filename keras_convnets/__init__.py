@@ -29,6 +29,7 @@ _EXPORTS = {
                      "DenseNetBC190"], "models.densenet"),
     **dict.fromkeys(["get_model", "list_models", "model_info"], "models.registry"),
     "WeightsUnavailableError": "models.weights",
+    **dict.fromkeys(["load_checkpoint", "preprocessing_of", "CheckpointMismatchError"], "models.torch_weights"),
     **dict.fromkeys(["dataset_spec", "load_dataset", "preprocessing_model"], "training.data"),
     "get_strategy": "training.distribute",
     **dict.fromkeys(["evaluate_saved_model", "export_saved_model"], "training.export"),

@@ -6,6 +6,7 @@ weights and randomised BN statistics, so a wrong transpose, eps or padding shows
 Every model is built once with a free input size and compared at 64x64 and 224x224.
 """
 
+import dataclasses
 import os
 import sys
 import warnings
@@ -24,7 +25,7 @@ else:
     torch = pytest.importorskip("torch")
     torchvision = pytest.importorskip("torchvision")
 
-from safetensors.numpy import save_file  # noqa: E402
+from safetensors.numpy import save_file  # noqa: E402 (after the torch import or skip)
 
 TOLERANCE = 1e-4  # max |difference| / max |logit|
 SIZES = (64, 224)
@@ -100,6 +101,10 @@ def test_timm_safetensors_checkpoint_loads_and_matches(name, tmp_path):
     assert report.skipped == [] and report.loaded == len(ours.weights)
     error, _ = _relative_error(reference, ours, 64)
     assert error < TOLERANCE
+    # keras.applications' DenseNet keeps its eps 1.001e-5; the checkpoint's 1e-5 is folded into the variance
+    bn = ours.get_layer("conv1_bn")
+    running_var = reference.state_dict()["features.norm0.running_var" if "dense" in name else "bn1.running_var"]
+    np.testing.assert_allclose(np.asarray(bn.moving_variance) + bn.epsilon, running_var.numpy() + 1e-5, rtol=1e-7)
 
 
 def test_legacy_densenet_key_names_load(tmp_path):
@@ -203,3 +208,48 @@ def test_pth_without_torch_says_what_to_install(resnet50_file, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ImportError, match=r'keras-convnets\[torch\]'):
         torch_weights.read_checkpoint(resnet50_file)
+
+
+def test_named_source_downloads_checks_the_hash_and_records_preprocessing(tmp_path, monkeypatch):
+    """A file:// URL stands in for download.pytorch.org; the file name carries the file's real SHA-256 prefix."""
+    import hashlib
+
+    source = tmp_path / "served.pth"
+    reference = _torchvision_model("resnet18", seed=8)
+    torch.save(reference.state_dict(), source)
+    prefix = hashlib.sha256(source.read_bytes()).hexdigest()[:8]
+    entry = torch_weights.PublishedCheckpoint("torchvision", "v1", source.as_uri(), f"resnet18-{prefix}.pth", prefix,
+                                              torch_weights.Preprocessing(224, 256, "bilinear"))
+    monkeypatch.setitem(torch_weights.PUBLISHED, "resnet18", [entry])
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    ours = kc.ResNet18(weights="torchvision", input_shape=(64, 64, 3), classifier_activation=None)
+    assert torch_weights.preprocessing_of(ours) == entry.preprocessing
+    x = np.random.default_rng(0).normal(0, 1, (1, 3, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(ours(x.transpose(0, 2, 3, 1)), expected, atol=1e-4 * np.abs(expected).max())
+    bad = dataclasses.replace(entry, sha256_prefix="00000000", file_name="resnet18-00000000.pth")
+    monkeypatch.setitem(torch_weights.PUBLISHED, "resnet18", [bad])
+    with pytest.raises(kc.WeightsUnavailableError, match="SHA-256 does not start with 00000000"):
+        kc.ResNet18(weights="torchvision", input_shape=(64, 64, 3))
+
+
+def test_convert_command_writes_weights_and_a_saved_model_predict_reads(tmp_path, capsys):
+    from PIL import Image
+
+    from keras_convnets import cli
+
+    reference = _torchvision_model("resnet18", seed=9)
+    source = tmp_path / "r18.safetensors"
+    _timm_file(reference, source)
+    out, export = tmp_path / "r18.weights.h5", tmp_path / "sm"
+    assert cli.main(["convert", str(source), "resnet18", "--out", str(out), "--export", str(export)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    loaded = kc.ResNet18(weights=str(out), input_shape=(64, 64, 3), classifier_activation=None)
+    assert _relative_error(reference, loaded, 64)[0] < TOLERANCE
+    image = tmp_path / "x.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (80, 90, 3), dtype=np.uint8)).save(image)
+    assert cli.main(["predict", str(export), str(image), "--top-k", "2"]) == 0
+    assert capsys.readouterr().out.startswith(f"{image}: ")
+    assert cli.main(["convert", str(source), "resnet34", "--out", str(out)]) == 2
+    assert "has no tensor 'layer1.2.conv1.weight'" in capsys.readouterr().err

@@ -117,12 +117,14 @@ def get_model(name: str, **kwargs):
 
 def markdown_table() -> str:
     """The README's model table, generated from the registry (the README test checks it is current)."""
-    rows = ["| name | factory | input | trainable params | FLOPs (multiply-adds) | reference |",
-            "| --- | --- | --- | ---: | ---: | --- |"]
+    from keras_convnets.models.torch_weights import pretrained_sources
+
+    rows = ["| name | factory | input | trainable params | FLOPs (multiply-adds) | reference | pretrained weights |",
+            "| --- | --- | --- | ---: | ---: | --- | --- |"]
     for info in REGISTRY.values():
         size = info.input_size
         rows.append(f"| `{info.name}` | `{info.factory.__name__}` | {size}×{size} | {info.params:,} | "
-                    f"{format_flops(info.flops)} | {info.reference} |")
+                    f"{format_flops(info.flops)} | {info.reference} | {pretrained_sources(info.name)} |")
     return "\n".join(rows)
 
 

@@ -444,3 +444,59 @@ def load_pretrained(model, weights, weights_name: str) -> LoadReport:
         setattr(model, PREPROCESSING_ATTRIBUTE, entry.preprocessing)
         return report
     return load_checkpoint(model, weights)
+
+
+# ------------------------------------------------------------------------------------------------------ convert
+
+def build_for_checkpoint(name: str, **kwargs):
+    """Registered model ``name`` in the layout torchvision/timm checkpoints fit: the registry's factory, except for
+    ResNet-50/101/152, registered in keras.applications' layout, which are built with ``layout="torchvision"``."""
+    from keras_convnets.models import registry, resnet
+
+    info = registry.model_info(name)
+    if info.name in _KERAS_LAYOUT_RESNETS:
+        return resnet.ResNet(int(info.name[6:]), layout="torchvision", **kwargs)
+    return info.build(**kwargs)
+
+
+def convert(source, model_name: str, out: str, *, classes: Optional[int] = None,
+            export_dir: Optional[str] = None) -> List[str]:
+    """Writes the weights of checkpoint ``source`` (a file, or ``"torchvision"`` / ``"timm[:tag]"``) for
+    registered model ``model_name`` to a Keras weights file ``out``; with ``classes`` other than the checkpoint's,
+    the backbone only (a fresh classifier). ``export_dir``: also a SavedModel serving raw uint8 images (ImageNet
+    normalisation in front, as the weights expect) for ``keras-convnets predict``. Returns what was done, in lines.
+    """
+    from keras_convnets.models.backend import KERAS_3
+    from keras_convnets.models.registry import model_info
+
+    suffix = ".weights.h5" if KERAS_3 else ".h5"
+    if not str(out).endswith(suffix):
+        raise ValueError(f"--out must end in {suffix} (a Keras weights file); got {out!r}")
+    name = model_info(model_name).name
+    kwargs = {} if classes is None else {"classes": classes}
+    model = build_for_checkpoint(name, **kwargs)
+    preprocessing = Preprocessing()
+    if is_named_source(source):
+        entry = published_checkpoint(name, source)
+        preprocessing = entry.preprocessing
+        source = fetch(name, source)
+    elif not os.path.isfile(source):
+        raise ValueError(f"SOURCE must be a checkpoint file or 'torchvision' / 'timm[:tag]'; got {source!r}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = load_checkpoint(model, source, skip_mismatch=classes is not None)
+    lines = [str(w.message) for w in caught if "skipped the classifier" in str(w.message)]
+    model.save_weights(out)
+    layout = f" (load with keras_convnets.ResNet({name[6:]}, layout=\"torchvision\", weights=...))" \
+        if name in _KERAS_LAYOUT_RESNETS else ""
+    lines.append(f"wrote {out}: {report.loaded} tensors of {source} into {model.name}{layout}")
+    if export_dir:
+        from keras_convnets.training.data import preprocessing_model
+        from keras_convnets.training.export import export_saved_model
+
+        size = preprocessing.input_size
+        served = preprocessing_model(model, preprocessing, (size, size, 3))
+        export_saved_model(served, export_dir, [str(i) for i in range(model.output_shape[-1])])
+        lines.append(f"saved model: {export_dir} (uint8 {size}x{size} images in, probabilities out; expects images "
+                     f"resized to {preprocessing.resize_size} and center-cropped to {size})")
+    return lines
