@@ -19,6 +19,10 @@ import keras_convnets as kc
 from keras_convnets.models import torch_weights
 from keras_convnets.models.torch_weights import CheckpointMismatchError
 
+# torchvision imports torch._dynamo, which imports triton (CUDA builds) if present; triton loaded after TensorFlow
+# crashes the process (their LLVMs clash). These CPU comparisons need no triton: hide it unless already loaded.
+sys.modules.setdefault("triton", None)
+
 if os.environ.get("KERAS_CONVNETS_REQUIRE_TORCH") == "1":
     import torch
     import torchvision

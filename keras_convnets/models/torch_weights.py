@@ -2,8 +2,10 @@
 
 Our torchvision-layout ResNets (``ResNet18/34``, ``ResNeXt50_32x4d``, ``ResNeXt101_32x8d``, ``WideResNet50_2`` and
 ``ResNet(50/101/152, layout="torchvision")``) and our ImageNet DenseNets compute the same function as torchvision's:
-same layers, same padding (explicit symmetric padding before every strided conv and pool, as PyTorch pads), BN in
-inference form. A checkpoint only needs its names mapped onto ours and its tensors transposed:
+same layers, same padding (explicit symmetric zero padding before every strided conv and the stem's max-pool, as
+PyTorch pads; Keras' ``"same"`` would pad only bottom/right at stride 2; the max-pool reads ReLU outputs, so zeros
+act as PyTorch's -inf), BN in inference form. A checkpoint only needs its names mapped onto ours and its tensors
+transposed:
 
 * conv weight ``(out, in / groups, kh, kw)`` -> Keras kernel ``(kh, kw, in / groups, out)`` (grouped convs too);
 * BN ``weight, bias, running_mean, running_var`` -> ``gamma, beta, moving_mean, moving_variance``. PyTorch's BN eps

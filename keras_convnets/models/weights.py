@@ -99,7 +99,8 @@ def load(model, weights, weights_name, include_top):
     """Loads ``weights`` (already checked) into ``model``."""
     if weights is None:
         return
-    if torch_weights.is_named_source(weights) or (weights != "imagenet" and torch_weights.checkpoint_format(weights)):
+    if torch_weights.is_named_source(weights) or (
+            weights != "imagenet" and os.path.isfile(weights) and torch_weights.checkpoint_format(weights)):
         torch_weights.load_pretrained(model, weights, weights_name)
         return
     path = fetch(weights_name, include_top) if weights == "imagenet" else os.fspath(weights)
