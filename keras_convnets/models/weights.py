@@ -76,8 +76,8 @@ def check_argument(weights, weights_name):
                              f"'{weights_name}' has none. Pass weights=None or a path to a weights file.")
         return
     if not isinstance(weights, (str, os.PathLike)) or not os.path.exists(weights):
-        raise ValueError("weights must be None, 'imagenet', 'torchvision', 'timm[:tag]', or the path to an existing "
-                         "weights file (Keras .weights.h5 / .h5, PyTorch .pth, .safetensors); "
+        raise ValueError("weights must be None, 'imagenet', or the path to an existing weights file (Keras "
+                         ".weights.h5 / .h5, PyTorch .pth, .safetensors), or 'torchvision' / 'timm[:tag]'; "
                          f"got {weights!r}")
 
 
