@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 # knows models only through the registry; ``cli`` sits on top. The model modules' public names are their
 # ``__all__``, read from their source (not imported: that would import TensorFlow); the training API is listed here.
 _MODEL_MODULES = ("models.blocks", "models.config", "models.layers", "models.resnet", "models.densenet",
-                  "models.registry", "models.weights")
+                  "models.registry", "models.weights", "models.torch_weights")
 _TRAINING_EXPORTS = {
     **dict.fromkeys(["dataset_spec", "load_dataset", "preprocessing_model"], "training.data"),
     "get_strategy": "training.distribute",

@@ -1,4 +1,5 @@
-"""The ``keras-convnets`` command: ``train``, ``evaluate``, ``predict``, ``models`` (and ``bench`` when installed).
+"""The ``keras-convnets`` command: ``train``, ``evaluate``, ``predict``, ``convert``, ``models`` (and ``bench`` when
+installed).
 
 Exit status 0 on success, 2 on a user error with a one-line reason on stderr (never a traceback). TensorFlow is
 imported only by the subcommands that need it, so ``--help`` and most argument errors are quick.
@@ -93,6 +94,19 @@ def _add_predict(sub):
     p.set_defaults(func=_predict)
 
 
+def _add_convert(sub):
+    p = sub.add_parser("convert", help="a torchvision / timm checkpoint as a Keras weights file",
+                       description="Map a torchvision or timm checkpoint (.pth, .safetensors, or 'torchvision' / "
+                                   "'timm:TAG' to download one) onto MODEL and write its weights as a Keras file; "
+                                   "--export also writes a SavedModel that `predict` reads.")
+    p.add_argument("source", help="checkpoint file, or torchvision, torchvision:v2, timm, timm:TAG")
+    p.add_argument("model", help="a registered model name (resnet50/101/152 are built in the torchvision layout)")
+    p.add_argument("--out", required=True, help="Keras weights file to write (NAME.weights.h5)")
+    p.add_argument("--classes", type=int, help="classes of a new classifier: load the backbone, skip the checkpoint's")
+    p.add_argument("--export", metavar="DIR", help="also write a SavedModel (uint8 images in) for `predict`")
+    p.set_defaults(func=_convert)
+
+
 def _add_models(sub):
     p = sub.add_parser("models", help="list the registered models", description="The model registry as a table.")
     p.add_argument("--dataset", choices=("cifar", "imagenet"), help="only models designed for this input")
@@ -120,7 +134,7 @@ def build_parser():
     parser = _Parser(prog=PROG, description="Paper-exact ResNet / WRN / ResNeXt / DenseNet: train on tfds, export "
                                             "SavedModels that serve raw images.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    for add in (_add_train, _add_evaluate, _add_predict, _add_models, _add_bench):
+    for add in (_add_train, _add_evaluate, _add_predict, _add_convert, _add_models, _add_bench):
         add(sub)
     return parser
 
@@ -241,6 +255,20 @@ def _predict(args):
             top = np.argsort(-row)[:args.top_k]
             print(f"{path}: " + ", ".join(f"{names[i]} {row[i]:.3f}" for i in top))
     return 2 if failed else 0
+
+
+def _convert(args):
+    from keras_convnets.models import torch_weights
+
+    if args.classes is not None and args.classes <= 0:
+        raise UsageError(f"--classes must be a positive integer; got {args.classes}")
+    try:
+        lines = torch_weights.convert(args.source, args.model, args.out, classes=args.classes,
+                                      export_dir=args.export)
+    except (ValueError, ImportError, OSError) as error:  # a misfit, a missing extra, no download
+        raise UsageError(str(error)) from None
+    print("\n".join(lines))
+    return 0
 
 
 def _models(args):

@@ -68,12 +68,15 @@ def get_model(name: str, **kwargs) -> Callable:
 
 def markdown_table() -> str:
     """The README's model table, generated from the registry (the README test checks it is current)."""
-    rows = ["| name | factory | input | trainable params | FLOPs (multiply-adds) | reference |",
-            "| --- | --- | --- | ---: | ---: | --- |"]
+    from keras_convnets.models.torch_weights import pretrained_sources
+
+    rows = ["| name | factory | input | trainable params | FLOPs (multiply-adds) | reference | pretrained weights |",
+            "| --- | --- | --- | ---: | ---: | --- | --- |"]
     for info in REGISTRY.values():
         size = info.input_size
         rows.append(f"| `{info.name}` | `{info.factory.__name__}` | {size}×{size} | {info.params or 0:,} | "
-                    f"{'?' if info.flops is None else format_flops(info.flops)} | {info.reference} |")
+                    f"{'?' if info.flops is None else format_flops(info.flops)} | {info.reference} | "
+                    f"{pretrained_sources(info.name)} |")
     return "\n".join(rows)
 
 

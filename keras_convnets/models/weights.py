@@ -1,13 +1,16 @@
 """Pretrained weights: the files keras.applications publishes, for the models whose architecture is the same as theirs.
 
 ``weights`` everywhere is ``None`` (random init), ``"imagenet"``, or a path to a local weights file (a Keras 3
-``.weights.h5``, or a legacy ``.h5`` such as keras.applications' own files, matched by layer order).
+``.weights.h5``, or a legacy ``.h5`` such as keras.applications' own files, matched by layer order). PyTorch
+checkpoints -- ``"torchvision"``, ``"timm:<tag>"`` or a ``.pth`` / ``.safetensors`` file, told apart by content -- are
+:mod:`keras_convnets.models.torch_weights`'.
 """
 
 import dataclasses
 import os
 from typing import Any, Optional
 
+from keras_convnets.models import torch_weights
 from keras_convnets.models.backend import keras
 
 _GCS = "https://storage.googleapis.com/tensorflow/keras-applications/"
@@ -65,6 +68,9 @@ def check_argument(weights: Any, weights_name: Optional[str], model_name: Option
     registered weights key of the architecture being built (None if it has none); ``model_name``: for the message."""
     if weights is None:
         return
+    if torch_weights.is_named_source(weights):
+        torch_weights.published_checkpoint(weights_name, weights)
+        return
     if weights == "imagenet":
         if weights_name not in PUBLISHED:
             published = ", ".join(sorted(PUBLISHED))
@@ -73,7 +79,8 @@ def check_argument(weights: Any, weights_name: Optional[str], model_name: Option
                              "file.")
         return
     if not isinstance(weights, (str, os.PathLike)) or not os.path.exists(weights):
-        raise ValueError("weights must be None, 'imagenet', or the path to an existing weights file; "
+        raise ValueError("weights must be None, 'imagenet', or the path to an existing weights file (Keras "
+                         ".weights.h5 / .h5, PyTorch .pth, .safetensors), or 'torchvision' / 'timm[:tag]'; "
                          f"got {weights!r}")
 
 
@@ -94,6 +101,10 @@ def fetch(weights_name: str, include_top: bool) -> str:
 def load(model, weights: Any, weights_name: Optional[str], include_top: bool) -> None:
     """Loads ``weights`` (already checked) into ``model``."""
     if weights is None:
+        return
+    if torch_weights.is_named_source(weights) or (
+            weights != "imagenet" and os.path.isfile(weights) and torch_weights.checkpoint_format(weights)):
+        torch_weights.load_pretrained(model, weights, weights_name)
         return
     path = fetch(weights_name, include_top) if weights == "imagenet" else os.fspath(weights)
     model.load_weights(path)

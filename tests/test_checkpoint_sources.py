@@ -1,0 +1,78 @@
+"""Named checkpoint sources and file detection, without PyTorch: the table, the offline error, the missing extra."""
+
+import zipfile
+
+import numpy as np
+import pytest
+
+import keras_convnets as kc
+from keras_convnets.models import registry, torch_weights
+from keras_convnets.models.backend import keras
+
+
+def test_every_torchvision_file_name_carries_its_hash_prefix_and_url():
+    for name, entries in torch_weights.PUBLISHED.items():
+        assert name in registry.REGISTRY
+        torchvision = [e for e in entries if e.source == "torchvision"]
+        assert torchvision and torchvision[0].tag == "v1"
+        for entry in torchvision:
+            assert entry.url == "https://download.pytorch.org/models/" + entry.file_name
+            assert entry.file_name.endswith(f"-{entry.sha256_prefix}.pth") and len(entry.sha256_prefix) == 8
+        for entry in entries:
+            assert entry.preprocessing.mean == (0.485, 0.456, 0.406) and entry.preprocessing.input_size == 224
+
+
+def test_named_sources_resolve_and_unknown_ones_say_what_exists():
+    assert torch_weights.published_checkpoint("resnet50", "torchvision:v2").file_name == "resnet50-11ad3fa6.pth"
+    assert torch_weights.published_checkpoint("densenet121", "timm").tag == "tv_in1k"
+    assert torch_weights.published_checkpoint("densenet121", "timm:densenet121.ra_in1k").preprocessing \
+        .interpolation == "bicubic"
+    with pytest.raises(ValueError, match=r"unknown timm tag.*'timm:tv_in1k'"):
+        kc.DenseNet161(weights="timm:a1_in1k")
+    with pytest.raises(ValueError, match="torchvision publishes no checkpoint for 'densenet264'"):
+        kc.DenseNet264(weights="torchvision")
+
+
+def test_offline_error_names_the_file_and_the_way_out(monkeypatch):
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    with pytest.raises(kc.WeightsUnavailableError) as error:
+        kc.ResNet18(weights="torchvision", input_shape=(64, 64, 3))
+    message = str(error.value)
+    assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in message
+    assert "local path as weights=" in message and "resnet18-f37072fd.pth" in message
+
+
+def test_files_are_told_apart_by_content(tmp_path):
+    keras_file = tmp_path / ("m.weights.h5")
+    kc.ResNet20().save_weights(str(keras_file))
+    assert torch_weights.checkpoint_format(keras_file) is None       # left to model.load_weights, as before
+    pickle = tmp_path / "m.pth"
+    with zipfile.ZipFile(pickle, "w") as archive:
+        archive.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+    assert torch_weights.checkpoint_format(pickle) == "torch"
+    from safetensors.numpy import save_file
+
+    tensors = tmp_path / "m.bin"   # the extension does not matter
+    save_file({"a": np.zeros(3, np.float32)}, str(tensors))
+    assert torch_weights.checkpoint_format(tensors) == "safetensors"
+
+
+def test_a_torch_file_without_torch_names_the_extra(tmp_path, monkeypatch):
+    import sys
+
+    pickle = tmp_path / "m.pth"
+    with zipfile.ZipFile(pickle, "w") as archive:
+        archive.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ImportError, match=r'pip install "keras-convnets\[torch\]"'):
+        kc.ResNet18(weights=str(pickle))
+
+
+def test_readme_column_names_the_sources():
+    assert torch_weights.pretrained_sources("resnet18") == "torchvision, timm"
+    assert torch_weights.pretrained_sources("densenet121") == "keras.applications, torchvision, timm"
+    assert "layout=\"torchvision\"" in torch_weights.pretrained_sources("resnet50")
+    assert torch_weights.pretrained_sources("resnet20") == "-"
