@@ -86,8 +86,8 @@ def _add_evaluate(sub):
 
 def _add_predict(sub):
     p = sub.add_parser("predict", help="top-k classes of image files",
-                       description="Classify image files (PNG, JPEG, BMP, GIF) with DIR's SavedModel; images are "
-                                   "resized to the model's input size.")
+                       description="Classify image files (JPEG, PNG, GIF, BMP or WebP) with DIR's SavedModel; "
+                                   "images are resized to the model's input size.")
     p.add_argument("dir", help=DIR_HELP)
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--top-k", type=int, default=3, help="how many classes to print per image (default 3)")
