@@ -1,19 +1,18 @@
-"""Where the real CIFAR-10 subset is (``../shared/tensorflow_datasets`` beside the repo, or ``$TFDS_DATA_DIR``)."""
+"""Where the real CIFAR-10 data is: the tensorflow_datasets directory named by ``$TFDS_DATA_DIR`` (``.ci/run`` sets
+it), if it holds a prepared ``cifar10``. Tests that need real images skip with this reason when it does not."""
 
 import os
 
 import pytest
 
-_BESIDE_REPO = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "tensorflow_datasets")
+MISSING = "real CIFAR-10 data is absent: set TFDS_DATA_DIR to a tensorflow_datasets directory holding cifar10/3.0.2"
 
 
 def real_data_dir():
-    for candidate in (os.environ.get("TFDS_DATA_DIR"), _BESIDE_REPO):
-        if candidate and os.path.isfile(os.path.join(candidate, "cifar10", "3.0.2", "dataset_info.json")):
-            return os.path.abspath(candidate)
+    candidate = os.environ.get("TFDS_DATA_DIR")
+    if candidate and os.path.isfile(os.path.join(candidate, "cifar10", "3.0.2", "dataset_info.json")):
+        return os.path.abspath(candidate)
     return None
 
 
-requires_cifar10 = pytest.mark.skipif(
-    real_data_dir() is None,
-    reason="the real CIFAR-10 subset is absent (expected ../shared/tensorflow_datasets/cifar10 or $TFDS_DATA_DIR)")
+requires_cifar10 = pytest.mark.skipif(real_data_dir() is None, reason=MISSING)

@@ -62,9 +62,9 @@ def test_out_dir_with_foreign_files_is_refused(capsys, tmp_path, monkeypatch):
                                                   "residual families (resnet, preact_resnet, wrn, resnext) take it"),
 ])
 def test_option_the_factory_rejects_is_a_usage_error_and_leaves_no_run(capsys, tmp_path, model, option, expected):
-    from tests._data_dir import real_data_dir
+    from tests._data_dir import MISSING, real_data_dir
     if real_data_dir() is None:
-        pytest.skip("the real CIFAR-10 subset is absent (../shared/tensorflow_datasets or $TFDS_DATA_DIR)")
+        pytest.skip(MISSING)
     out = tmp_path / "run"
     err = _error(capsys, ["train", model, *option, "--out", str(out), "--data-dir", real_data_dir()])
     assert expected in err
