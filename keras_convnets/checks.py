@@ -26,6 +26,13 @@ def positive_int(argument: str, value: Any) -> int:
     return value
 
 
+def integer_in(argument: str, value: Any, low: int, high: int) -> int:
+    """``value`` if it is an integer in ``[low, high]`` (``True`` is not an integer here)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        fail(argument, f"an integer in [{low}, {high}]", value)
+    return value
+
+
 def number_in(argument: str, value: Any, low: Optional[float] = None, high: Optional[float] = None, *,
               low_open: bool = False, high_open: bool = False) -> float:
     """``float(value)`` if it is a number in the interval (``None`` bounds are unbounded), else the ValueError that
@@ -34,7 +41,7 @@ def number_in(argument: str, value: Any, low: Optional[float] = None, high: Opti
     above = high is not None and (value >= high if high_open else value > high) if _is_number(value) else False
     if not _is_number(value) or below or above:
         if high is None:
-            accepted = f"a number {'>' if low_open else '>='} {low:g}"
+            accepted = f"a finite number {'>' if low_open else '>='} {low:g}"
         else:
             accepted = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
         fail(argument, accepted, value)
@@ -50,4 +57,4 @@ def one_of(argument: str, value: Any, accepted: Iterable[Any]) -> Any:
     return value
 
 
-__all__ = ["fail", "positive_int", "number_in", "one_of"]
+__all__ = ["fail", "positive_int", "integer_in", "number_in", "one_of"]

@@ -46,6 +46,10 @@ def _add_train(sub):
     p.add_argument("--scale-lr", action="store_true",
                    help="scale the learning rate linearly by global batch / the paper's batch")
     p.add_argument("--steps-per-epoch", type=int, help="cap the optimizer steps of an epoch (quick runs)")
+    p.add_argument("--steps-per-execution", type=int,
+                   help="train steps per compiled call (default: chosen for this machine; the run's first line says)")
+    p.add_argument("--jit-compile", choices=("on", "off"),
+                   help="XLA for the train step (default: off on CPUs, Keras' choice on GPUs/TPUs)")
     p.add_argument("--weight-decay", type=float, help="coupled L2 coefficient, PyTorch convention (default: paper's)")
     p.add_argument("--schedule", help=f"{', '.join(recipes.SCHEDULES)}, or boundary fractions such as 0.5,0.75 "
                                       "(default: the paper's piecewise schedule)")
@@ -152,7 +156,9 @@ def _train(args):
                         weight_decay=args.weight_decay, schedule=args.schedule, strategy=args.strategy,
                         precision=args.precision, out=args.out, data_dir=args.data_dir, seed=args.seed,
                         model_kwargs=model_kwargs, augmentation=args.augmentation,
-                        steps_per_epoch=args.steps_per_epoch, scale_lr=args.scale_lr, force=args.force)
+                        steps_per_epoch=args.steps_per_epoch, scale_lr=args.scale_lr, force=args.force,
+                        steps_per_execution=args.steps_per_execution,
+                        jit_compile=None if args.jit_compile is None else args.jit_compile == "on")
     except ValueError as error:
         raise UsageError(str(error)) from None
     import tensorflow as tf

@@ -66,7 +66,7 @@ def test_out_that_is_not_writable_is_one_line(capsys, tmp_path, monkeypatch):
 def test_seed_beyond_32_bits_is_one_line(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("TFDS_DATA_DIR", real_data_dir())
     one_line_error(*run(capsys, "train", "resnet20", "--seed", 2**32, "--out", tmp_path / "o")[::2],
-                   "seed must be an integer >= 0 and <= 4294967295")
+                   "seed must be an integer in [0, 4294967295]")
 
 
 @pytest.mark.parametrize("config,message", [("{not json", "TF_CONFIG is not valid JSON"),

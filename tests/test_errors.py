@@ -48,7 +48,7 @@ CASES = [
     (kc.ResNet20, (), {"weights": "/no/such/file.weights.h5"}, r"weights must be None, 'imagenet', or the path"),
     (kc.ResNet20, (), {"weights": "imagenet"}, r"weights='imagenet' is published only for"),
     (kc.ResNet20, (), {"data_format": "NHWC"}, r"data_format must be 'channels_last' or 'channels_first'"),
-    (kc.ResNet20, (), {"weight_decay": -1e-4}, r"weight_decay must be a number >= 0"),
+    (kc.ResNet20, (), {"weight_decay": -1e-4}, r"weight_decay must be a finite number >= 0"),
     (kc.ResNet20, (), {"input_tensor": [1, 2, 3]}, r"input_tensor must be a Keras tensor"),
 ]
 

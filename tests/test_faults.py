@@ -77,7 +77,7 @@ def test_non_finite_numbers_are_refused_by_plan(tmp_path, argument, value):
 def test_integer_arguments_say_integer_bounds(tmp_path):
     from keras_convnets.training import loop
 
-    with pytest.raises(ValueError, match=r"^epochs must be an integer > 0; got 0$"):
+    with pytest.raises(ValueError, match=r"^epochs must be a positive integer; got 0$"):
         loop.plan("resnet20", epochs=0, out=str(tmp_path / "out"))
 
 

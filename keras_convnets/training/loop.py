@@ -25,6 +25,7 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
+from keras_convnets import checks
 from keras_convnets.training import data, lock, recipes
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -88,6 +89,8 @@ class RunPlan:
     scale_lr: bool = False
     reference_batch_size: Optional[int] = None
     force: bool = False
+    steps_per_execution: Optional[int] = None   # runtime settings: None lets performance.choose_settings decide;
+    jit_compile: Optional[bool] = None          # not part of the run's identity (a resumed run may change them)
 
     @property
     def arguments(self) -> Dict[str, Any]:
@@ -115,21 +118,10 @@ class RunPlan:
         return dataclasses.replace(self.recipe, lr=self.recipe.lr * factor, warmup_lr=self.recipe.warmup_lr * factor)
 
 
-def _check_number(name, value, *, integer=False, minimum=0, inclusive=False, maximum=None):
-    """A ValueError unless ``value`` is a finite int (``integer``) or number in the range; NaN compares false to
-    everything, so finiteness is checked first."""
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value) or value < minimum or (
-            value == minimum and not inclusive) or (maximum is not None and value > maximum):
-        relation = ">=" if inclusive else ">"
-        upper = "" if maximum is None else f" and <= {maximum}"
-        raise ValueError(f"{name} must be {'an integer' if integer else 'a finite number'} {relation} {minimum}"
-                         f"{upper}; got {value!r}")
-
-
 def plan(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None, weight_decay=None, schedule=None,
          strategy="auto", precision="float32", out=None, data_dir=None, seed=0, model_kwargs=None,
-         augmentation=None, steps_per_epoch=None, scale_lr=False, force=False) -> RunPlan:
+         augmentation=None, steps_per_epoch=None, scale_lr=False, force=False, steps_per_execution=None,
+         jit_compile=None) -> RunPlan:
     """Resolves a run's arguments against the model's recipe and checks them (ValueError with a one-line reason:
     unknown model, dataset or strategy, multi-worker without tf-keras, dataset not prepared, bad numbers, ``out``
     not a writable directory, holding a different run, or this run complete and ``force`` not given)."""
@@ -150,21 +142,23 @@ def plan(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None
     overrides = {key: value for key, value in dict(epochs=epochs, batch_size=batch_size, lr=lr,
                                                    weight_decay=weight_decay).items() if value is not None}
     recipe = dataclasses.replace(recipe, **overrides)
-    _check_number("epochs", recipe.epochs, integer=True)
-    _check_number("batch_size", recipe.batch_size, integer=True)
-    _check_number("lr", recipe.lr)
-    _check_number("weight_decay", recipe.weight_decay, inclusive=True)
-    _check_number("seed", seed, integer=True, inclusive=True, maximum=MAX_SEED)
+    checks.positive_int("epochs", recipe.epochs)
+    checks.positive_int("batch_size", recipe.batch_size)
+    checks.number_in("lr", recipe.lr, 0.0, low_open=True)
+    checks.number_in("weight_decay", recipe.weight_decay, 0.0)
+    checks.integer_in("seed", seed, 0, MAX_SEED)
     if steps_per_epoch is not None:
-        _check_number("steps_per_epoch", steps_per_epoch, integer=True)
-    if augmentation is not None and not isinstance(augmentation, bool):
-        raise ValueError(f"augmentation must be True, False or None (the dataset's usual setting); got "
-                         f"{augmentation!r}")
+        checks.positive_int("steps_per_epoch", steps_per_epoch)
+    checks.one_of("augmentation (None: the dataset's usual setting)", augmentation, (None, True, False))
+    if steps_per_execution is not None:
+        checks.positive_int("steps_per_execution", steps_per_execution)
+    checks.one_of("jit_compile (None: the machine's choice)", jit_compile, (None, True, False))
     augmentation = spec.augment if augmentation is None else augmentation
     kwargs = {**recipe.model_kwargs(augmentation), **(model_kwargs or {})}
     out = os.path.abspath(out or os.path.join("runs", f"{info.name}_{spec.name}"))
     run_plan = RunPlan(info, spec, recipe, kwargs, precision, seed, out, data.resolve_data_dir(data_dir), strategy,
-                       augmentation, steps_per_epoch, bool(scale_lr), reference_batch_size, bool(force))
+                       augmentation, steps_per_epoch, bool(scale_lr), reference_batch_size, bool(force),
+                       steps_per_execution, jit_compile)
     data.dataset_info(spec.name, run_plan.data_dir, download=True)  # downloads, or says how to point at a copy
     if not distribute.needs_legacy_keras(strategy) or distribute.is_chief_task():
         check_out_dir(out, run_plan.arguments, force)  # other workers write nothing in out but their backup
@@ -416,7 +410,9 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
     out, spec = run_plan.out, run_plan.spec
     recipe = run_plan.scaled_recipe(replicas)
     global_batch = run_plan.global_batch_size(replicas)
-    settings = performance.use_settings(performance.choose_settings(performance.detect_machine(strategy)))
+    settings = performance.use_settings(performance.choose_settings(
+        performance.detect_machine(strategy), steps_per_execution=run_plan.steps_per_execution,
+        jit_compile=run_plan.jit_compile))
     print(settings.describe(), flush=True)  # the run's first line: what it chose on this machine, and why
     if not (settings.machine.onednn or settings.machine.accelerators):
         print(performance.kernels_note(), flush=True)
@@ -508,7 +504,8 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
 
 def train(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None, weight_decay=None, schedule=None,
           strategy="auto", precision="float32", out=None, data_dir=None, seed=0, model_kwargs=None,
-          augmentation=None, steps_per_epoch=None, scale_lr=False, force=False, verbose="auto") -> TrainResult:
+          augmentation=None, steps_per_epoch=None, scale_lr=False, force=False, steps_per_execution=None,
+          jit_compile=None, verbose="auto") -> TrainResult:
     """Trains the registered ``model_name`` on the tfds ``dataset`` with its paper's recipe and exports it.
 
     ``epochs``, ``batch_size``, ``lr``, ``weight_decay`` (coupled L2, PyTorch convention), ``schedule``
@@ -519,8 +516,11 @@ def train(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=Non
     ``batch_size`` is per replica: the global batch is it times the replicas; ``scale_lr=True`` scales the
     learning rate by global batch / the paper's batch. ``steps_per_epoch`` caps an epoch (quick runs, tests).
     ``out`` defaults to ``runs/MODEL_DATASET``; a complete run there is trained again only with ``force=True``.
+    ``steps_per_execution`` / ``jit_compile`` override the runtime settings chosen for this machine
+    (:func:`keras_convnets.training.performance.choose_settings`; the run's first line shows them).
     """
     return run(plan(model_name, dataset, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                     schedule=schedule, strategy=strategy, precision=precision, out=out, data_dir=data_dir,
                     seed=seed, model_kwargs=model_kwargs, augmentation=augmentation, steps_per_epoch=steps_per_epoch,
-                    scale_lr=scale_lr, force=force), verbose=verbose)
+                    scale_lr=scale_lr, force=force, steps_per_execution=steps_per_execution,
+                    jit_compile=jit_compile), verbose=verbose)
