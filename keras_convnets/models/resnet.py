@@ -159,10 +159,9 @@ def cifar_resnext(depth: int, cardinality: int, group_width: int) -> Architectur
 def survival_probabilities(num_blocks: int, last) -> list:
     """Stochastic depth's linear decay rule (Huang et al., 2016, eq. 4): block l of L survives with
     ``1 - l / L * (1 - last)``, so the input (l = 0) is always kept and the last block survives with ``last``."""
+    last = application.check_stochastic_depth(last)
     if last is None:
         return [1.0] * num_blocks
-    last = checks.number_in("stochastic_depth (the last block's survival probability p_L)", last, 0.0, 1.0,
-                            low_open=True)
     return [1.0 - (index / num_blocks) * (1.0 - last) for index in range(1, num_blocks + 1)]
 
 
