@@ -103,10 +103,12 @@ def stem(x, arch: Architecture, config: LayerConfig):
     return x
 
 
-def _check_stochastic_depth(value):
-    if value is not None:
-        checks.number_in("stochastic_depth (the last block's survival probability p_L)", value, 0.0, 1.0,
-                         low_open=True)
+def check_stochastic_depth(value: Optional[float]) -> Optional[float]:
+    """Stochastic depth's p_L: None (off) or a number in (0, 1]."""
+    if value is None:
+        return None
+    return checks.number_in("stochastic_depth (the last block's survival probability p_L)", value, 0.0, 1.0,
+                            low_open=True)
 
 
 def _check_dropout(value):
@@ -131,7 +133,7 @@ class ModelOption:
 MODEL_OPTIONS: Dict[str, ModelOption] = {
     "stochastic_depth": ModelOption(None, "accepts_stochastic_depth",
                                     "the residual families (resnet, preact_resnet, wrn, resnext)",
-                                    _check_stochastic_depth),
+                                    check_stochastic_depth),
     "dropout": ModelOption(0.0, "accepts_dropout", "the CIFAR Wide ResNets (wrn) and the DenseNets (densenet)",
                            _check_dropout),
     "memory_efficient": ModelOption(False, "accepts_memory_efficient", "the DenseNets (densenet)",

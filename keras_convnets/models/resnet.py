@@ -55,15 +55,17 @@ class Architecture(application.Architecture):
     def num_blocks(self) -> int:
         return sum(n for _, n in self.stages)
 
-    def strides(self):
-        """The stride of every block, stage by stage."""
+    def block_plan(self):
+        """``(filters, stride, name)`` of every block, stage by stage; names are keras.applications'
+        ``conv{stage}_block{i}``."""
         last_stage = len(self.stages) - 1
-        for stage, (_, count) in enumerate(self.stages):
+        for stage, (filters, count) in enumerate(self.stages):
             for i in range(count):
                 if self.stride_last:
-                    yield 2 if i == count - 1 and stage < last_stage else 1
+                    stride = 2 if i == count - 1 and stage < last_stage else 1
                 else:
-                    yield 2 if i == 0 and stage > 0 else 1
+                    stride = 2 if i == 0 and stage > 0 else 1
+                yield filters, stride, f"conv{stage + 2}_block{i + 1}"
 
     def body(self, x, config, options):
         x = application.stem(x, self, config)
@@ -71,11 +73,8 @@ class Architecture(application.Architecture):
         if options["dropout"]:
             block_options["dropout"] = options["dropout"]
         survival = survival_probabilities(self.num_blocks, options["stochastic_depth"])
-        names = [f"conv{stage + 2}_block{i + 1}" for stage, (_, n) in enumerate(self.stages) for i in range(n)]
-        filters = [f for f, n in self.stages for _ in range(n)]
-        for index, stride in enumerate(self.strides()):
-            x = self.block(x, filters[index], stride, survival=survival[index], config=config, name=names[index],
-                           **block_options)
+        for (filters, stride, name), keep in zip(self.block_plan(), survival):
+            x = self.block(x, filters, stride, survival=keep, config=config, name=name, **block_options)
         if self.preact:
             x = config.bn(name="post_bn")(x)
             x = config.relu(name="post_relu")(x)
@@ -160,10 +159,9 @@ def cifar_resnext(depth: int, cardinality: int, group_width: int) -> Architectur
 def survival_probabilities(num_blocks: int, last) -> list:
     """Stochastic depth's linear decay rule (Huang et al., 2016, eq. 4): block l of L survives with
     ``1 - l / L * (1 - last)``, so the input (l = 0) is always kept and the last block survives with ``last``."""
+    last = application.check_stochastic_depth(last)
     if last is None:
         return [1.0] * num_blocks
-    last = checks.number_in("stochastic_depth (the last block's survival probability p_L)", last, 0.0, 1.0,
-                            low_open=True)
     return [1.0 - (index / num_blocks) * (1.0 - last) for index in range(1, num_blocks + 1)]
 
 
