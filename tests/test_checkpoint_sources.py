@@ -29,8 +29,13 @@ def test_named_sources_resolve_and_unknown_ones_say_what_exists():
         .interpolation == "bicubic"
     with pytest.raises(ValueError, match=r"unknown timm tag.*'timm:tv_in1k'"):
         kc.DenseNet161(weights="timm:a1_in1k")
-    with pytest.raises(ValueError, match="torchvision publishes no checkpoint for 'densenet264'"):
+    with pytest.raises(ValueError, match="publish checkpoints only for .*this architecture has none"):
         kc.DenseNet264(weights="torchvision")
+    # sources are found by architecture: a display name changes nothing, a keras-layout ResNet-50 is pointed onward
+    with pytest.raises(ValueError, match=r"unknown timm tag for 'densenet161'"):
+        kc.DenseNet161(weights="timm:a1_in1k", name="backbone")
+    with pytest.raises(ValueError, match=r"keras.applications' layout.*ResNet\(50, layout=\"torchvision\"\)"):
+        kc.ResNet50(weights="torchvision")
 
 
 def test_offline_error_names_the_file_and_the_way_out(monkeypatch):

@@ -95,9 +95,9 @@ def test_evaluate_with_a_run_json_that_is_not_a_record_is_one_line(capsys, tmp_p
 def test_plan_refuses_a_non_bool_augmentation(tmp_path):
     from keras_convnets.training import data, loop
 
-    with pytest.raises(ValueError, match="augmentation must be True, False or None"):
+    with pytest.raises(ValueError, match=r"augmentation \(None: .*\) must be None, True or False"):
         loop.plan("resnet20", augmentation="no", out=str(tmp_path / "o"))
-    with pytest.raises(ValueError, match="augmentation must be True, False or None"):
+    with pytest.raises(ValueError, match=r"augmentation \(None: .*\) must be None, True or False"):
         data.load_dataset("cifar10", augmentation="no")
 
 

@@ -166,14 +166,14 @@ def layer_config(base: LayerConfig, *, data_format: str = "channels_last", dtype
 
 
 def check_head(include_top: bool, weights: Any, pooling: Optional[str], classes: int,
-               weights_name: Optional[str], model_name: str = "this model") -> None:
+               weights_name: Optional[str], model_name: str = "this model", architecture: Any = None) -> None:
     """Checks the head arguments against each other; each error names the argument and what it accepts."""
     checks.one_of("pooling", pooling, POOLINGS)
     if include_top and pooling is not None:
         raise ValueError(f"pooling={pooling!r} applies only with include_top=False "
                          "(with include_top=True the model always ends in global average pooling)")
     checks.positive_int("classes", classes)
-    weights_lib.check_argument(weights, weights_name, model_name)
+    weights_lib.check_argument(weights, weights_name, model_name, architecture)
     if weights == "imagenet" and include_top and classes != 1000:
         raise ValueError(f"classes must be 1000 with weights='imagenet' and include_top=True; got classes={classes}. "
                          "Use include_top=False to put your own classifier on the pretrained backbone.")
@@ -285,7 +285,7 @@ def build_model(include_top: bool = True, weights: Any = None, input_tensor: Any
     options = check_options(arch, name, options)
     classes = arch.default_classes if classes is None else classes
     weights_key = published_weights_key(arch)
-    check_head(include_top, weights, pooling, classes, weights_key, name)
+    check_head(include_top, weights, pooling, classes, weights_key, name, arch)
     config = layer_config(arch.config, data_format=data_format, dtype=dtype, weight_decay=weight_decay,
                           sync_bn=sync_bn, zero_init_residual=options["zero_init_residual"])
     inputs, image = resolve_input(input_tensor, input_shape, default_size=arch.default_size, min_size=arch.min_size,
@@ -302,7 +302,7 @@ def build_model(include_top: bool = True, weights: Any = None, input_tensor: Any
                            weight_decay=weight_decay, sync_bn=sync_bn, **{**options, "memory_efficient": False})
         model.set_weights(twin.get_weights())
     else:
-        weights_lib.load(model, weights, weights_key, include_top)
+        weights_lib.load(model, weights, weights_key, include_top, arch)
     return model
 
 

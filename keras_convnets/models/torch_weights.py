@@ -31,7 +31,7 @@ import re
 import struct
 import warnings
 import zipfile
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -167,6 +167,36 @@ def published_checkpoint(weights_name: str, weights: str) -> PublishedCheckpoint
             return entry
     raise ValueError(f"weights={weights!r}: unknown {source} tag for '{weights_name}'; "
                      f"known: {', '.join(repr(e.spec) for e in entries)}")
+
+
+def _architectures() -> Dict[str, Any]:
+    """torchvision's model name -> our architecture that its checkpoints fit (built on first use: the family modules
+    import this one through the builder core)."""
+    from keras_convnets.models.densenet import imagenet_densenet
+    from keras_convnets.models.resnet import imagenet_resnet
+
+    resnets = {f"resnet{depth}": imagenet_resnet(depth) for depth in (18, 34, 50, 101, 152)}
+    return {**resnets, "resnext50_32x4d": imagenet_resnet(50, groups=32, base_width=4),
+            "resnext101_32x8d": imagenet_resnet(101, groups=32, base_width=8),
+            "wide_resnet50_2": imagenet_resnet(50, base_width=128),
+            **{f"densenet{depth}": imagenet_densenet(depth) for depth in (121, 161, 169, 201)}}
+
+
+def checkpoint_name(architecture, weights: str) -> str:
+    """The torchvision / timm model name whose published checkpoints fit ``architecture`` (found by comparing
+    architectures, so a model's display name does not matter), or a ValueError saying what does fit."""
+    from keras_convnets.models.resnet import imagenet_resnet
+
+    name = next((name for name, arch in _architectures().items() if arch == architecture), None)
+    if name is not None:
+        return name
+    keras_layout = next((depth for depth in (50, 101, 152) if imagenet_resnet(depth, "keras") == architecture), None)
+    if keras_layout:
+        raise ValueError(f"weights={weights!r}: ResNet-{keras_layout} here is in keras.applications' layout (conv "
+                         "biases, stride on the first 1x1 conv), which no torchvision/timm checkpoint fits; build "
+                         f"keras_convnets.ResNet({keras_layout}, layout=\"torchvision\") for them")
+    raise ValueError(f"weights={weights!r}: torchvision and timm publish checkpoints only for "
+                     f"{', '.join(sorted(PUBLISHED))} (torchvision layout); this architecture has none")
 
 
 def fetch(weights_name: str, weights: str) -> str:
@@ -437,10 +467,11 @@ def load_checkpoint(model, path, *, skip_mismatch: bool = False) -> LoadReport:
     return load_state(model, read_checkpoint(path), skip_mismatch=skip_mismatch, origin=os.fspath(path))
 
 
-def load_pretrained(model, weights, weights_name: str) -> LoadReport:
+def load_pretrained(model, weights, architecture) -> LoadReport:
     """The ``weights=`` path of every factory for a named source or a checkpoint file; records the expected
     preprocessing on the model for a named source."""
     if is_named_source(weights):
+        weights_name = checkpoint_name(architecture, weights)
         entry = published_checkpoint(weights_name, weights)
         report = load_checkpoint(model, fetch(weights_name, weights))
         setattr(model, PREPROCESSING_ATTRIBUTE, entry.preprocessing)

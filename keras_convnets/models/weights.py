@@ -63,13 +63,15 @@ class WeightsUnavailableError(OSError):
     """The published weights could not be downloaded (e.g. no internet)."""
 
 
-def check_argument(weights: Any, weights_name: Optional[str], model_name: Optional[str] = None) -> None:
+def check_argument(weights: Any, weights_name: Optional[str], model_name: Optional[str] = None,
+                   architecture: Any = None) -> None:
     """Raises a ValueError naming what ``weights`` accepts, before anything is built. ``weights_name``: the
-    registered weights key of the architecture being built (None if it has none); ``model_name``: for the message."""
+    registered weights key of the architecture being built (None if it has none); ``model_name``: for the message;
+    ``architecture``: what a torchvision / timm source is looked up by."""
     if weights is None:
         return
     if torch_weights.is_named_source(weights):
-        torch_weights.published_checkpoint(weights_name, weights)
+        torch_weights.published_checkpoint(torch_weights.checkpoint_name(architecture, weights), weights)
         return
     if weights == "imagenet":
         if weights_name not in PUBLISHED:
@@ -98,13 +100,14 @@ def fetch(weights_name: str, include_top: bool) -> str:
             f"in ~/.keras/models/.") from error
 
 
-def load(model, weights: Any, weights_name: Optional[str], include_top: bool) -> None:
-    """Loads ``weights`` (already checked) into ``model``."""
+def load(model, weights: Any, weights_name: Optional[str], include_top: bool, architecture: Any = None) -> None:
+    """Loads ``weights`` (already checked) into ``model`` (of ``architecture``: how torchvision / timm sources are
+    found)."""
     if weights is None:
         return
     if torch_weights.is_named_source(weights) or (
             weights != "imagenet" and os.path.isfile(weights) and torch_weights.checkpoint_format(weights)):
-        torch_weights.load_pretrained(model, weights, weights_name)
+        torch_weights.load_pretrained(model, weights, architecture)
         return
     path = fetch(weights_name, include_top) if weights == "imagenet" else os.fspath(weights)
     model.load_weights(path)
