@@ -1,7 +1,8 @@
 """End to end on a folder of real CIFAR-10 PNGs (32x32 and 64x64, one grayscale, one RGBA, one corrupt file):
-`keras-convnets train resnet18 --dataset FOLDER --image-size 32 --epochs 2` learns, `evaluate` reads the folder, and
-the exported SavedModel, reloaded in a process that never imports keras_convnets, classifies raw images of any size
-and 1-4 channels. One run (~1 min on 2 cores) serves every test of this module."""
+`keras-convnets train resnet18 --dataset FOLDER --image-size 32 --epochs 2` learns (from scratch at a constant 0.02:
+the ImageNet recipe's 0.1 and its steps over two epochs of 4,050 images barely leave chance), `evaluate` reads the
+folder, and the exported SavedModel, reloaded in a process that never imports keras_convnets, classifies raw images
+of any size and 1-4 channels. One run (~1 min on 2 cores) serves every test of this module."""
 
 import json
 import os
@@ -16,7 +17,7 @@ from tests.test_datasets import write_photo_folder
 pytestmark = requires_cifar10
 
 TIMEOUT = 900
-PER_CLASS = 200  # 2,000 train-split images; the run holds out 10% of each class
+PER_CLASS = 450  # 4,500 train-split images; the run holds out 10% of each class
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,8 @@ def run(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("train") / "resnet18")
     env = dict(os.environ, TFDS_DATA_DIR=real_data_dir(), PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
     command = [sys.executable, "-m", "keras_convnets.cli", "train", "resnet18", "--dataset", folder,
-               "--image-size", "32", "--epochs", "2", "--batch-size", "64", "--out", out]
+               "--image-size", "32", "--epochs", "2", "--batch-size", "32", "--lr", "0.02", "--schedule", "constant",
+               "--out", out]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=TIMEOUT)
     return dict(folder=folder, out=out, result=result, env=env)
 
@@ -37,7 +39,7 @@ def test_train_on_a_folder_exits_0_and_states_its_data_first(run):
     assert lines[0].startswith("Runtime: ")
     data_lines = [line for line in lines[:4] if "held-out 10% of each class" in line or "skipped" in line]
     assert len(data_lines) == 2, lines[:5]
-    assert "held-out 10% of each class (200 images, split seed 0), training on the other 1,800" in data_lines[0]
+    assert "held-out 10% of each class (450 images, split seed 0), training on the other 4,050" in data_lines[0]
     assert "skipped 1 unreadable image file(s)" in data_lines[1] and "cat/broken.png" in data_lines[1]
 
 
@@ -49,10 +51,11 @@ def test_run_json_records_the_data_and_the_run_learns(run):
     summary = record["data"]
     assert (summary["kind"], summary["image_size"], summary["augmentation"], summary["crop_fraction"]) == \
         ("folder", 32, "cifar", 1.0)
-    assert summary["statistics"]["source"] == "computed from 1,800 training images"
-    assert summary["evaluation"]["count"] == 200
+    assert summary["statistics"]["source"] == "computed from 2,000 training images"
+    assert summary["evaluation"]["count"] == 450
     print(f"held-out accuracy after 2 epochs: {record['test_accuracy']:.3f}")
-    assert record["test_accuracy"] > 0.16, record["test_accuracy"]  # chance is 0.10; 200 images: 0.16 is 3 sigma
+    # Chance is 0.10; on 450 images 0.18 is 5.6 sigma above it (0.32 measured: from scratch, 2 epochs of 4,050).
+    assert record["test_accuracy"] > 0.18, record["test_accuracy"]
 
 
 def test_evaluate_reads_the_folder_as_training_did(run):
@@ -61,7 +64,7 @@ def test_evaluate_reads_the_folder_as_training_did(run):
                             capture_output=True, text=True, env=env, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr[-2000:]
     recorded = json.load(open(os.path.join(run["out"], "run.json")))["test_accuracy"]
-    assert f"evaluation accuracy: {recorded:.4f} (200 images)" in result.stdout
+    assert f"evaluation accuracy: {recorded:.4f} (450 images)" in result.stdout
 
 
 SERVING_CHECK = """
@@ -101,7 +104,7 @@ try:
     probabilities(serve, np.zeros((1, 32, 32, 5), np.uint8))
     result["five_channels"] = "accepted"
 except tf.errors.InvalidArgumentError as error:
-    result["five_channels"] = error.message.splitlines()[0]
+    result["five_channels"] = [line for line in error.message.splitlines() if "channels" in line][:1]
 print(json.dumps(result))
 """
 
@@ -133,6 +136,6 @@ def test_saved_model_classifies_raw_images_of_any_size_and_channels(run, tmp_pat
     assert found["same_size_unchanged"] == 0.0
     assert found["bigger_is_resized"] < 1e-5
     assert found["grey_is_repeated"] == 0.0 and found["alpha_is_dropped"] == 0.0
-    assert found["accuracy_32"] > 0.16 and found["accuracy_64"] > 0.16, found
+    assert found["accuracy_32"] > 0.18 and found["accuracy_64"] > 0.18, found
     assert found["empty"] == [0, 10]
-    assert "images need 1 to 4 channels" in found["five_channels"]
+    assert len(found["five_channels"]) == 1 and "images need 1 to 4 channels" in found["five_channels"][0], found
