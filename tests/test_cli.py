@@ -98,3 +98,11 @@ def test_console_script_exit_status():
                             text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=300)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("keras-convnets: error: unknown model 'nosuch'")
+
+
+def test_folder_that_holds_no_class_folders_is_one_line(capsys, tmp_path):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.png").write_bytes(b"\x89PNG")
+    err = _error(capsys, ["train", "resnet18", "--dataset", str(tmp_path / "photos"), "--out", str(tmp_path / "run")])
+    assert "has no class sub-folders" in err
+    assert not (tmp_path / "run").exists()

@@ -105,3 +105,24 @@ def test_fine_tune_run_records_its_recipe_and_exports(fine_tuned):
     assert data["evaluation"]["source"] == "test"
     assert len(result.history["loss"]) == 2  # one head epoch, one epoch of every layer
     assert os.path.isfile(os.path.join(result.export_path, "saved_model.pb"))
+
+
+def test_a_resumed_run_reuses_its_recorded_statistics(tmp_path):
+    """Statistics computed when a run starts are stored in run.json and read back, not computed again, when the
+    same run is planned again (a resumption): the same normalization for the same weights."""
+    import tensorflow as tf
+
+    for name in ("a", "b"):
+        os.makedirs(tmp_path / "photos" / name)
+        for i in range(3):
+            tf.io.write_file(str(tmp_path / "photos" / name / f"{i}.png"), tf.io.encode_png(
+                np.full((40, 40, 3), 60 * i + (100 if name == "b" else 0), np.uint8)))
+    out = str(tmp_path / "run")
+    first = loop.plan("resnet18", str(tmp_path / "photos"), image_size=32, out=out)
+    assert first.spec.statistics.source == "computed from 4 training images"
+    os.makedirs(out)
+    recorded = dict(first.spec.summary(), statistics=dict(first.spec.statistics.to_json(), mean=[0.25, 0.5, 0.75]))
+    with open(os.path.join(out, "run.json"), "w") as f:
+        json.dump({"status": "running", "arguments": first.arguments, "data": recorded}, f)
+    again = loop.plan("resnet18", str(tmp_path / "photos"), image_size=32, out=out)
+    assert again.spec.statistics.mean == (0.25, 0.5, 0.75)
