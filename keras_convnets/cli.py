@@ -34,11 +34,23 @@ def _add_train(sub):
     from keras_convnets.training import data, distribute, recipes
     from keras_convnets.training.loop import PRECISIONS
 
-    p = sub.add_parser("train", help="train a registered model on a tfds dataset and export a SavedModel",
+    p = sub.add_parser("train", help="train a registered model on a tfds dataset or a folder of images and export a "
+                                     "SavedModel",
                        description="Train MODEL with its paper's recipe (overridable) and export OUT/saved_model, "
                                    "which serves raw uint8 images. Re-running the same command resumes a killed run.")
     p.add_argument("model", help="a registered model name (see `keras-convnets models`)")
-    p.add_argument("--dataset", default="cifar10", help=f"tfds dataset: {', '.join(data.DATASETS)} (default cifar10)")
+    p.add_argument("--dataset", default="cifar10",
+                   help=f"a tfds image-classification dataset ({', '.join(data.DATASETS)}, oxford_flowers102, ...) "
+                        "or a folder of class folders, PATH/CLASS/IMAGE (default cifar10)")
+    p.add_argument("--image-size", type=int, help="training size (default: 32 for the CIFAR-family datasets, else "
+                                                  "the model's input size)")
+    p.add_argument("--weights", help="fine-tune from pretrained weights: 'imagenet' (models with published weights) "
+                                     "or a weights file of the model's backbone; a new head for the dataset's "
+                                     "classes and the fine-tuning recipe")
+    p.add_argument("--freeze-backbone", type=int, nargs="?", const=recipes.FINE_TUNE_HEAD.epochs, metavar="N",
+                   help="with --weights: first train the new head alone for N epochs (default "
+                        f"{recipes.FINE_TUNE_HEAD.epochs}) on the frozen backbone (BatchNorm in inference mode), then "
+                        "every layer for --epochs at the fine-tuning rate")
     p.add_argument("--epochs", type=int, help="epochs (default: the paper's; the schedule scales with it)")
     p.add_argument("--batch-size", type=int, help="batch size per replica; the global batch is this times the "
                                                   "replicas (default: the paper's)")
@@ -77,12 +89,13 @@ def _add_train(sub):
 
 
 def _add_evaluate(sub):
-    p = sub.add_parser("evaluate", help="test accuracy of an exported SavedModel on a tfds split",
+    p = sub.add_parser("evaluate", help="test accuracy of an exported SavedModel on a tfds split or an image folder",
                        description="Accuracy of DIR's SavedModel (DIR: a train --out directory or a SavedModel) "
-                                   "on a tfds split of raw uint8 images.")
+                                   "on a tfds split or a folder of class folders, seen as training evaluated it.")
     p.add_argument("dir", help=DIR_HELP)
-    p.add_argument("--dataset", help="tfds dataset (default: the one recorded in DIR's run.json)")
-    p.add_argument("--split", default="test", help="tfds split (default test)")
+    p.add_argument("--dataset", help="tfds dataset or folder (default: the one recorded in DIR's run.json)")
+    p.add_argument("--split", help="tfds split (default: the one training evaluated on: test, else validation, "
+                                   "else the held-out part of train)")
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.add_argument("--batch-size", type=int, default=256, help="batch size (default 256)")
     p.set_defaults(func=_evaluate)
@@ -157,6 +170,7 @@ def _train(args):
                         precision=args.precision, out=args.out, data_dir=args.data_dir, seed=args.seed,
                         model_kwargs=model_kwargs, augmentation=args.augmentation,
                         steps_per_epoch=args.steps_per_epoch, scale_lr=args.scale_lr, force=args.force,
+                        image_size=args.image_size, weights=args.weights, freeze_backbone=args.freeze_backbone,
                         steps_per_execution=args.steps_per_execution,
                         jit_compile=None if args.jit_compile is None else args.jit_compile == "on")
     except ValueError as error:
@@ -214,7 +228,8 @@ def _evaluate(args):
     import tensorflow as tf
 
     try:
-        data.dataset_info(dataset, args.data_dir, download=True)
+        if dataset in data.DATASETS:
+            data.dataset_info(dataset, args.data_dir, download=True)
         accuracy, count = export.evaluate_saved_model(path, dataset, args.split, data_dir=args.data_dir,
                                                       batch_size=args.batch_size)
     except ValueError as error:
@@ -222,7 +237,8 @@ def _evaluate(args):
     except (tf.errors.DataLossError, tf.errors.NotFoundError) as error:
         raise UsageError(f"{dataset}'s files cannot be read ({' '.join(str(error).split())[:160]}); they are corrupt "
                          "or missing: prepare the dataset again or point --data-dir at a good copy") from None
-    print(f"{dataset} {args.split} accuracy: {accuracy:.4f} ({count} images)")
+    split = args.split or ("test" if dataset in data.DATASETS else "evaluation")
+    print(f"{dataset} {split} accuracy: {accuracy:.4f} ({count} images)")
     return 0
 
 
@@ -249,7 +265,7 @@ def _predict(args):
         except (tf.errors.OpError, ValueError):
             reason = "not a decodable image: JPEG, PNG, GIF, BMP or WebP"
         else:
-            if tuple(image.shape[:2]) != (height, width):
+            if not export.resizes_images(saved_model) and tuple(image.shape[:2]) != (height, width):
                 image = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(image, (height, width))), 0, 255), tf.uint8)
             paths.append(path)
             images.append(image.numpy())
@@ -257,7 +273,10 @@ def _predict(args):
         print(f"{PROG}: error: {path}: {reason}", file=sys.stderr)
         failed += 1
     if images:
-        for path, row in zip(paths, export.predict(saved_model, np.stack(images))):
+        # An any-size export resizes and crops each image itself (the evaluation view), so images go one by one.
+        rows = np.concatenate([export.predict(saved_model, image[None]) for image in images]) \
+            if export.resizes_images(saved_model) else export.predict(saved_model, np.stack(images))
+        for path, row in zip(paths, rows):
             top = np.argsort(-row)[:args.top_k]
             print(f"{path}: " + ", ".join(f"{names[i]} {row[i]:.3f}" for i in top))
     return 2 if failed else 0

@@ -19,7 +19,13 @@ def _error(capsys, argv):
 
 @pytest.mark.parametrize("argv, reason", [
     (["train", "resnet21"], "unknown model 'resnet21'; known models: resnet18"),
-    (["train", "resnet20", "--dataset", "mnist"], "unknown dataset 'mnist'; supported datasets: cifar10"),
+    (["train", "resnet20", "--dataset", "cifar_10"], "'cifar_10' is neither a tfds dataset nor a folder of class "
+                                                     "sub-folders; closest tfds names: cifar10"),
+    (["train", "resnet20", "--dataset", "/no/such/photos"], "'/no/such/photos' is not a folder"),
+    (["train", "resnet18", "--weights", "imagenet"], "resnet18 has no published ImageNet weights; the models that "
+                                                     "do: resnet50"),
+    (["train", "resnet50", "--freeze-backbone"], "freeze_backbone (--freeze-backbone) trains a new head on a frozen "
+                                                 "pretrained backbone: it needs weights"),
     (["train", "resnet20", "--strategy", "warp"], "unknown strategy 'warp'"),
     (["train", "resnet20", "--epochs", "three"], "invalid int value"),
     (["train", "resnet20", "--epochs", "0"], "epochs must be a positive integer"),
@@ -95,3 +101,11 @@ def test_console_script_exit_status():
                             text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=300)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("keras-convnets: error: unknown model 'nosuch'")
+
+
+def test_folder_that_holds_no_class_folders_is_one_line(capsys, tmp_path):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.png").write_bytes(b"\x89PNG")
+    err = _error(capsys, ["train", "resnet18", "--dataset", str(tmp_path / "photos"), "--out", str(tmp_path / "run")])
+    assert "has no class sub-folders" in err
+    assert not (tmp_path / "run").exists()

@@ -18,19 +18,16 @@ def _write_png(path, image):
     tf.io.write_file(path, tf.io.encode_png(image))
 
 
-@pytest.fixture(scope="module")
-def photo_folder(tmp_path_factory):
-    """200 real CIFAR-10 test images as PNG files in class folders: every third upscaled to 64x64, one grayscale,
-    one RGBA, plus a corrupt ``.png`` and a text file."""
-    if real_data_dir() is None:
-        pytest.skip("the real CIFAR-10 subset is absent (TFDS_DATA_DIR)")
-    root = str(tmp_path_factory.mktemp("photos"))
-    split = tfds.builder("cifar10", data_dir=real_data_dir()).as_dataset("test", as_supervised=True,
+def write_photo_folder(root, per_class=20, split="test"):
+    """``per_class`` real CIFAR-10 images of each class from ``split`` as PNG files in class folders under ``root``:
+    every third upscaled to 64x64, one grayscale, one RGBA, plus a corrupt ``.png`` and a text file. Returns
+    ``root``."""
+    split = tfds.builder("cifar10", data_dir=real_data_dir()).as_dataset(split, as_supervised=True,
                                                                        shuffle_files=False)
-    per_class = {}
+    counts = {}
     for image, label in split.as_numpy_iterator():
-        if per_class.get(label, 0) < 20:
-            index = per_class[label] = per_class.get(label, 0) + 1
+        if counts.get(label, 0) < per_class:
+            index = counts[label] = counts.get(label, 0) + 1
             if index % 3 == 0:
                 image = tf.cast(tf.round(tf.image.resize(image, (64, 64))), tf.uint8).numpy()
             if (label, index) == (0, 1):
@@ -38,13 +35,21 @@ def photo_folder(tmp_path_factory):
             if (label, index) == (1, 1):
                 image = np.concatenate([image, np.full_like(image[..., :1], 200)], axis=-1)  # RGBA
             _write_png(os.path.join(root, CIFAR10_CLASSES[label], f"{index:02d}.png"), image)
-        if len(per_class) == 10 and min(per_class.values()) == 20:
+        if len(counts) == 10 and min(counts.values()) == per_class:
             break
     with open(os.path.join(root, "cat", "broken.png"), "wb") as f:
         f.write(b"\x89PNG\r\n\x1a\n" + bytes(range(200)))
     with open(os.path.join(root, "dog", "notes.txt"), "w") as f:
         f.write("not an image")
     return root
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    """200 real CIFAR-10 test images as PNG files in class folders (:func:`write_photo_folder`)."""
+    if real_data_dir() is None:
+        pytest.skip("the real CIFAR-10 subset is absent (TFDS_DATA_DIR)")
+    return write_photo_folder(str(tmp_path_factory.mktemp("photos")))
 
 
 def test_folder_dataset_classes_counts_and_bad_file(photo_folder):

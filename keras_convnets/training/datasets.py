@@ -359,7 +359,9 @@ def _threads(description: DatasetDescription, threads: int | None) -> int:
 
     if threads is not None:
         return threads
-    return (os.cpu_count() or 1) if description.augmentation == "imagenet" else performance.DATA_THREADS
+    if description.augmentation == "imagenet":
+        return os.cpu_count() or 1
+    return performance.current_settings().data_threads or os.cpu_count() or 1  # this machine's measured setting
 
 
 def _encoded_examples(description: DatasetDescription, split: Split, *, shuffle_seed: int | None = None):

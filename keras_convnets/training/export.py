@@ -3,10 +3,18 @@
 The export is a plain ``tf.Module`` saved with ``tf.saved_model.save`` (works under Keras 3 and tf-keras alike;
 ``keras.models.load_model`` cannot read SavedModels in Keras 3, see CONTRIBUTING.md, "Pitfalls"). Signatures:
 
-- ``serving_default``: ``images`` uint8 ``[batch, H, W, 3]`` → ``{"probabilities": float32 [batch, classes]}``;
+- ``serving_default``: ``images`` uint8 ``[batch, H, W, C]`` of any size and 1-4 channels (grey, grey + alpha, RGB,
+  RGBA) → ``{"probabilities": float32 [batch, classes]}``. It applies the evaluation view itself
+  (:func:`keras_convnets.training.transforms.serving_transform` at the model's input size and the training data's
+  crop fraction: 1.0 for CIFAR-style models, whose 32x32 images pass unchanged, 0.875 for ImageNet-style ones), so a
+  client sends a photo as it is. An empty batch returns ``[0, classes]``; another channel count is an
+  ``InvalidArgumentError`` saying "images need 1 to 4 channels";
+- ``preprocessed``: ``images`` uint8 ``[batch, S, S, 3]`` already in the evaluation view (the evaluation pipeline's
+  output) → the same output, so evaluating never crops twice;
 - ``class_names``: no input → ``{"class_names": string [classes]}``;
 
-and ``assets/labels.txt`` holds the class names, one per line, for TF Serving users.
+and ``assets/labels.txt`` holds the class names, one per line, for TF Serving users. The module's ``image_size`` and
+``crop_fraction`` variables record the transform.
 """
 
 import glob
@@ -19,6 +27,8 @@ import numpy as np
 LABELS_FILE = "labels.txt"
 SIGNATURE_INPUT = "images"
 SIGNATURE_OUTPUT = "probabilities"
+#: The signature of images already resized and cropped to the model's input.
+PREPROCESSED = "preprocessed"
 
 
 class ExportError(RuntimeError):
@@ -48,68 +58,123 @@ def load(path):
 
 
 def input_size(saved_model):
-    """``(height, width)`` of the images a loaded SavedModel serves."""
-    spec = saved_model.signatures["serving_default"].structured_input_signature[1][SIGNATURE_INPUT]
+    """``(height, width)`` of the model's input: what ``preprocessed`` takes, or what an export older than it
+    (fixed-size ``serving_default``, no resizing) takes."""
+    name = PREPROCESSED if PREPROCESSED in saved_model.signatures else "serving_default"
+    spec = saved_model.signatures[name].structured_input_signature[1][SIGNATURE_INPUT]
     return tuple(spec.shape[1:3])
 
 
-def _serving_module(model, names, labels_path):
+def resizes_images(saved_model) -> bool:
+    """Whether ``serving_default`` takes images of any size (it resizes and crops them itself)."""
+    return PREPROCESSED in saved_model.signatures
+
+
+def crop_fraction(saved_model) -> float:
+    """The evaluation crop fraction a loaded SavedModel applies (1.0 for an export older than the record)."""
+    recorded = getattr(saved_model, "crop_fraction", None)
+    return 1.0 if recorded is None else float(recorded.numpy())
+
+
+def _serving_module(model, names, labels_path, fraction):
     import tensorflow as tf
 
-    height, width, channels = (int(d) for d in model.input_shape[1:])
+    from keras_convnets.training import transforms
+
+    size, width, channels = (int(d) for d in model.input_shape[1:])
+    if size != width or channels != 3:
+        raise ValueError(f"the model must take square RGB images to be exported; its input is "
+                         f"{tuple(model.input_shape[1:])}")
     module = tf.Module()
     module.model = model
     module.labels_file = tf.saved_model.Asset(labels_path)
+    module.image_size = tf.Variable(size, trainable=False, name="image_size")
+    module.crop_fraction = tf.Variable(float(fraction), trainable=False, name="crop_fraction")
 
-    @tf.function(input_signature=[tf.TensorSpec([None, height, width, channels], tf.uint8, name=SIGNATURE_INPUT)])
+    def classify(images):
+        return tf.cast(model(images, training=False), tf.float32)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.uint8, name=SIGNATURE_INPUT)])
     def serve(images):
-        return {SIGNATURE_OUTPUT: tf.cast(model(images, training=False), tf.float32)}
+        rgb = transforms.to_rgb(images)  # checks the channel count even for an empty batch
+        probabilities = tf.cond(tf.shape(rgb)[0] > 0,
+                                lambda: classify(transforms.eval_transform(rgb, size, fraction)),
+                                lambda: tf.zeros([0, len(names)], tf.float32))
+        return {SIGNATURE_OUTPUT: probabilities}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name=SIGNATURE_INPUT)])
+    def preprocessed(images):
+        return {SIGNATURE_OUTPUT: classify(images)}
 
     @tf.function(input_signature=[])
     def class_names():
         return {"class_names": tf.constant(names)}
 
-    module.serve, module.class_names = serve, class_names
+    module.serve, module.preprocessed, module.class_names = serve, preprocessed, class_names
     return module
 
 
-def predict(saved_model, images, batch_size=256):
-    """Probabilities of a loaded SavedModel's ``serving_default`` for a uint8 array, in batches."""
+def predict(saved_model, images, batch_size=256, signature="serving_default"):
+    """Probabilities of a loaded SavedModel's ``signature`` for a uint8 array, in batches."""
     import tensorflow as tf
 
-    fn = saved_model.signatures["serving_default"]
+    fn = saved_model.signatures[signature]
     outputs = [fn(**{SIGNATURE_INPUT: tf.constant(images[i:i + batch_size], tf.uint8)})[SIGNATURE_OUTPUT].numpy()
                for i in range(0, len(images), batch_size)]
     return np.concatenate(outputs)
 
 
-def evaluate_saved_model(path, dataset, split="test", *, data_dir=None, batch_size=256):
-    """``(accuracy, count)`` of the SavedModel at ``path`` on a tfds split of raw uint8 images.
+def evaluate_saved_model(path, dataset, split=None, *, data_dir=None, batch_size=256):
+    """``(accuracy, count)`` of the SavedModel at ``path`` on a dataset of raw images: a tfds name or a folder of
+    class folders (:func:`keras_convnets.training.datasets.describe`), read by the evaluation pipeline at the model's
+    input size and crop fraction and scored through the ``preprocessed`` signature (no second crop). ``split``: a
+    tfds split; default, the one training evaluated on (test, else validation, else the held-out part of train).
 
-    A :class:`SavedModelError` when the model's classes or input size are not the dataset's: its score would mean
-    nothing."""
+    A :class:`SavedModelError` when the model's classes are not the dataset's (or, for an export older than the
+    any-size signature, its input size is not the dataset's): its score would mean nothing."""
+    import dataclasses
+
     import tensorflow as tf
 
-    from keras_convnets.training import data
+    from keras_convnets.training import datasets
 
     saved_model = load(path)
-    info = data.dataset_info(dataset, data_dir)
-    classes, image_size = len(data.class_names(info)), tuple(info.features["image"].shape[:2])
+    size = input_size(saved_model)[0]
+    fraction = crop_fraction(saved_model)
+    # The statistics are the model's own business (its first layer); the pipeline needs none.
+    unused = datasets.Statistics((0.0,) * 3, (1.0,) * 3, "not used by evaluation")
+    description = datasets.describe(dataset, image_size=size if resizes_images(saved_model) else None,
+                                    augmentation="imagenet" if fraction < 1 else "none", statistics=unused,
+                                    data_dir=data_dir)
+    if split is not None and split != description.evaluation.source:
+        if description.kind != "tfds":
+            raise ValueError(f"split applies to tfds datasets; {dataset} is a folder (its evaluation images: "
+                             f"{description.evaluation.source})")
+        count = _tfds_split_count(description, split)
+        description = dataclasses.replace(description, evaluation=datasets.Split(split, count))
     model_classes = len(load_class_names(saved_model))
-    if model_classes != classes:
-        raise SavedModelError(f"{path} predicts {model_classes} classes but {dataset} has {classes}: it was not "
-                              f"trained on {dataset} (pass the --dataset it was trained on)")
-    if input_size(saved_model) != image_size:
-        raise SavedModelError(f"{path} takes {input_size(saved_model)[0]}x{input_size(saved_model)[1]} images but "
-                              f"{dataset}'s are {image_size[0]}x{image_size[1]}")
-    fn = saved_model.signatures["serving_default"]
+    if model_classes != description.num_classes:
+        raise SavedModelError(f"{path} predicts {model_classes} classes but {dataset} has {description.num_classes}:"
+                              f" it was not trained on {dataset} (pass the --dataset it was trained on)")
+    if description.image_size != size:
+        raise SavedModelError(f"{path} takes {size}x{size} images but {dataset}'s are "
+                              f"{description.image_size}x{description.image_size}")
+    fn = saved_model.signatures[PREPROCESSED if resizes_images(saved_model) else "serving_default"]
     correct = count = 0
-    for images, labels in data.load_dataset(dataset, split, batch_size=batch_size, training=False,
-                                            data_dir=data_dir, cache=False).as_numpy_iterator():
+    for images, labels in datasets.eval_dataset(description, batch_size).as_numpy_iterator():
         predicted = fn(**{SIGNATURE_INPUT: tf.constant(images)})[SIGNATURE_OUTPUT].numpy().argmax(-1)
         correct += int((predicted == labels).sum())
         count += len(labels)
     return correct / max(count, 1), count
+
+
+def _tfds_split_count(description, split):
+    import tensorflow_datasets as tfds
+
+    splits = tfds.builder(description.name, data_dir=description.data_dir).info.splits
+    if split not in splits:
+        raise ValueError(f"split {split!r} is not a split of {description.name}; it has {', '.join(splits)}")
+    return splits[split].num_examples
 
 
 def load_class_names(saved_model):
@@ -135,16 +200,21 @@ def recover(path):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def export_saved_model(model, path, class_names, check_images=None, atol=1e-3):
+def export_saved_model(model, path, class_names, check_images=None, atol=1e-3, crop_fraction=1.0):
     """Writes ``model`` (uint8 images in, probabilities out) as a SavedModel at ``path`` and returns ``path``.
+    ``crop_fraction``: the evaluation crop its ``serving_default`` applies (the training data's
+    :attr:`~keras_convnets.training.datasets.DatasetDescription.crop_fraction`).
 
     The SavedModel is written to a temporary directory beside ``path``, reloaded, and its predictions on
-    ``check_images`` (uint8, default: 8 random images) compared with ``model``'s; only then does it replace
+    ``check_images`` (uint8, default: 8 random images) compared with ``model``'s (through ``preprocessed``, and
+    through ``serving_default`` with the model given the same transform); only then does it replace
     ``path``, so a failed export never replaces a good one. The replacement renames the old one aside, the new one
     in, then deletes the old: a kill between the renames leaves the old one aside, which :func:`recover` (run first
     thing here) puts back.
     """
     import tensorflow as tf
+
+    from keras_convnets.training import transforms
 
     path = os.path.abspath(path)
     parent = os.path.dirname(path)
@@ -156,19 +226,26 @@ def export_saved_model(model, path, class_names, check_images=None, atol=1e-3):
         with open(labels_path, "w") as f:
             f.write("".join(f"{name}\n" for name in class_names))
         export_dir = os.path.join(tmp, "saved_model")
-        module = _serving_module(model, list(class_names), labels_path)
+        module = _serving_module(model, list(class_names), labels_path, crop_fraction)
         tf.saved_model.save(module, export_dir,
-                            signatures={"serving_default": module.serve, "class_names": module.class_names})
+                            signatures={"serving_default": module.serve, PREPROCESSED: module.preprocessed,
+                                        "class_names": module.class_names})
         if check_images is None:
             rng = np.random.default_rng(0)
             check_images = rng.integers(0, 256, (8,) + tuple(model.input_shape[1:]), dtype=np.uint8)
         check_images = np.asarray(check_images, np.uint8)
-        expected = np.asarray(model(check_images, training=False), np.float32)
+        size = int(model.input_shape[1])
+        served = transforms.serving_transform(check_images, size, crop_fraction)
         reloaded = tf.saved_model.load(export_dir)
-        actual = predict(reloaded, check_images)
-        if not np.allclose(actual, expected, atol=atol) or load_class_names(reloaded) != list(class_names):
+        difference = 0.0
+        for signature, images, seen in ((PREPROCESSED, check_images, check_images),
+                                        ("serving_default", check_images, served)):
+            expected = np.asarray(model(seen, training=False), np.float32)
+            difference = max(difference, float(np.max(np.abs(predict(reloaded, images, signature=signature)
+                                                              - expected))))
+        if not difference <= atol or load_class_names(reloaded) != list(class_names):
             raise ExportError(f"the reloaded SavedModel does not reproduce the model (max difference "
-                              f"{np.max(np.abs(actual - expected)):.3g}); {path} was left unchanged")
+                              f"{difference:.3g}); {path} was left unchanged")
         old = None
         if os.path.exists(path):
             old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-", dir=parent)

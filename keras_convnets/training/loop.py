@@ -1,8 +1,13 @@
-"""Training a registered model on a tfds dataset with ``model.fit`` under a ``tf.distribute`` strategy.
+"""Training a registered model on a tfds dataset or a folder of images with ``model.fit`` under a ``tf.distribute``
+strategy.
 
 ``train("resnet20", epochs=3, out="runs/r20")`` resolves the paper's recipe for the model's family
 (:mod:`keras_convnets.training.recipes`), builds the model inside the strategy's scope behind its uint8
 preprocessing, fits it, evaluates it on the test split, exports ``OUT/saved_model`` and returns a :class:`TrainResult`.
+``dataset`` is any tfds image-classification name or a folder of class folders
+(:func:`keras_convnets.training.datasets.describe`; the CIFAR names keep their own pipeline). ``weights="imagenet"``
+or a weights file fine-tunes the model's pretrained backbone under a new classifier with the fine-tuning recipe, after
+``freeze_backbone`` epochs on the head alone (:mod:`keras_convnets.training.finetune`).
 
 ``OUT`` holds: ``run.json`` (the run's arguments: a different run is refused), ``history.json`` / ``history.csv``
 (one row per epoch, exactly once even across resumptions), ``curves.png``, ``logs/`` (TensorBoard), ``backup/``
@@ -26,7 +31,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from keras_convnets import checks
-from keras_convnets.training import data, lock, recipes
+from keras_convnets.training import data, datasets, lock, recipes
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 RUN_FILE = "run.json"
@@ -76,7 +81,7 @@ class RunPlan:
     """A run with every default resolved and every argument checked, before TensorFlow does any work."""
 
     info: Any
-    spec: data.DatasetSpec
+    spec: datasets.DatasetDescription
     recipe: recipes.Recipe
     model_kwargs: Dict[str, Any]
     precision: str
@@ -89,6 +94,9 @@ class RunPlan:
     scale_lr: bool = False
     reference_batch_size: Optional[int] = None
     force: bool = False
+    weights: Optional[str] = None
+    freeze_epochs: int = 0
+    image_size: Optional[int] = None  # given explicitly (else the dataset's own size, or the model's)
     steps_per_execution: Optional[int] = None   # runtime settings: None lets performance.choose_settings decide;
     jit_compile: Optional[bool] = None          # not part of the run's identity (a resumed run may change them)
 
@@ -98,7 +106,10 @@ class RunPlan:
         ``batch_size`` is per replica)."""
         r = self.recipe
         extra = {key: value for key, value in dict(steps_per_epoch=self.steps_per_epoch,
-                                                   scale_lr=self.scale_lr or None).items() if value is not None}
+                                                   scale_lr=self.scale_lr or None, image_size=self.image_size,
+                                                   weights=self.weights,
+                                                   freeze_backbone=self.freeze_epochs or None).items()
+                 if value is not None}
         return {"model": self.info.name, "dataset": self.spec.name, "epochs": r.epochs, "batch_size": r.batch_size,
                 "lr": r.lr, "weight_decay": r.weight_decay, "schedule": r.schedule, "boundaries": list(r.boundaries),
                 "factor": r.factor, "momentum": r.momentum, "nesterov": r.nesterov,
@@ -118,18 +129,59 @@ class RunPlan:
         return dataclasses.replace(self.recipe, lr=self.recipe.lr * factor, warmup_lr=self.recipe.warmup_lr * factor)
 
 
+def _check_weights(info, weights, freeze_backbone):
+    """``(weights, freeze epochs)`` checked: None, "imagenet" (only for the models with published weights) or an
+    existing file (made absolute); freeze epochs need weights."""
+    from keras_convnets.models import registry
+    from keras_convnets.models import weights as weights_lib
+
+    if weights is not None and weights != "imagenet":
+        weights_lib.check_argument(weights, info.weights, info.name)
+        weights = os.path.abspath(os.fspath(weights))
+    elif weights == "imagenet" and not info.weights:
+        published = [name for name in registry.list_models() if registry.model_info(name).weights]
+        raise ValueError(f"weights='imagenet' (--weights imagenet): {info.name} has no published ImageNet weights; "
+                         f"the models that do: {', '.join(published)} (or pass a weights file)")
+    if freeze_backbone is None:
+        return weights, 0
+    checks.positive_int("freeze_backbone", freeze_backbone)
+    if weights is None:
+        raise ValueError("freeze_backbone (--freeze-backbone) trains a new head on a frozen pretrained backbone: it "
+                         "needs weights (--weights imagenet|PATH)")
+    return weights, freeze_backbone
+
+
+def _recorded_statistics(out, dataset):
+    """The statistics ``OUT/run.json`` recorded for ``dataset`` (a resumed run normalizes as it started), or None."""
+    try:
+        record = read_run_record(out)
+    except RunMismatchError:
+        return None  # check_out_dir says why
+    recorded = (record or {}).get("data")
+    if not isinstance(recorded, dict) or (record.get("arguments") or {}).get("dataset") not in (
+            dataset, os.path.abspath(dataset)):
+        return None
+    return recorded.get("statistics")
+
+
 def plan(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None, weight_decay=None, schedule=None,
          strategy="auto", precision="float32", out=None, data_dir=None, seed=0, model_kwargs=None,
-         augmentation=None, steps_per_epoch=None, scale_lr=False, force=False, steps_per_execution=None,
-         jit_compile=None) -> RunPlan:
+         augmentation=None, steps_per_epoch=None, scale_lr=False, force=False, image_size=None, weights=None,
+         freeze_backbone=None, steps_per_execution=None, jit_compile=None) -> RunPlan:
     """Resolves a run's arguments against the model's recipe and checks them (ValueError with a one-line reason:
-    unknown model, dataset or strategy, multi-worker without tf-keras, dataset not prepared, bad numbers, ``out``
-    not a writable directory, holding a different run, or this run complete and ``force`` not given)."""
+    unknown model, dataset or strategy, multi-worker without tf-keras, dataset not prepared or not a folder of class
+    folders, weights the model does not have, bad numbers, ``out`` not a writable directory, holding a different
+    run, or this run complete and ``force`` not given)."""
     from keras_convnets.models import registry
     from keras_convnets.training import distribute
 
     info = registry.model_info(model_name)
-    spec = data.dataset_spec(dataset)
+    if not isinstance(dataset, (str, os.PathLike)):
+        raise ValueError(f"dataset must be a tfds name or a folder path; got {dataset!r}")
+    dataset = os.fspath(dataset)
+    weights, freeze_epochs = _check_weights(info, weights, freeze_backbone)
+    if image_size is not None:
+        checks.integer_in("image_size", image_size, 8, 4096)
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
     if strategy not in distribute.STRATEGIES:
@@ -137,8 +189,9 @@ def plan(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None
                                        f"{', '.join(distribute.STRATEGIES)}")
     if distribute.needs_legacy_keras(strategy):
         distribute.check_keras_for_multi_worker()
-    reference_batch_size = recipes.recipe_for(info).batch_size
-    recipe = recipes.parse_schedule(schedule, recipes.recipe_for(info))
+    pretrained = weights is not None
+    reference_batch_size = recipes.recipe_for(info, pretrained=pretrained).batch_size
+    recipe = recipes.parse_schedule(schedule, recipes.recipe_for(info, pretrained=pretrained))
     overrides = {key: value for key, value in dict(epochs=epochs, batch_size=batch_size, lr=lr,
                                                    weight_decay=weight_decay).items() if value is not None}
     recipe = dataclasses.replace(recipe, **overrides)
@@ -153,16 +206,39 @@ def plan(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None
     if steps_per_execution is not None:
         checks.positive_int("steps_per_execution", steps_per_execution)
     checks.one_of("jit_compile (None: the machine's choice)", jit_compile, (None, True, False))
-    augmentation = spec.augment if augmentation is None else augmentation
-    kwargs = {**recipe.model_kwargs(augmentation), **(model_kwargs or {})}
-    out = os.path.abspath(out or os.path.join("runs", f"{info.name}_{spec.name}"))
-    run_plan = RunPlan(info, spec, recipe, kwargs, precision, seed, out, data.resolve_data_dir(data_dir), strategy,
-                       augmentation, steps_per_epoch, bool(scale_lr), reference_batch_size, bool(force),
-                       steps_per_execution, jit_compile)
-    data.dataset_info(spec.name, run_plan.data_dir, download=True)  # downloads, or says how to point at a copy
+    data_dir = data.resolve_data_dir(data_dir)
+    out = os.path.abspath(out or os.path.join("runs", f"{info.name}_{os.path.basename(dataset.rstrip('/'))}"))
+    spec = describe_dataset(info, dataset, image_size=image_size, augmentation=augmentation, pretrained=pretrained,
+                            statistics=_recorded_statistics(out, dataset), data_dir=data_dir)
+    kwargs = {**recipe.model_kwargs(spec.augment), **(model_kwargs or {})}
+    run_plan = RunPlan(info, spec, recipe, kwargs, precision, seed, out, data_dir, strategy, spec.augment,
+                       steps_per_epoch, bool(scale_lr), reference_batch_size, bool(force), weights, freeze_epochs,
+                       image_size, steps_per_execution, jit_compile)
     if not distribute.needs_legacy_keras(strategy) or distribute.is_chief_task():
         check_out_dir(out, run_plan.arguments, force)  # other workers write nothing in out but their backup
     return run_plan
+
+
+def describe_dataset(info, dataset, *, image_size=None, augmentation=None, pretrained=False, statistics=None,
+                     data_dir=None) -> datasets.DatasetDescription:
+    """The run's :class:`~keras_convnets.training.datasets.DatasetDescription`: a CIFAR-family name at its own size
+    by default (today's pipeline; downloaded by tfds when missing and reachable), anything else at ``image_size``,
+    default the model's input size. ``augmentation`` False: none; True: the size's usual kind even where the dataset
+    usually has none (SVHN); None: the dataset's usual setting. ``pretrained``: normalize as the model's ImageNet
+    weights expect (:func:`keras_convnets.training.datasets.imagenet_statistics`)."""
+    if dataset in data.DATASETS:
+        data.dataset_info(dataset, data_dir, download=True)  # downloads, or says how to point at a copy
+    elif image_size is None:
+        image_size = info.input_size
+    kind = "none" if augmentation is False else None
+    description = datasets.describe(dataset, image_size=image_size, augmentation=kind,
+                                    pretrained=info.name if pretrained else None, statistics=statistics,
+                                    data_dir=data_dir)
+    if augmentation and not description.augment:
+        description = datasets.describe(dataset, image_size=image_size, augmentation="cifar"
+                                        if description.image_size <= 32 else "imagenet",
+                                        statistics=description.statistics, data_dir=data_dir)
+    return description
 
 
 def _read_json(path):
@@ -305,14 +381,20 @@ def plot_history(rows, path):
 
 
 def build_model(run_plan: RunPlan, image_shape, num_classes):
-    """The registry's model for the run (in the current strategy scope) behind its uint8 preprocessing."""
-    kwargs = dict(run_plan.model_kwargs, classes=num_classes, input_shape=tuple(image_shape),
-                  weight_decay=run_plan.recipe.weight_decay)
+    """The registry's model for the run (in the current strategy scope) behind its uint8 preprocessing; with
+    ``weights``, the pretrained backbone under a new classifier (:func:`keras_convnets.training.finetune.build`)."""
+    from keras_convnets.training import finetune
+
+    kwargs = dict(run_plan.model_kwargs, input_shape=tuple(image_shape), weight_decay=run_plan.recipe.weight_decay)
     if run_plan.precision != "float32":
         kwargs["dtype"] = run_plan.precision
-    model = run_plan.info.build(**kwargs)
-    return data.preprocessing_model(model, run_plan.spec, image_shape, name=f"{run_plan.info.name}_"
-                                                                             f"{run_plan.spec.name}")
+    if run_plan.weights is None:
+        model = run_plan.info.build(classes=num_classes, **kwargs)
+    else:
+        model = finetune.build(run_plan.info, run_plan.weights, num_classes,
+                               reverse_channels=run_plan.spec.statistics.reverse_channels, **kwargs)
+    return data.preprocessing_model(model, run_plan.spec, image_shape,
+                                    name=f"{run_plan.info.name}_{os.path.basename(run_plan.spec.name)}")
 
 
 def _divergence_guard_class():
@@ -353,17 +435,19 @@ def _start_record(out, run_plan):
         for name in (HISTORY_JSON, HISTORY_CSV, CURVES_PNG):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(os.path.join(out, name))
-    _write_json(os.path.join(out, RUN_FILE), {"status": "running", "arguments": run_plan.arguments})
+    _write_json(os.path.join(out, RUN_FILE), {"status": "running", "arguments": run_plan.arguments,
+                                              "data": run_plan.spec.summary()})
 
 
-def _fit(model, train_ds, test_ds, callbacks, recipe, verbose, fit_steps):
-    """``model.fit`` with unreadable dataset files turned into a one-line :class:`DataError`."""
+def _fit(model, train_ds, test_ds, callbacks, epochs, verbose, fit_steps, initial_epoch=0, evaluate=True):
+    """``model.fit`` (then ``evaluate``: ``[loss, accuracy]``) with unreadable dataset files turned into a one-line
+    :class:`DataError`."""
     import tensorflow as tf
 
     try:
-        model.fit(train_ds, epochs=recipe.epochs, validation_data=test_ds, callbacks=callbacks, verbose=verbose,
-                  shuffle=False, **fit_steps)  # the pipeline shuffles
-        return [float(v) for v in model.evaluate(test_ds, verbose=0)]
+        model.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch, validation_data=test_ds, callbacks=callbacks,
+                  verbose=verbose, shuffle=False, **fit_steps)  # the pipeline shuffles
+        return [float(v) for v in model.evaluate(test_ds, verbose=0)] if evaluate else None
     except (tf.errors.DataLossError, tf.errors.NotFoundError) as error:
         reason = " ".join(str(error).split())[:200]
         raise DataError(f"the dataset's files cannot be read ({reason}); they are corrupt or missing: prepare the "
@@ -391,6 +475,30 @@ def run(run_plan: RunPlan, verbose="auto") -> TrainResult:
     return _run(run_plan, distribute.get_strategy(run_plan.strategy), verbose)
 
 
+def _has_backup(out):
+    backup = os.path.join(out, "backup")
+    return os.path.isdir(backup) and any(not name.startswith(".") for name in os.listdir(backup))
+
+
+def _train_head(model, strategy, compile_for, recipe, epochs, fit):
+    """The frozen-backbone phase: the backbone frozen (BatchNorm in inference mode), the head trained with
+    :data:`~keras_convnets.training.recipes.FINE_TUNE_HEAD`'s rate by ``fit``; then every layer unfrozen and the
+    model compiled again with ``recipe``. Not backed up: a run killed during it trains it again."""
+    from keras_convnets.training import finetune
+
+    head_recipe = dataclasses.replace(recipes.FINE_TUNE_HEAD, batch_size=recipe.batch_size,
+                                      lr=recipes.FINE_TUNE_HEAD.lr * recipe.lr / recipes.FINE_TUNE.lr)
+    print(f"Frozen backbone: training the new head alone at lr {head_recipe.lr:g} first (BatchNorm in inference "
+          "mode), then every layer", flush=True)
+    with strategy.scope():
+        finetune.set_backbone_trainable(model, False)
+        compile_for(head_recipe, epochs)
+    fit()
+    with strategy.scope():
+        finetune.set_backbone_trainable(model, True)
+        compile_for(recipe, recipe.epochs)
+
+
 def _make_out_dir(out):
     try:
         os.makedirs(out, exist_ok=True)
@@ -416,18 +524,17 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
     print(settings.describe(), flush=True)  # the run's first line: what it chose on this machine, and why
     if not (settings.machine.onednn or settings.machine.accelerators):
         print(performance.kernels_note(), flush=True)
+    print(spec.split_note, flush=True)  # then what the data is: which splits, which files were skipped
+    if spec.skipped_report:
+        print(spec.skipped_report, flush=True)
     print(f"Strategy: {distribute.strategy_label(strategy)} ({run_plan.strategy}), {replicas} replica(s), "
           f"global batch {global_batch} = {recipe.batch_size} per replica x {replicas}, lr {recipe.lr:g}"
           + (" (scaled linearly from the paper's batch)" if run_plan.scale_lr else ""), flush=True)
 
-    info = data.dataset_info(spec.name, run_plan.data_dir)
-    names = data.class_names(info)
-    image_shape = info.features["image"].shape
-    train_ds = data.load_dataset(spec.name, spec.train_split, batch_size=global_batch, training=True,
-                                 augmentation=run_plan.augmentation, seed=run_plan.seed, data_dir=run_plan.data_dir)
-    test_ds = data.load_dataset(spec.name, spec.test_split, batch_size=global_batch, training=False,
-                                data_dir=run_plan.data_dir)
-    steps = math.ceil(info.splits[spec.train_split].num_examples / global_batch)
+    names, image_shape = list(spec.class_names), spec.image_shape
+    train_ds = datasets.train_dataset(spec, global_batch, seed=run_plan.seed)
+    test_ds = datasets.eval_dataset(spec, global_batch)
+    steps = math.ceil(spec.train.count / global_batch)
     if run_plan.steps_per_epoch is not None:
         steps = min(steps, run_plan.steps_per_epoch)
         train_ds = train_ds.repeat()  # capped epochs continue where the previous one stopped
@@ -440,13 +547,17 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
             model = build_model(run_plan, image_shape, len(names))
         except (TypeError, ValueError) as error:
             raise ModelOptionError(f"{run_plan.info.name}: {error}") from None
-        optimizer = recipes.optimizer(recipe, steps * recipe.epochs)
-        if run_plan.precision == "mixed_float16":
-            optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
         # fit gets steps_per_epoch exactly when the dataset repeats: then Keras 3 runs whole executions.
         repeated_steps = steps if run_plan.steps_per_epoch is not None else None
-        model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(),
-                      metrics=["accuracy"], **performance.compile_options(run_plan.info, repeated_steps))
+
+        def compile_for(phase_recipe, epochs):
+            optimizer = recipes.optimizer(phase_recipe, steps * epochs)
+            if run_plan.precision == "mixed_float16":
+                optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
+            model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(),
+                          metrics=["accuracy"], **performance.compile_options(run_plan.info, repeated_steps))
+
+        compile_for(recipe, recipe.epochs)
     with contextlib.ExitStack() as held:
         if chief:  # the model is built: OUT is touched only by a run that can start
             _make_out_dir(out)
@@ -470,7 +581,13 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
             elif chief:
                 print("TensorBoard is not installed: no logs/ written (pip install tensorboard)", flush=True)
             fit_steps = {} if repeated_steps is None else {"steps_per_epoch": steps}
-            test_loss, test_accuracy = _fit(model, train_ds, test_ds, callbacks, recipe, verbose, fit_steps)
+            head_epochs = run_plan.freeze_epochs
+            if head_epochs and not _has_backup(out):  # a run resumed after its frozen phase restores past it
+                _train_head(model, strategy, compile_for, recipe, head_epochs, lambda: _fit(
+                    model, train_ds, test_ds, callbacks[1:], head_epochs, verbose, fit_steps, evaluate=False))
+            if guard.diverged_at is None:
+                test_loss, test_accuracy = _fit(model, train_ds, test_ds, callbacks, head_epochs + recipe.epochs,
+                                                verbose, fit_steps, initial_epoch=head_epochs)
             history_path = os.path.join(write_dir, HISTORY_JSON)
             rows = _read_json(history_path) if os.path.exists(history_path) else []
             if chief:
@@ -483,7 +600,8 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
                                                               "diverged_at_epoch": guard.diverged_at, "error": message})
                 raise DivergedError(message)
             check_images = next(iter(test_ds))[0].numpy()[:64].astype(np.uint8)
-            export_path = export.export_saved_model(model, os.path.join(write_dir, "saved_model"), names, check_images)
+            export_path = export.export_saved_model(model, os.path.join(write_dir, "saved_model"), names, check_images,
+                                                    crop_fraction=spec.crop_fraction)
             distribute.debug_dump_weights(model)
         finally:
             if not chief:
@@ -493,7 +611,8 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
         history = {key: [row.get(key) for row in rows] for key in dict.fromkeys(k for row in rows for k in row)}
         if chief:
             _write_json(os.path.join(out, RUN_FILE), {"status": "complete", "arguments": run_plan.arguments,
-                                                      "test_accuracy": test_accuracy, "test_loss": test_loss,
+                                                      "data": spec.summary(), "test_accuracy": test_accuracy,
+                                                      "test_loss": test_loss,
                                                       "export_path": export_path, "class_names": names,
                                                       "strategy": distribute.strategy_label(strategy),
                                                       "replicas": replicas, "global_batch_size": global_batch,
@@ -504,10 +623,15 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
 
 def train(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None, weight_decay=None, schedule=None,
           strategy="auto", precision="float32", out=None, data_dir=None, seed=0, model_kwargs=None,
-          augmentation=None, steps_per_epoch=None, scale_lr=False, force=False, steps_per_execution=None,
-          jit_compile=None, verbose="auto") -> TrainResult:
-    """Trains the registered ``model_name`` on the tfds ``dataset`` with its paper's recipe and exports it.
+          augmentation=None, steps_per_epoch=None, scale_lr=False, force=False, image_size=None, weights=None,
+          freeze_backbone=None, steps_per_execution=None, jit_compile=None, verbose="auto") -> TrainResult:
+    """Trains the registered ``model_name`` on ``dataset`` with its paper's recipe and exports it.
 
+    ``dataset``: a tfds image-classification name (``"cifar10"``, ``"oxford_flowers102"``) or a folder of class
+    folders; ``image_size``: the training size (default: a CIFAR-family dataset's own 32, else the model's input).
+    ``weights``: ``"imagenet"`` or a weights file of the model's backbone: fine-tune it under a new classifier with
+    :data:`~keras_convnets.training.recipes.FINE_TUNE`, after ``freeze_backbone`` epochs training the head alone on
+    the frozen backbone (BatchNorm in inference mode) when given.
     ``epochs``, ``batch_size``, ``lr``, ``weight_decay`` (coupled L2, PyTorch convention), ``schedule``
     (``piecewise``/``cosine``/``constant`` or boundary fractions) override the recipe; ``model_kwargs`` go to the
     factory (``dropout``, ``stochastic_depth``, ``sync_bn``, ...). ``precision``: ``float32``, ``mixed_float16``
@@ -522,5 +646,6 @@ def train(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=Non
     return run(plan(model_name, dataset, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                     schedule=schedule, strategy=strategy, precision=precision, out=out, data_dir=data_dir,
                     seed=seed, model_kwargs=model_kwargs, augmentation=augmentation, steps_per_epoch=steps_per_epoch,
-                    scale_lr=scale_lr, force=force, steps_per_execution=steps_per_execution,
+                    scale_lr=scale_lr, force=force, image_size=image_size, weights=weights,
+                    freeze_backbone=freeze_backbone, steps_per_execution=steps_per_execution,
                     jit_compile=jit_compile), verbose=verbose)
