@@ -69,6 +69,11 @@ def test_settings_are_chosen_per_machine(branch):
     assert options.threading.private_threadpool_size == threads  # None: tf.data shares TensorFlow's pool
     compiled = performance.compile_options(settings=settings)
     assert compiled["steps_per_execution"] == steps and compiled.get("jit_compile") is jit
+    # arrays of 32x32 images keep the measured thread on a small CPU; photo pipelines (decode, crop) get every core
+    assert performance.input_threads(False, settings) == (threads or machine.cpu_cores)
+    assert performance.input_threads(True, settings) == machine.cpu_cores
+    assert performance.dataset_options(settings, threads=machine.cpu_cores).threading.private_threadpool_size == \
+        (machine.cpu_cores if threads else None)
     line = settings.describe()
     assert line.startswith("Runtime: ") and machine.describe() in line and settings.reason in line
 

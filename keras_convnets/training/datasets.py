@@ -345,23 +345,19 @@ def describe(dataset: str, *, image_size: int | None = None, augmentation: str |
 # ------------------------------------------------------------------------------------------------------ pipelines --
 
 def pipeline_options(threads: int):
-    """:func:`keras_convnets.training.performance.dataset_options` with ``threads`` private threads (decoding and
-    cropping large images needs every core; a 32x32 pipeline does with one)."""
+    """This machine's :func:`keras_convnets.training.performance.dataset_options` for a pipeline of ``threads``."""
     from keras_convnets.training import performance
 
-    options = performance.dataset_options()
-    options.threading.private_threadpool_size = threads
-    return options
+    return performance.dataset_options(threads=threads)
 
 
 def _threads(description: DatasetDescription, threads: int | None) -> int:
+    """``threads`` if given, else what the runtime settings give a pipeline of this kind (performance decides)."""
     from keras_convnets.training import performance
 
     if threads is not None:
         return threads
-    if description.augmentation == "imagenet":
-        return os.cpu_count() or 1
-    return performance.current_settings().data_threads or os.cpu_count() or 1  # this machine's measured setting
+    return performance.input_threads(decodes_images=description.augmentation == "imagenet")
 
 
 def _encoded_examples(description: DatasetDescription, split: Split, *, shuffle_seed: int | None = None):

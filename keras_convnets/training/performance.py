@@ -195,7 +195,17 @@ def use_settings(settings: RuntimeSettings) -> RuntimeSettings:
     return settings
 
 
-def dataset_options(settings: Optional[RuntimeSettings] = None):
+def input_threads(decodes_images: bool, settings: Optional[RuntimeSettings] = None) -> int:
+    """Threads for an input pipeline's maps. A small CPU keeps its measured single thread for pipelines of decoded
+    32x32 arrays (a few percent of a core); pipelines that decode, crop and resize photos get every core (decoding is
+    most of their work: issue 13's benchmarks/pipeline_imagenet.py), as every pipeline does on bigger machines."""
+    settings = settings or current_settings()
+    if settings.data_threads and not decodes_images:
+        return settings.data_threads
+    return settings.machine.cpu_cores
+
+
+def dataset_options(settings: Optional[RuntimeSettings] = None, threads: Optional[int] = None):
     """The ``tf.data.Options`` applied to every input pipeline we build, from ``settings`` (default: this process').
 
     On a small CPU (the measured case): ``private_threadpool_size=1`` (without it tf.data runs its functions on
@@ -203,14 +213,15 @@ def dataset_options(settings: Optional[RuntimeSettings] = None):
     and preempts the step's kernels), ``autotune.enabled=False`` (``num_parallel_calls=AUTOTUNE`` then means the
     private pool's size, and ``prefetch(AUTOTUNE)`` keeps its own simple buffer tuning) and
     ``max_intra_op_parallelism=1`` (an input op never fans out over the compute pool). This held fit at its full
-    rate every epoch (benchmarks/RESULTS.md). Elsewhere tf.data's defaults with the autotuner.
+    rate every epoch (benchmarks/RESULTS.md). Elsewhere tf.data's defaults with the autotuner. ``threads`` (from
+    :func:`input_threads`) sizes the private pool of a pipeline that needs more than the settings' one thread.
     """
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     settings = settings or current_settings()
     options = tf.data.Options()
     options.autotune.enabled = settings.autotune
     if settings.data_threads:
-        options.threading.private_threadpool_size = settings.data_threads
+        options.threading.private_threadpool_size = threads or settings.data_threads
         options.threading.max_intra_op_parallelism = 1
     return options
 
