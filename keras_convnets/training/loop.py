@@ -359,14 +359,13 @@ def _current_lr(optimizer):
 
 
 def plot_history(rows, path):
-    """Loss and accuracy per epoch (train and test) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    """Loss and accuracy per epoch (train and test) as a PNG. A bare ``Figure`` (no pyplot): the caller's
+    matplotlib backend is left alone, so a notebook that trains still shows its own figures."""
+    from matplotlib.figure import Figure
 
     epochs = [row["epoch"] for row in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("loss", "accuracy")):
         for key, label in ((metric, "train"), (f"val_{metric}", "test")):
             if any(key in row for row in rows):
@@ -377,7 +376,6 @@ def plot_history(rows, path):
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def build_model(run_plan: RunPlan, image_shape, num_classes):
