@@ -225,11 +225,11 @@ def test_predict_names_undecodable_files_and_still_classifies_the_good_ones(caps
 def test_bench_value_error_is_one_line(capsys, monkeypatch):
     import keras_convnets.bench
 
-    def refuse(args):
-        raise ValueError("--batch must be a positive integer; got 0")
+    def refuse(args):  # a refusal past argparse's own checks (which already give one line for --batch 0)
+        raise ValueError("--size must be at least 4 for resnet20; got 2")
 
     monkeypatch.setattr(keras_convnets.bench, "run", refuse)
-    one_line_error(*run(capsys, "bench", "--batch", "0")[::2], "--batch must be a positive integer")
+    one_line_error(*run(capsys, "bench", "--models", "resnet20")[::2], "--size must be at least 4 for resnet20")
 
 
 # -- issue 11, training path --------------------------------------------------------------------------------------

@@ -317,5 +317,7 @@ def test_crop_decoding_jpegs_gives_the_same_batches(tmp_path):
     assert description.image_format == "JPEG"
     whole = next(iter(datasets.train_dataset(description, 8, seed=1, crop_decode_jpeg=False)))[0].numpy()
     cropped = next(iter(datasets.train_dataset(description, 8, seed=1)))[0].numpy()
-    # The same crops; only pixels at a window's edge may differ (chroma upsampling across the edge).
-    assert np.mean(whole != cropped) < 0.02 and np.mean(np.abs(whole.astype(int) - cropped)) < 0.5
+    # The same crops; only pixels at a window's edge may differ (chroma upsampling across the edge): 1-2.4% of them,
+    # depending on the windows drawn (a global TF seed set by an earlier test changes them). Different crops would
+    # differ almost everywhere.
+    assert np.mean(whole != cropped) < 0.04 and np.mean(np.abs(whole.astype(int) - cropped)) < 0.5
