@@ -17,6 +17,7 @@ and ``assets/labels.txt`` holds the class names, one per line, for TF Serving us
 ``crop_fraction`` variables record the transform.
 """
 
+import contextlib
 import glob
 import os
 import shutil
@@ -200,6 +201,20 @@ def recover(path):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def _quiet_tensorflow_logger():
+    """TensorFlow's Python logger at WARNING for the duration (restored after)."""
+    import tensorflow as tf
+
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("WARNING")
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def export_saved_model(model, path, class_names, check_images=None, atol=1e-3, crop_fraction=1.0):
     """Writes ``model`` (uint8 images in, probabilities out) as a SavedModel at ``path`` and returns ``path``.
     ``crop_fraction``: the evaluation crop its ``serving_default`` applies (the training data's
@@ -227,9 +242,10 @@ def export_saved_model(model, path, class_names, check_images=None, atol=1e-3, c
             f.write("".join(f"{name}\n" for name in class_names))
         export_dir = os.path.join(tmp, "saved_model")
         module = _serving_module(model, list(class_names), labels_path, crop_fraction)
-        tf.saved_model.save(module, export_dir,
-                            signatures={"serving_default": module.serve, PREPROCESSED: module.preprocessed,
-                                        "class_names": module.class_names})
+        with _quiet_tensorflow_logger():  # "Assets written to: <temporary directory>" is not news to a user
+            tf.saved_model.save(module, export_dir,
+                                signatures={"serving_default": module.serve, PREPROCESSED: module.preprocessed,
+                                            "class_names": module.class_names})
         if check_images is None:
             rng = np.random.default_rng(0)
             check_images = rng.integers(0, 256, (8,) + tuple(model.input_shape[1:]), dtype=np.uint8)
