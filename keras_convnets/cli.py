@@ -44,9 +44,10 @@ def _add_train(sub):
                         "or a folder of class folders, PATH/CLASS/IMAGE (default cifar10)")
     p.add_argument("--image-size", type=int, help="training size (default: 32 for the CIFAR-family datasets, else "
                                                   "the model's input size)")
-    p.add_argument("--weights", help="fine-tune from pretrained weights: 'imagenet' (models with published weights) "
-                                     "or a weights file of the model's backbone; a new head for the dataset's "
-                                     "classes and the fine-tuning recipe")
+    p.add_argument("--weights", help="fine-tune from pretrained weights: 'imagenet' (keras.applications' files), "
+                                     "'torchvision' / 'timm[:tag]' (their checkpoints), or a weights or checkpoint "
+                                     "file of the model's backbone; a new head for the dataset's classes and the "
+                                     "fine-tuning recipe")
     p.add_argument("--freeze-backbone", type=int, nargs="?", const=recipes.FINE_TUNE_HEAD.epochs, metavar="N",
                    help="with --weights: first train the new head alone for N epochs (default "
                         f"{recipes.FINE_TUNE_HEAD.epochs}) on the frozen backbone (BatchNorm in inference mode), then "

@@ -81,3 +81,12 @@ def test_readme_column_names_the_sources():
     assert torch_weights.pretrained_sources("densenet121") == "keras.applications, torchvision, timm"
     assert "layout=\"torchvision\"" in torch_weights.pretrained_sources("resnet50")
     assert torch_weights.pretrained_sources("resnet20") == "-"
+
+
+def test_fine_tuning_takes_a_named_source_as_it_is():
+    from keras_convnets.models import registry
+    from keras_convnets.training import loop
+
+    assert loop._check_weights(registry.model_info("resnet18"), "timm:tv_in1k", 2) == ("timm:tv_in1k", 2)
+    with pytest.raises(ValueError, match="keras.applications' layout"):
+        loop._check_weights(registry.model_info("resnet50"), "torchvision", None)

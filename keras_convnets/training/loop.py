@@ -130,14 +130,16 @@ class RunPlan:
 
 
 def _check_weights(info, weights, freeze_backbone):
-    """``(weights, freeze epochs)`` checked: None, "imagenet" (only for the models with published weights) or an
-    existing file (made absolute); freeze epochs need weights."""
-    from keras_convnets.models import registry
+    """``(weights, freeze epochs)`` checked: None, "imagenet" (only for the models with published weights), a
+    torchvision / timm source (``"torchvision"``, ``"timm[:tag]"``, for the architectures they publish) or an existing
+    file (made absolute); freeze epochs need weights."""
+    from keras_convnets.models import registry, torch_weights
     from keras_convnets.models import weights as weights_lib
 
     if weights is not None and weights != "imagenet":
-        weights_lib.check_argument(weights, info.weights, info.name)
-        weights = os.path.abspath(os.fspath(weights))
+        weights_lib.check_argument(weights, info.weights, info.name, info.architecture)
+        if not torch_weights.is_named_source(weights):
+            weights = os.path.abspath(os.fspath(weights))
     elif weights == "imagenet" and not info.weights:
         published = [name for name in registry.list_models() if registry.model_info(name).weights]
         raise ValueError(f"weights='imagenet' (--weights imagenet): {info.name} has no published ImageNet weights; "
