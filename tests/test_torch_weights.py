@@ -3,8 +3,7 @@
 The references are torchvision's real modules (``pip install -e ".[torch]"``; .ci/run installs it and sets
 KERAS_CONVNETS_REQUIRE_TORCH=1, so there a missing torch fails instead of skipping). Each checkpoint has random
 weights and randomised BN statistics, so a wrong transpose, eps or padding shows in the logits (of order 10-100).
-Every architecture is compared at 64x64; at 224x224 the default run checks one of each kind of block (basic,
-bottleneck with the stride on the 3x3, dense), and ``pytest -m slow`` all ten (~5 min on 2 cores).
+Every architecture is compared at 64x64 and at 224x224 (one checkpoint, one model per architecture; ~5 min on 2 cores).
 """
 
 import dataclasses
@@ -33,8 +32,6 @@ else:
 from safetensors.numpy import save_file  # noqa: E402 (after the torch import or skip)
 
 TOLERANCE = 1e-4  # max |difference| / max |logit|
-FULL_SIZE_IN_DEFAULT_RUN = ("resnet18", "resnet50", "densenet121")
-
 #: torchvision constructor -> ours (all 1000-class, logits out).
 ARCHITECTURES = {
     "resnet18": lambda **kw: kc.ResNet18(**kw),
@@ -76,15 +73,7 @@ def _relative_error(reference, ours, size, seed=1):
     return float(np.max(np.abs(actual - expected)) / np.max(np.abs(expected))), float(np.max(np.abs(expected)))
 
 
-def _sizes(name):
-    """64x64 for every architecture, plus 224x224 (in the same test for three, marked slow for the others)."""
-    if name in FULL_SIZE_IN_DEFAULT_RUN:
-        return [pytest.param(name, (64, 224), id=f"{name}-64-224")]
-    return [pytest.param(name, (64,), id=f"{name}-64"),
-            pytest.param(name, (224,), id=f"{name}-224", marks=pytest.mark.slow)]
-
-
-@pytest.mark.parametrize("name, sizes", [case for name in ARCHITECTURES for case in _sizes(name)])
+@pytest.mark.parametrize("name, sizes", [pytest.param(name, (64, 224), id=f"{name}-64-224") for name in ARCHITECTURES])
 def test_torchvision_checkpoint_gives_torchvision_logits(name, sizes, tmp_path):
     reference = _torchvision_model(name)
     path = tmp_path / f"{name}.pth"
