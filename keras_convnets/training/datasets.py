@@ -28,6 +28,7 @@ import os
 
 import numpy as np
 
+from keras_convnets import checks
 from keras_convnets.training import data, image_folder
 
 AUGMENTATIONS = ("cifar", "imagenet", "none")
@@ -297,12 +298,11 @@ def describe(dataset: str, *, image_size: int | None = None, augmentation: str |
     as they are. Raises a ValueError subclass with a one-line reason: unknown name (with the closest tfds names), not
     a folder of class folders, fewer than 2 classes, an empty class, not prepared, not image classification.
     """
-    if augmentation is not None and augmentation not in AUGMENTATIONS:
-        raise ValueError(f"augmentation must be one of {', '.join(AUGMENTATIONS)}; got {augmentation!r}")
-    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8):
-        raise ValueError(f"image_size must be an integer >= 8; got {image_size!r}")
-    if not 0 < holdout_fraction < 1:
-        raise ValueError(f"holdout_fraction must be in (0, 1); got {holdout_fraction!r}")
+    if augmentation is not None:
+        checks.one_of("augmentation", augmentation, AUGMENTATIONS)
+    if image_size is not None:
+        checks.integer_in("image_size", image_size, 8, 4096)
+    checks.number_in("holdout_fraction", holdout_fraction, 0.0, 1.0, low_open=True, high_open=True)
     image_key, label_key, report = "image", "label", ""
     known = data.DATASETS.get(dataset)
     if os.path.isdir(dataset):
@@ -408,7 +408,7 @@ def train_dataset(description: DatasetDescription, batch_size: int, *, seed: int
 
     from keras_convnets.training import transforms
 
-    _check_batch_size(batch_size)
+    checks.positive_int("batch_size", batch_size)
     if _uses_cifar_pipeline(description):
         return data.load_dataset(description.name, description.train.source, batch_size=batch_size, training=True,
                                  augmentation=description.augment, seed=seed, data_dir=description.data_dir,
@@ -445,7 +445,7 @@ def eval_dataset(description: DatasetDescription, batch_size: int, *, threads: i
 
     from keras_convnets.training import transforms
 
-    _check_batch_size(batch_size)
+    checks.positive_int("batch_size", batch_size)
     if _uses_cifar_pipeline(description):
         return data.load_dataset(description.name, description.evaluation.source, batch_size=batch_size,
                                  training=False, data_dir=description.data_dir)
@@ -456,11 +456,6 @@ def eval_dataset(description: DatasetDescription, batch_size: int, *, threads: i
         num_parallel_calls=threads)
     ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     return ds.with_options(pipeline_options(threads))
-
-
-def _check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
 
 
 def compute_statistics(description: DatasetDescription, max_images: int = STATISTICS_IMAGES,
