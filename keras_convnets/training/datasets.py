@@ -251,8 +251,7 @@ def _tfds_splits(name: str, info, holdout_fraction: float, split_seed: int) -> t
 
 def _tfds_holdout(count: int, fraction: float, seed: int) -> np.ndarray:
     """Indices (in file order) of a seeded held-out ``fraction`` of a split of ``count`` examples."""
-    if not 0 < fraction < 1:
-        raise ValueError(f"holdout_fraction must be in (0, 1); got {fraction!r}")
+    checks.number_in("holdout_fraction", fraction, 0.0, 1.0, low_open=True, high_open=True)
     return np.sort(np.random.default_rng(seed).permutation(count)[:max(1, round(fraction * count))])
 
 

@@ -25,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from keras_convnets import checks
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 SPLIT_FOLDERS = ("train", "test", "validation", "val")
 #: First bytes of each supported format.
@@ -149,8 +151,7 @@ def split_layout(root: str) -> tuple[str, str] | None:
 def holdout_indices(labels, fraction: float, seed: int) -> np.ndarray:
     """Indices of a seeded, per-class held-out ``fraction`` of ``labels``: ``round(fraction x n)`` of each class of
     ``n`` images, at least one when ``n >= 2`` (so every class is evaluated), never all of a class. Sorted."""
-    if not 0 < fraction < 1:
-        raise ValueError(f"holdout fraction must be in (0, 1); got {fraction!r}")
+    checks.number_in("holdout_fraction", fraction, 0.0, 1.0, low_open=True, high_open=True)
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
     held = []

@@ -184,8 +184,7 @@ def plan(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None
     weights, freeze_epochs = _check_weights(info, weights, freeze_backbone)
     if image_size is not None:
         checks.integer_in("image_size", image_size, 8, 4096)
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    checks.one_of("precision", precision, PRECISIONS)
     if strategy not in distribute.STRATEGIES:
         raise distribute.StrategyError(f"unknown strategy {strategy!r}; known strategies: "
                                        f"{', '.join(distribute.STRATEGIES)}")

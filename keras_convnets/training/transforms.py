@@ -15,6 +15,8 @@ run repeats exactly.
 
 import math
 
+from keras_convnets import checks
+
 #: Szegedy et al. 2015 / torchvision's ``RandomResizedCrop`` ranges: fraction of the area, width / height.
 IMAGENET_SCALE = (0.08, 1.0)
 IMAGENET_RATIO = (3 / 4, 4 / 3)
@@ -66,8 +68,7 @@ def eval_transform(images, size: int, crop_fraction: float = EVAL_CROP_FRACTION)
     images, on tensors whose height and width are known only when the graph runs (a serving signature). uint8 out."""
     import tensorflow as tf
 
-    if not 0 < crop_fraction <= 1:
-        raise ValueError(f"crop_fraction must be in (0, 1]; got {crop_fraction!r}")
+    checks.number_in("crop_fraction", crop_fraction, 0.0, 1.0, low_open=True)
     images = tf.convert_to_tensor(images)
     short_target = float(round(size / crop_fraction))
     shape = tf.shape(images)
