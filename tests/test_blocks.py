@@ -112,3 +112,11 @@ def test_mixed_precision_keeps_the_classifier_in_float32():
     assert model.get_layer("conv1_conv").compute_dtype == "float16"
     out = model(np.zeros((1, 8, 8, 3), "float32"))
     assert out.dtype == "float32"
+
+
+@pytest.mark.parametrize("dtype, classifier", [("mixed_bfloat16", "float32"), ("float32", "float32"),
+                                               ("float64", "float64")])
+def test_the_classifier_is_float32_under_16_bits_and_the_models_dtype_otherwise(dtype, classifier):
+    model = kc.ResNet20(dtype=dtype, input_shape=(8, 8, 3))
+    assert model.get_layer("predictions").compute_dtype == classifier
+    assert model(np.zeros((1, 8, 8, 3), "float32")).dtype == classifier

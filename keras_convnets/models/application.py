@@ -228,14 +228,26 @@ def head(x, *, include_top: bool, pooling: Optional[str], classes: int, classifi
          config: LayerConfig):
     """keras.applications' top: ``avg_pool`` + ``predictions`` Dense, or the optional feature pooling.
 
-    The classifier runs in float32 under a mixed-precision policy, so its softmax is numerically safe.
+    The classifier runs in float32 under a mixed-precision policy, so its softmax is numerically safe, and in the
+    model's own dtype where that is wider (a float64 model stays float64 end to end).
     """
     if include_top:
         x = config.global_pool("avg", name="avg_pool")(x)
-        return config.dense(classes, classifier_activation, name="predictions", dtype="float32")(x)
+        return config.dense(classes, classifier_activation, name="predictions", dtype=_classifier_dtype(config))(x)
     if pooling is not None:
         return config.global_pool(pooling, name=f"{pooling}_pool")(x)
     return x
+
+
+def _classifier_dtype(config: LayerConfig) -> str:
+    """``"float32"`` when the model computes in 16 bits (a mixed policy, given or global), else its own dtype."""
+    if config.dtype is None:
+        policy = keras.mixed_precision.global_policy()
+    elif hasattr(config.dtype, "compute_dtype"):
+        policy = config.dtype
+    else:
+        policy = keras.mixed_precision.Policy(config.dtype)
+    return "float32" if policy.compute_dtype in ("float16", "bfloat16") else policy.name
 
 
 @contextlib.contextmanager
