@@ -437,9 +437,11 @@ def train_dataset(description: DatasetDescription, batch_size: int, *, seed: int
     return ds.with_options(pipeline_options(threads))
 
 
-def eval_dataset(description: DatasetDescription, batch_size: int, *, threads: int | None = None):
+def eval_dataset(description: DatasetDescription, batch_size: int, *, threads: int | None = None,
+                 crop_fraction: float | None = None, interpolation: str = "bilinear"):
     """The evaluation pipeline, in file order: short side resized, centre crop (the exported model's own
-    preprocessing), batched: ``(uint8 [B, S, S, 3], int64 [B])``."""
+    preprocessing), batched: ``(uint8 [B, S, S, 3], int64 [B])``. ``crop_fraction`` (default: the description's)
+    and ``interpolation``: another view's, e.g. a converted checkpoint's export (224/256, bicubic)."""
     import tensorflow as tf
 
     from keras_convnets.training import transforms
@@ -449,9 +451,10 @@ def eval_dataset(description: DatasetDescription, batch_size: int, *, threads: i
         return data.load_dataset(description.name, description.evaluation.source, batch_size=batch_size,
                                  training=False, data_dir=description.data_dir)
     threads = _threads(description, threads)
-    size, fraction = description.image_size, description.crop_fraction
+    size, fraction = description.image_size, crop_fraction or description.crop_fraction
     ds = _encoded_examples(description, description.evaluation).map(
-        lambda encoded, label: (transforms.eval_transform(transforms.decode_rgb(encoded), size, fraction), label),
+        lambda encoded, label: (transforms.eval_transform(transforms.decode_rgb(encoded), size, fraction,
+                                                          interpolation), label),
         num_parallel_calls=threads)
     ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     return ds.with_options(pipeline_options(threads))
