@@ -303,9 +303,10 @@ def _models(args):
     rows = [("name", "factory", "family", "input", "params", "GMACs", "reference")]
     for name in registry.list_models(args.dataset):
         info = registry.model_info(name)
-        flops = getattr(info, "flops", None)
+        params, flops = getattr(info, "params", None), getattr(info, "flops", None)
         rows.append((info.name, info.factory.__name__, info.family, f"{info.input_size}x{info.input_size}",
-                     f"{info.params:,}", "-" if flops is None else f"{flops / 1e9:.3g}", info.reference))
+                     "-" if params is None else f"{params:,}", "-" if flops is None else f"{flops / 1e9:.3g}",
+                     info.reference))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

@@ -88,6 +88,19 @@ def test_models_lists_the_registry(capsys):
     assert not any(line.startswith("resnet50 ") for line in lines)
 
 
+def test_models_shows_a_missing_count_as_a_dash(capsys, monkeypatch):
+    """A registered model not yet counted in counts.py (params and FLOPs None) is listed with "-", not a TypeError."""
+    import dataclasses
+
+    from keras_convnets.models import registry
+
+    monkeypatch.setitem(registry.REGISTRY, "resnet20",
+                        dataclasses.replace(registry.REGISTRY["resnet20"], params=None, flops=None))
+    assert main(["models", "--dataset", "cifar"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("resnet20 "))
+    assert row.split()[4:6] == ["-", "-"]
+
+
 @pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["predict"], ["models"]])
 def test_help(capsys, command):
     with pytest.raises(SystemExit) as exit_info:
