@@ -294,3 +294,16 @@ def test_convert_export_serves_the_view_the_weights_expect(source, fraction, met
     if method != "bilinear":  # the bicubic view is not the bilinear one, and the model tells them apart
         bilinear = export.predict(model, _view(image, *resized, 224, "bilinear")[None], signature="preprocessed")
         assert np.max(np.abs(bilinear - expected)) > 1e-3
+
+
+def test_memory_efficient_densenet_from_a_named_source_records_its_preprocessing(tmp_path, monkeypatch):
+    """The memory-efficient DenseNet loads through its plain twin; the preprocessing record must reach the model
+    returned, not stay on the twin. A local file stands in for torchvision's download."""
+    reference = _torchvision_model("densenet121", seed=11)
+    path = tmp_path / "d121.safetensors"
+    _timm_file(reference, path)
+    monkeypatch.setattr(torch_weights, "fetch", lambda name, weights: str(path))
+    ours = _ours("densenet121", memory_efficient=True, weights="torchvision")
+    assert torch_weights.preprocessing_of(ours) == torch_weights.published_checkpoint("densenet121",
+                                                                                      "torchvision").preprocessing
+    assert _relative_error(reference, ours, 64)[0] < TOLERANCE
