@@ -48,6 +48,10 @@ def _add_train(sub):
                                      "'torchvision' / 'timm[:tag]' (their checkpoints), or a weights or checkpoint "
                                      "file of the model's backbone; a new head for the dataset's classes and the "
                                      "fine-tuning recipe")
+    p.add_argument("--weights-channels", choices=("rgb", "bgr"),
+                   help="with --weights: the channel order the weights were trained on (default: bgr for "
+                        "keras.applications' ResNet-50/101/152 files, known by name or MD5, and 'imagenet'; rgb for "
+                        "any other file); bgr reverses the first conv's input channels")
     p.add_argument("--freeze-backbone", type=int, nargs="?", const=recipes.FINE_TUNE_HEAD.epochs, metavar="N",
                    help="with --weights: first train the new head alone for N epochs (default "
                         f"{recipes.FINE_TUNE_HEAD.epochs}) on the frozen backbone (BatchNorm in inference mode), then "
@@ -172,6 +176,7 @@ def _train(args):
                         model_kwargs=model_kwargs, augmentation=args.augmentation,
                         steps_per_epoch=args.steps_per_epoch, scale_lr=args.scale_lr, force=args.force,
                         image_size=args.image_size, weights=args.weights, freeze_backbone=args.freeze_backbone,
+                        weights_channels=args.weights_channels,
                         steps_per_execution=args.steps_per_execution,
                         jit_compile=None if args.jit_compile is None else args.jit_compile == "on")
     except ValueError as error:
