@@ -2,7 +2,9 @@
 installed).
 
 Exit status 0 on success, 2 on a user error with a one-line reason on stderr (never a traceback). TensorFlow is
-imported only by the subcommands that need it, so ``--help`` and most argument errors are quick.
+imported only once the arguments parse, so ``--help`` and malformed command lines are quick; its C++ start-up lines
+are kept off stderr (:func:`keras_convnets.training.performance.start_tensorflow`, ``TF_CPP_MIN_LOG_LEVEL=2``
+unless the user set it).
 """
 
 import argparse
@@ -349,8 +351,12 @@ def _use_legacy_keras(args, reexec):
 def main(argv=None) -> int:
     """Runs the command line ``argv`` (default ``sys.argv[1:]``) and returns the exit status."""
     performance.prefer_onednn()  # before anything imports TensorFlow
+    performance.quiet_tensorflow_logs()  # TF_CPP_MIN_LOG_LEVEL=2 unless the user set it
     try:
         args = build_parser().parse_args(argv)
+        # TensorFlow's start-up notices (and a driverless cuInit error) kept off the user's screen; a multi-worker
+        # command re-executes itself afterwards with TF_CPP_MIN_LOG_LEVEL in its environment, and does so again.
+        performance.start_tensorflow()
         _use_legacy_keras(args, reexec=argv is None)
         return int(args.func(args) or 0)
     except UsageError as error:
