@@ -2,7 +2,9 @@
 installed).
 
 Exit status 0 on success, 2 on a user error with a one-line reason on stderr (never a traceback). TensorFlow is
-imported only by the subcommands that need it, so ``--help`` and most argument errors are quick.
+imported only once the arguments parse, so ``--help`` and malformed command lines are quick; its C++ start-up lines
+are kept off stderr (:func:`keras_convnets.training.performance.start_tensorflow`, ``TF_CPP_MIN_LOG_LEVEL=2``
+unless the user set it).
 """
 
 import argparse
@@ -48,6 +50,10 @@ def _add_train(sub):
                                      "'torchvision' / 'timm[:tag]' (their checkpoints), or a weights or checkpoint "
                                      "file of the model's backbone; a new head for the dataset's classes and the "
                                      "fine-tuning recipe")
+    p.add_argument("--weights-channels", choices=("rgb", "bgr"),
+                   help="with --weights: the channel order the weights were trained on (default: bgr for "
+                        "keras.applications' ResNet-50/101/152 files, known by name or MD5, and 'imagenet'; rgb for "
+                        "any other file); bgr reverses the first conv's input channels")
     p.add_argument("--freeze-backbone", type=int, nargs="?", const=recipes.FINE_TUNE_HEAD.epochs, metavar="N",
                    help="with --weights: first train the new head alone for N epochs (default "
                         f"{recipes.FINE_TUNE_HEAD.epochs}) on the frozen backbone (BatchNorm in inference mode), then "
@@ -172,6 +178,7 @@ def _train(args):
                         model_kwargs=model_kwargs, augmentation=args.augmentation,
                         steps_per_epoch=args.steps_per_epoch, scale_lr=args.scale_lr, force=args.force,
                         image_size=args.image_size, weights=args.weights, freeze_backbone=args.freeze_backbone,
+                        weights_channels=args.weights_channels,
                         steps_per_execution=args.steps_per_execution,
                         jit_compile=None if args.jit_compile is None else args.jit_compile == "on")
     except ValueError as error:
@@ -303,9 +310,10 @@ def _models(args):
     rows = [("name", "factory", "family", "input", "params", "GMACs", "reference")]
     for name in registry.list_models(args.dataset):
         info = registry.model_info(name)
-        flops = getattr(info, "flops", None)
+        params, flops = getattr(info, "params", None), getattr(info, "flops", None)
         rows.append((info.name, info.factory.__name__, info.family, f"{info.input_size}x{info.input_size}",
-                     f"{info.params:,}", "-" if flops is None else f"{flops / 1e9:.3g}", info.reference))
+                     "-" if params is None else f"{params:,}", "-" if flops is None else f"{flops / 1e9:.3g}",
+                     info.reference))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -343,8 +351,12 @@ def _use_legacy_keras(args, reexec):
 def main(argv=None) -> int:
     """Runs the command line ``argv`` (default ``sys.argv[1:]``) and returns the exit status."""
     performance.prefer_onednn()  # before anything imports TensorFlow
+    performance.quiet_tensorflow_logs()  # TF_CPP_MIN_LOG_LEVEL=2 unless the user set it
     try:
         args = build_parser().parse_args(argv)
+        # TensorFlow's start-up notices (and a driverless cuInit error) kept off the user's screen; a multi-worker
+        # command re-executes itself afterwards with TF_CPP_MIN_LOG_LEVEL in its environment, and does so again.
+        performance.start_tensorflow()
         _use_legacy_keras(args, reexec=argv is None)
         return int(args.func(args) or 0)
     except UsageError as error:

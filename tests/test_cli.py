@@ -88,6 +88,19 @@ def test_models_lists_the_registry(capsys):
     assert not any(line.startswith("resnet50 ") for line in lines)
 
 
+def test_models_shows_a_missing_count_as_a_dash(capsys, monkeypatch):
+    """A registered model not yet counted in counts.py (params and FLOPs None) is listed with "-", not a TypeError."""
+    import dataclasses
+
+    from keras_convnets.models import registry
+
+    monkeypatch.setitem(registry.REGISTRY, "resnet20",
+                        dataclasses.replace(registry.REGISTRY["resnet20"], params=None, flops=None))
+    assert main(["models", "--dataset", "cifar"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("resnet20 "))
+    assert row.split()[4:6] == ["-", "-"]
+
+
 @pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["predict"], ["models"]])
 def test_help(capsys, command):
     with pytest.raises(SystemExit) as exit_info:
@@ -109,3 +122,26 @@ def test_folder_that_holds_no_class_folders_is_one_line(capsys, tmp_path):
     err = _error(capsys, ["train", "resnet18", "--dataset", str(tmp_path / "photos"), "--out", str(tmp_path / "run")])
     assert "has no class sub-folders" in err
     assert not (tmp_path / "run").exists()
+
+
+NOISE = ("cuInit", "cpu_feature_guard", "oneDNN custom operations", "absl::InitializeLog")
+
+
+@pytest.mark.parametrize("user_level, expected", [(None, "2"), ("0", "0")])
+def test_tensorflow_start_up_lines_are_hidden_unless_the_user_sets_the_level(tmp_path, user_level, expected):
+    """The command sets TF_CPP_MIN_LOG_LEVEL=2 before TensorFlow loads, and drops the start-up lines TensorFlow logs
+    before it reads it (and the cuInit error of a machine without a CUDA driver); a level the user set stays theirs.
+    convert builds the model (TensorFlow starts its devices) before refusing the missing file."""
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    if user_level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = user_level
+    script = ("import os; from keras_convnets import cli; "
+              "status = cli.main(['convert', 'missing.pth', 'resnet18', '--out', 'x.weights.h5']); "
+              "print(status, os.environ.get('TF_CPP_MIN_LOG_LEVEL'))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=300)
+    assert done.stdout.split() == ["2", expected], done.stderr
+    if user_level is None:
+        assert not [line for line in done.stderr.splitlines() if any(word in line for word in NOISE)], done.stderr
+        assert done.stderr.strip().splitlines() == ["keras-convnets: error: SOURCE must be a checkpoint file or "
+                                                    "'torchvision' / 'timm[:tag]'; got 'missing.pth'"]

@@ -55,9 +55,10 @@ def fine_tuned(tmp_path_factory):
     loop._train_head = spy
     try:
         with tfds.testing.mock_data(num_examples=16, data_dir=data_dir, policy=tfds.testing.MockPolicy.USE_FILES):
+            # the file stands in for keras.applications' ResNet-50 file: caffe-style BGR, as weights_channels says
             result = loop.train("resnet50", "oxford_flowers102", data_dir=data_dir, image_size=SIZE,
                                 weights=weights_file, freeze_backbone=1, epochs=1, batch_size=4, steps_per_epoch=2,
-                                out=str(tmp / "run"), verbose=0)
+                                out=str(tmp / "run"), verbose=0, weights_channels="bgr")
     finally:
         loop._train_head = original
     snapshots["final"] = _backbone_variables(snapshots["model"])
@@ -98,6 +99,7 @@ def test_fine_tune_run_records_its_recipe_and_exports(fine_tuned):
     assert record["status"] == "complete"
     assert record["arguments"]["weights"] == fine_tuned["weights_file"]
     assert record["arguments"]["freeze_backbone"] == 1
+    assert record["arguments"]["weights_channels"] == "bgr"
     assert record["arguments"]["schedule"] == "cosine" and record["arguments"]["lr"] == 0.0025  # recipes.FINE_TUNE
     data = record["data"]
     assert (data["image_size"], data["augmentation"], data["crop_fraction"]) == (SIZE, "imagenet", 0.875)
@@ -126,3 +128,56 @@ def test_a_resumed_run_reuses_its_recorded_statistics(tmp_path):
         json.dump({"status": "running", "arguments": first.arguments, "data": recorded}, f)
     again = loop.plan("resnet18", str(tmp_path / "photos"), image_size=32, out=out)
     assert again.spec.statistics.mean == (0.25, 0.5, 0.75)
+
+
+def _photos(root):
+    import tensorflow as tf
+
+    for name in ("a", "b"):
+        os.makedirs(root / name)
+        for i in range(3):
+            tf.io.write_file(str(root / name / f"{i}.png"), tf.io.encode_png(np.full((40, 40, 3), 60 * i, np.uint8)))
+    return str(root)
+
+
+def _first_kernel(run_plan):
+    model = loop.build_model(run_plan, (32, 32, 3), 2)
+    return np.array(finetune.backbone_of(model).get_layer("conv1_conv").kernel)
+
+
+def test_only_keras_applications_resnet_files_are_taken_as_bgr(tmp_path, monkeypatch):
+    """keras.applications' ResNet-50 file (known by its file name or MD5) is caffe-style BGR: its first conv is
+    reversed; a ResNet-50 file of our own (e.g. saved from an RGB run) is loaded as it is, unless the user says
+    weights_channels='bgr'."""
+    import hashlib
+
+    from keras_convnets.models import weights as weights_lib
+
+    photos = _photos(tmp_path / "photos")
+    own = str(tmp_path / "resnet50_notop.weights.h5")
+    keras.utils.set_random_seed(2)
+    backbone = registry.get_model("resnet50", include_top=False, input_shape=(32, 32, 3), pooling="avg")
+    backbone.save_weights(own)
+    saved = np.array(backbone.get_layer("conv1_conv").kernel)
+
+    def planned(weights, **kwargs):
+        return loop.plan("resnet50", photos, image_size=32, weights=weights, out=str(tmp_path / "run"), **kwargs)
+
+    mine = planned(own)
+    assert not mine.spec.statistics.reverse_channels and "not keras.applications'" in mine.spec.statistics.source
+    np.testing.assert_array_equal(_first_kernel(mine), saved)   # the first conv is the file's, unchanged
+    assert planned(own, weights_channels="bgr").spec.statistics.reverse_channels
+
+    named = tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"  # as keras' get_file caches it
+    named.write_bytes(b"")
+    assert planned(str(named)).spec.statistics.reverse_channels
+    assert not planned(str(named), weights_channels="rgb").spec.statistics.reverse_channels
+
+    md5 = hashlib.md5(open(own, "rb").read()).hexdigest()  # the same bytes as the published file: its MD5 says so
+    published = weights_lib.PUBLISHED["resnet50"]
+    monkeypatch.setitem(weights_lib.PUBLISHED, "resnet50", weights_lib.PublishedWeights(
+        published.folder, published.stem, published.top_md5, md5))
+    theirs = planned(own)
+    assert theirs.spec.statistics.reverse_channels and "keras.applications' resnet50 file" in \
+        theirs.spec.statistics.source
+    np.testing.assert_array_equal(_first_kernel(theirs), saved[:, :, ::-1, :])

@@ -255,3 +255,55 @@ def test_convert_command_writes_weights_and_a_saved_model_predict_reads(tmp_path
     assert capsys.readouterr().out.startswith(f"{image}: ")
     assert cli.main(["convert", str(source), "resnet34", "--out", str(out)]) == 2
     assert "has no tensor 'layer1.2.conv1.weight'" in capsys.readouterr().err
+
+
+def _view(image, resize_height, resize_width, size, method):
+    """The expected centre crop, computed directly: ``image`` resized (unless already that size), then cropped."""
+    import tensorflow as tf
+
+    resized = image if image.shape[:2] == (resize_height, resize_width) else np.asarray(tf.cast(tf.clip_by_value(
+        tf.round(tf.image.resize(image, (resize_height, resize_width), method=method, antialias=True)), 0, 255),
+        tf.uint8))
+    top, left = (resize_height - size) // 2, (resize_width - size) // 2
+    return resized[top:top + size, left:left + size]
+
+
+@pytest.mark.parametrize("source, fraction, method, resized", [
+    ("file", 224 / 256, "bilinear", (300, 256)),          # torchvision's 256 -> 224: a 300x256 image is only cropped
+    ("timm:a1_in1k", 224 / 235, "bicubic", (275, 235)),   # timm's crop_pct 0.95, bicubic: resized to 275x235 first
+])
+def test_convert_export_serves_the_view_the_weights_expect(source, fraction, method, resized, tmp_path, monkeypatch):
+    from keras_convnets import cli
+    from keras_convnets.training import export
+
+    checkpoint = tmp_path / "r18.safetensors"
+    _timm_file(_torchvision_model("resnet18", seed=10), checkpoint)
+    if source != "file":   # a local stand-in for timm's hub file; its preprocessing is the table's ResNet-strikes-back
+        monkeypatch.setitem(torch_weights.PUBLISHED, "resnet18",
+                            [torch_weights._timm("resnet18", "a1_in1k", torch_weights._TIMM_RSB)])
+        monkeypatch.setattr(torch_weights, "fetch", lambda name, weights: str(checkpoint))
+    saved = tmp_path / "sm"
+    argv = ["convert", str(checkpoint) if source == "file" else source, "resnet18", "--out",
+            str(tmp_path / "r18.weights.h5"), "--export", str(saved)]
+    assert cli.main(argv) == 0
+    model = export.load(str(saved))
+    assert export.crop_fraction(model) == pytest.approx(fraction) and export.interpolation(model) == method
+    image = np.random.default_rng(1).integers(0, 256, (300, 256, 3), dtype=np.uint8)
+    expected = export.predict(model, _view(image, *resized, 224, method)[None], signature="preprocessed")
+    np.testing.assert_allclose(export.predict(model, image[None]), expected, atol=1e-5)
+    if method != "bilinear":  # the bicubic view is not the bilinear one, and the model tells them apart
+        bilinear = export.predict(model, _view(image, *resized, 224, "bilinear")[None], signature="preprocessed")
+        assert np.max(np.abs(bilinear - expected)) > 1e-3
+
+
+def test_memory_efficient_densenet_from_a_named_source_records_its_preprocessing(tmp_path, monkeypatch):
+    """The memory-efficient DenseNet loads through its plain twin; the preprocessing record must reach the model
+    returned, not stay on the twin. A local file stands in for torchvision's download."""
+    reference = _torchvision_model("densenet121", seed=11)
+    path = tmp_path / "d121.safetensors"
+    _timm_file(reference, path)
+    monkeypatch.setattr(torch_weights, "fetch", lambda name, weights: str(path))
+    ours = _ours("densenet121", memory_efficient=True, weights="torchvision")
+    assert torch_weights.preprocessing_of(ours) == torch_weights.published_checkpoint("densenet121",
+                                                                                      "torchvision").preprocessing
+    assert _relative_error(reference, ours, 64)[0] < TOLERANCE

@@ -19,6 +19,7 @@ import sys
 from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional
 
 from keras_convnets import checks
+from keras_convnets.models import torch_weights
 from keras_convnets.models import weights as weights_lib
 from keras_convnets.models.backend import keras
 from keras_convnets.models.config import LayerConfig
@@ -313,6 +314,9 @@ def build_model(include_top: bool = True, weights: Any = None, input_tensor: Any
                            classifier_activation, name, architecture=arch, data_format=data_format, dtype=dtype,
                            weight_decay=weight_decay, sync_bn=sync_bn, **{**options, "memory_efficient": False})
         model.set_weights(twin.get_weights())
+        preprocessing = torch_weights.preprocessing_of(twin)  # a named source's record belongs to this model
+        if preprocessing is not None:
+            setattr(model, torch_weights.PREPROCESSING_ATTRIBUTE, preprocessing)
     else:
         weights_lib.load(model, weights, weights_key, include_top, arch)
     return model

@@ -496,8 +496,10 @@ def convert(source, model_name: str, out: str, *, classes: Optional[int] = None,
             export_dir: Optional[str] = None) -> List[str]:
     """Writes the weights of checkpoint ``source`` (a file, or ``"torchvision"`` / ``"timm[:tag]"``) for
     registered model ``model_name`` to a Keras weights file ``out``; with ``classes`` other than the checkpoint's,
-    the backbone only (a fresh classifier). ``export_dir``: also a SavedModel serving raw uint8 images (ImageNet
-    normalisation in front, as the weights expect) for ``keras-convnets predict``. Returns what was done, in lines.
+    the backbone only (a fresh classifier). ``export_dir``: also a SavedModel serving raw uint8 images in the view
+    the weights expect (short side resized to ``resize_size`` with their interpolation, centre ``input_size`` crop,
+    ImageNet normalisation in front; torchvision's 256 -> 224 bilinear for a file) for ``keras-convnets predict``.
+    Returns what was done, in lines.
     """
     from keras_convnets.models.backend import KERAS_3
     from keras_convnets.models.registry import model_info
@@ -529,9 +531,11 @@ def convert(source, model_name: str, out: str, *, classes: Optional[int] = None,
 
         size = preprocessing.input_size
         served = preprocessing_model(model, preprocessing, (size, size, 3))
-        export_saved_model(served, export_dir, [str(i) for i in range(model.output_shape[-1])])
-        lines.append(f"saved model: {export_dir} (uint8 {size}x{size} images in, probabilities out; expects images "
-                     f"resized to {preprocessing.resize_size} and center-cropped to {size})")
+        export_saved_model(served, export_dir, [str(i) for i in range(model.output_shape[-1])],
+                           crop_fraction=preprocessing.crop_fraction, interpolation=preprocessing.interpolation)
+        lines.append(f"saved model: {export_dir} (uint8 images of any size in, probabilities out; it resizes the "
+                     f"short side to {preprocessing.resize_size} ({preprocessing.interpolation}) and centre-crops "
+                     f"{size}x{size}, as the weights expect)")
     return lines
 
 __all__ = ["load_checkpoint", "preprocessing_of", "CheckpointMismatchError"]

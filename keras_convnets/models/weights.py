@@ -7,6 +7,7 @@ checkpoints -- ``"torchvision"``, ``"timm:<tag>"`` or a ``.pth`` / ``.safetensor
 """
 
 import dataclasses
+import hashlib
 import os
 from typing import Any, Optional
 
@@ -57,6 +58,22 @@ PUBLISHED = {
     "densenet201": PublishedWeights("densenet", "densenet201", "1ceb130c1ea1b78c3bf6114dbdfd8807",
                                     "c13680b51ded0fb44dff2d8f86ac8bb1"),
 }
+
+
+def keras_applications_file(path) -> Optional[str]:
+    """The key (``"resnet50"``, ...) of the keras.applications file ``path`` is, known by its file name (as
+    ``keras.utils.get_file`` caches it) or its published MD5; None for any other file (e.g. one saved by our own
+    ``save_weights``), whose provenance a caller cannot tell."""
+    name = os.path.basename(os.fspath(path))
+    for key, entry in PUBLISHED.items():
+        if name in (entry.file_name(True), entry.file_name(False)):
+            return key
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    md5 = digest.hexdigest()
+    return next((key for key, entry in PUBLISHED.items() if md5 in (entry.top_md5, entry.notop_md5)), None)
 
 
 class WeightsUnavailableError(OSError):

@@ -9,7 +9,8 @@ per-image tf.data pipelines that yield ``(uint8 [B, S, S, 3], int64 [B])``.
   says which, in one line, for the run's first lines.
 - **Statistics** (per channel, pixels in [0, 1]): recorded ones passed back in (a resumed run reads them from its
   ``run.json``), else the input normalization of the pretrained weights the model starts from (keras.applications'
-  ``preprocess_input`` modes: the features were learned on that input, whatever the new dataset), else the table of
+  ``preprocess_input`` modes: the features were learned on that input, whatever the new dataset; for a weights file,
+  decided by its provenance: :func:`pretrained_statistics`), else the table of
   :mod:`keras_convnets.training.data` (cifar10, cifar100, svhn_cropped), else computed once on a bounded, deterministic
   sample of the training images (:func:`compute_statistics`).
 - **Augmentation**: ``"cifar"`` (pad 4, random 32x32 crop, flip: :func:`keras_convnets.training.data.augment`) at
@@ -83,6 +84,42 @@ def imagenet_statistics(model_name: str) -> Statistics:
     if model_name in _TF_MODE_MODELS:
         return _TF_MODE
     return _TORCH_MODE
+
+
+#: What ``weights_channels`` (``--weights-channels``) accepts: the channel order a weights file was trained on.
+CHANNEL_ORDERS = ("rgb", "bgr")
+
+
+def pretrained_statistics(model_name: str, weights, channels: str | None = None) -> Statistics:
+    """The input normalization for fine-tuning ``model_name`` from ``weights`` (``"imagenet"``, a torchvision /
+    timm source, or a file). ``channels`` (``"rgb"`` / ``"bgr"``) says what the weights were trained on; None
+    decides by provenance: ``"imagenet"`` and keras.applications' own files (known by file name or MD5,
+    :func:`keras_convnets.models.weights.keras_applications_file`) take keras.applications' mode for their model
+    (caffe, BGR, for ResNet-50/101/152); torchvision / timm weights take torch mode; any other file is of unknown
+    provenance and taken as RGB with the model's non-caffe statistics (torch mode for ResNet-50/101/152), never
+    silently reversed. ``"bgr"``: caffe mode (BGR, channels reversed); ``"rgb"``: that RGB default."""
+    from keras_convnets.models import torch_weights
+    from keras_convnets.models import weights as weights_lib
+
+    checks.one_of("weights_channels", channels, (None, *CHANNEL_ORDERS))
+    own = imagenet_statistics(model_name)
+    rgb = _TORCH_MODE if own.reverse_channels else own
+    if channels == "bgr":
+        return dataclasses.replace(_CAFFE_MODE, source=f"{_CAFFE_MODE.source}, as weights_channels='bgr' says")
+    if channels == "rgb":
+        return dataclasses.replace(rgb, source=f"{rgb.source}, as weights_channels='rgb' says")
+    if weights == "imagenet":
+        return own
+    if torch_weights.is_named_source(weights) or torch_weights.checkpoint_format(weights):
+        return _TORCH_MODE
+    key = weights_lib.keras_applications_file(weights)
+    if key is not None:
+        stats = imagenet_statistics(key)
+        return dataclasses.replace(stats, source=f"{stats.source}: keras.applications' {key} file")
+    if own.reverse_channels:
+        return dataclasses.replace(rgb, source=f"{rgb.source}: RGB, the weights file is not keras.applications' "
+                                               "(caffe-style BGR? say weights_channels='bgr')")
+    return own
 
 
 @dataclasses.dataclass(frozen=True)
@@ -437,9 +474,11 @@ def train_dataset(description: DatasetDescription, batch_size: int, *, seed: int
     return ds.with_options(pipeline_options(threads))
 
 
-def eval_dataset(description: DatasetDescription, batch_size: int, *, threads: int | None = None):
+def eval_dataset(description: DatasetDescription, batch_size: int, *, threads: int | None = None,
+                 crop_fraction: float | None = None, interpolation: str = "bilinear"):
     """The evaluation pipeline, in file order: short side resized, centre crop (the exported model's own
-    preprocessing), batched: ``(uint8 [B, S, S, 3], int64 [B])``."""
+    preprocessing), batched: ``(uint8 [B, S, S, 3], int64 [B])``. ``crop_fraction`` (default: the description's)
+    and ``interpolation``: another view's, e.g. a converted checkpoint's export (224/256, bicubic)."""
     import tensorflow as tf
 
     from keras_convnets.training import transforms
@@ -449,9 +488,10 @@ def eval_dataset(description: DatasetDescription, batch_size: int, *, threads: i
         return data.load_dataset(description.name, description.evaluation.source, batch_size=batch_size,
                                  training=False, data_dir=description.data_dir)
     threads = _threads(description, threads)
-    size, fraction = description.image_size, description.crop_fraction
+    size, fraction = description.image_size, crop_fraction or description.crop_fraction
     ds = _encoded_examples(description, description.evaluation).map(
-        lambda encoded, label: (transforms.eval_transform(transforms.decode_rgb(encoded), size, fraction), label),
+        lambda encoded, label: (transforms.eval_transform(transforms.decode_rgb(encoded), size, fraction,
+                                                          interpolation), label),
         num_parallel_calls=threads)
     ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     return ds.with_options(pipeline_options(threads))

@@ -6,15 +6,17 @@ The export is a plain ``tf.Module`` saved with ``tf.saved_model.save`` (works un
 - ``serving_default``: ``images`` uint8 ``[batch, H, W, C]`` of any size and 1-4 channels (grey, grey + alpha, RGB,
   RGBA) → ``{"probabilities": float32 [batch, classes]}``. It applies the evaluation view itself
   (:func:`keras_convnets.training.transforms.serving_transform` at the model's input size and the training data's
-  crop fraction: 1.0 for CIFAR-style models, whose 32x32 images pass unchanged, 0.875 for ImageNet-style ones), so a
-  client sends a photo as it is. An empty batch returns ``[0, classes]``; another channel count is an
+  crop fraction: 1.0 for CIFAR-style models, whose 32x32 images pass unchanged, 0.875 for ImageNet-style ones, a
+  converted checkpoint's own, e.g. 224/256; bilinear resize unless the weights expect another), so a client sends a
+  photo as it is. An empty batch returns ``[0, classes]``; another channel count is an
   ``InvalidArgumentError`` saying "images need 1 to 4 channels";
 - ``preprocessed``: ``images`` uint8 ``[batch, S, S, 3]`` already in the evaluation view (the evaluation pipeline's
   output) → the same output, so evaluating never crops twice;
 - ``class_names``: no input → ``{"class_names": string [classes]}``;
 
-and ``assets/labels.txt`` holds the class names, one per line, for TF Serving users. The module's ``image_size`` and
-``crop_fraction`` variables record the transform.
+and ``assets/labels.txt`` holds the class names, one per line, for TF Serving users. The module's ``image_size``,
+``crop_fraction`` and ``interpolation`` variables record the transform (an export older than ``interpolation``
+resizes bilinear).
 """
 
 import contextlib
@@ -77,7 +79,13 @@ def crop_fraction(saved_model) -> float:
     return 1.0 if recorded is None else float(recorded.numpy())
 
 
-def _serving_module(model, names, labels_path, fraction):
+def interpolation(saved_model) -> str:
+    """The resize method of a loaded SavedModel's evaluation view ("bilinear" for an export older than the record)."""
+    recorded = getattr(saved_model, "interpolation", None)
+    return "bilinear" if recorded is None else recorded.numpy().decode()
+
+
+def _serving_module(model, names, labels_path, fraction, method="bilinear"):
     import tensorflow as tf
 
     from keras_convnets.training import transforms
@@ -91,6 +99,7 @@ def _serving_module(model, names, labels_path, fraction):
     module.labels_file = tf.saved_model.Asset(labels_path)
     module.image_size = tf.Variable(size, trainable=False, name="image_size")
     module.crop_fraction = tf.Variable(float(fraction), trainable=False, name="crop_fraction")
+    module.interpolation = tf.Variable(method, trainable=False, name="interpolation")
 
     def classify(images):
         return tf.cast(model(images, training=False), tf.float32)
@@ -99,7 +108,7 @@ def _serving_module(model, names, labels_path, fraction):
     def serve(images):
         rgb = transforms.to_rgb(images)  # checks the channel count even for an empty batch
         probabilities = tf.cond(tf.shape(rgb)[0] > 0,
-                                lambda: classify(transforms.eval_transform(rgb, size, fraction)),
+                                lambda: classify(transforms.eval_transform(rgb, size, fraction, method)),
                                 lambda: tf.zeros([0, len(names)], tf.float32))
         return {SIGNATURE_OUTPUT: probabilities}
 
@@ -128,8 +137,9 @@ def predict(saved_model, images, batch_size=256, signature="serving_default"):
 def evaluate_saved_model(path, dataset, split=None, *, data_dir=None, batch_size=256):
     """``(accuracy, count)`` of the SavedModel at ``path`` on a dataset of raw images: a tfds name or a folder of
     class folders (:func:`keras_convnets.training.datasets.describe`), read by the evaluation pipeline at the model's
-    input size and crop fraction and scored through the ``preprocessed`` signature (no second crop). ``split``: a
-    tfds split; default, the one training evaluated on (test, else validation, else the held-out part of train).
+    input size, crop fraction and interpolation and scored through the ``preprocessed`` signature (no second crop).
+    ``split``: a tfds split; default, the one training evaluated on (test, else validation, else the held-out part of
+    train).
 
     A :class:`SavedModelError` when the model's classes are not the dataset's (or, for an export older than the
     any-size signature, its input size is not the dataset's): its score would mean nothing."""
@@ -141,7 +151,7 @@ def evaluate_saved_model(path, dataset, split=None, *, data_dir=None, batch_size
 
     saved_model = load(path)
     size = input_size(saved_model)[0]
-    fraction = crop_fraction(saved_model)
+    fraction, method = crop_fraction(saved_model), interpolation(saved_model)
     # The statistics are the model's own business (its first layer); the pipeline needs none.
     unused = datasets.Statistics((0.0,) * 3, (1.0,) * 3, "not used by evaluation")
     description = datasets.describe(dataset, image_size=size if resizes_images(saved_model) else None,
@@ -162,7 +172,9 @@ def evaluate_saved_model(path, dataset, split=None, *, data_dir=None, batch_size
                               f"{description.image_size}x{description.image_size}")
     fn = saved_model.signatures[PREPROCESSED if resizes_images(saved_model) else "serving_default"]
     correct = count = 0
-    for images, labels in datasets.eval_dataset(description, batch_size).as_numpy_iterator():
+    view = datasets.eval_dataset(description, batch_size, crop_fraction=fraction if fraction < 1 else None,
+                                 interpolation=method)
+    for images, labels in view.as_numpy_iterator():
         predicted = fn(**{SIGNATURE_INPUT: tf.constant(images)})[SIGNATURE_OUTPUT].numpy().argmax(-1)
         correct += int((predicted == labels).sum())
         count += len(labels)
@@ -215,10 +227,12 @@ def _quiet_tensorflow_logger():
         logger.setLevel(level)
 
 
-def export_saved_model(model, path, class_names, check_images=None, atol=1e-3, crop_fraction=1.0):
+def export_saved_model(model, path, class_names, check_images=None, atol=1e-3, crop_fraction=1.0,
+                       interpolation="bilinear"):
     """Writes ``model`` (uint8 images in, probabilities out) as a SavedModel at ``path`` and returns ``path``.
     ``crop_fraction``: the evaluation crop its ``serving_default`` applies (the training data's
-    :attr:`~keras_convnets.training.datasets.DatasetDescription.crop_fraction`).
+    :attr:`~keras_convnets.training.datasets.DatasetDescription.crop_fraction`, or pretrained weights' own);
+    ``interpolation``: how it resizes (one of :data:`keras_convnets.training.transforms.INTERPOLATIONS`).
 
     The SavedModel is written to a temporary directory beside ``path``, reloaded, and its predictions on
     ``check_images`` (uint8, default: 8 random images) compared with ``model``'s (through ``preprocessed``, and
@@ -229,8 +243,10 @@ def export_saved_model(model, path, class_names, check_images=None, atol=1e-3, c
     """
     import tensorflow as tf
 
+    from keras_convnets import checks
     from keras_convnets.training import transforms
 
+    checks.one_of("interpolation", interpolation, transforms.INTERPOLATIONS)
     path = os.path.abspath(path)
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
@@ -241,7 +257,7 @@ def export_saved_model(model, path, class_names, check_images=None, atol=1e-3, c
         with open(labels_path, "w") as f:
             f.write("".join(f"{name}\n" for name in class_names))
         export_dir = os.path.join(tmp, "saved_model")
-        module = _serving_module(model, list(class_names), labels_path, crop_fraction)
+        module = _serving_module(model, list(class_names), labels_path, crop_fraction, interpolation)
         with _quiet_tensorflow_logger():  # "Assets written to: <temporary directory>" is not news to a user
             tf.saved_model.save(module, export_dir,
                                 signatures={"serving_default": module.serve, PREPROCESSED: module.preprocessed,
@@ -251,7 +267,7 @@ def export_saved_model(model, path, class_names, check_images=None, atol=1e-3, c
             check_images = rng.integers(0, 256, (8,) + tuple(model.input_shape[1:]), dtype=np.uint8)
         check_images = np.asarray(check_images, np.uint8)
         size = int(model.input_shape[1])
-        served = transforms.serving_transform(check_images, size, crop_fraction)
+        served = transforms.serving_transform(check_images, size, crop_fraction, interpolation)
         reloaded = tf.saved_model.load(export_dir)
         difference = 0.0
         for signature, images, seen in ((PREPROCESSED, check_images, check_images),

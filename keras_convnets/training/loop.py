@@ -99,6 +99,7 @@ class RunPlan:
     image_size: Optional[int] = None  # given explicitly (else the dataset's own size, or the model's)
     steps_per_execution: Optional[int] = None   # runtime settings: None lets performance.choose_settings decide;
     jit_compile: Optional[bool] = None          # not part of the run's identity (a resumed run may change them)
+    weights_channels: Optional[str] = None      # "rgb" / "bgr" as given; None: decided by the weights' provenance
 
     @property
     def arguments(self) -> Dict[str, Any]:
@@ -107,7 +108,7 @@ class RunPlan:
         r = self.recipe
         extra = {key: value for key, value in dict(steps_per_epoch=self.steps_per_epoch,
                                                    scale_lr=self.scale_lr or None, image_size=self.image_size,
-                                                   weights=self.weights,
+                                                   weights=self.weights, weights_channels=self.weights_channels,
                                                    freeze_backbone=self.freeze_epochs or None).items()
                  if value is not None}
         return {"model": self.info.name, "dataset": self.spec.name, "epochs": r.epochs, "batch_size": r.batch_size,
@@ -169,7 +170,7 @@ def _recorded_statistics(out, dataset):
 def plan(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None, weight_decay=None, schedule=None,
          strategy="auto", precision="float32", out=None, data_dir=None, seed=0, model_kwargs=None,
          augmentation=None, steps_per_epoch=None, scale_lr=False, force=False, image_size=None, weights=None,
-         freeze_backbone=None, steps_per_execution=None, jit_compile=None) -> RunPlan:
+         freeze_backbone=None, steps_per_execution=None, jit_compile=None, weights_channels=None) -> RunPlan:
     """Resolves a run's arguments against the model's recipe and checks them (ValueError with a one-line reason:
     unknown model, dataset or strategy, multi-worker without tf-keras, dataset not prepared or not a folder of class
     folders, weights the model does not have, bad numbers, ``out`` not a writable directory, holding a different
@@ -182,6 +183,10 @@ def plan(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None
         raise ValueError(f"dataset must be a tfds name or a folder path; got {dataset!r}")
     dataset = os.fspath(dataset)
     weights, freeze_epochs = _check_weights(info, weights, freeze_backbone)
+    checks.one_of("weights_channels", weights_channels, (None, *datasets.CHANNEL_ORDERS))
+    if weights_channels is not None and weights is None:
+        raise ValueError("weights_channels (--weights-channels) says which channel order pretrained weights take: it "
+                         "needs weights (--weights imagenet|PATH)")
     if image_size is not None:
         checks.integer_in("image_size", image_size, 8, 4096)
     checks.one_of("precision", precision, PRECISIONS)
@@ -209,12 +214,15 @@ def plan(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None
     checks.one_of("jit_compile (None: the machine's choice)", jit_compile, (None, True, False))
     data_dir = data.resolve_data_dir(data_dir)
     out = os.path.abspath(out or os.path.join("runs", f"{info.name}_{os.path.basename(dataset.rstrip('/'))}"))
+    statistics = _recorded_statistics(out, dataset)
+    if statistics is None and pretrained:
+        statistics = datasets.pretrained_statistics(info.name, weights, weights_channels)
     spec = describe_dataset(info, dataset, image_size=image_size, augmentation=augmentation, pretrained=pretrained,
-                            statistics=_recorded_statistics(out, dataset), data_dir=data_dir)
+                            statistics=statistics, data_dir=data_dir)
     kwargs = {**recipe.model_kwargs(spec.augment), **(model_kwargs or {})}
     run_plan = RunPlan(info, spec, recipe, kwargs, precision, seed, out, data_dir, strategy, spec.augment,
                        steps_per_epoch, bool(scale_lr), reference_batch_size, bool(force), weights, freeze_epochs,
-                       image_size, steps_per_execution, jit_compile)
+                       image_size, steps_per_execution, jit_compile, weights_channels)
     if not distribute.needs_legacy_keras(strategy) or distribute.is_chief_task():
         check_out_dir(out, run_plan.arguments, force)  # other workers write nothing in out but their backup
     return run_plan
@@ -524,6 +532,8 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
     if not (settings.machine.onednn or settings.machine.accelerators):
         print(performance.kernels_note(), flush=True)
     print(spec.split_note, flush=True)  # then what the data is: which splits, which files were skipped
+    if run_plan.weights is not None:  # and how the pretrained weights see it (a BGR file's first conv is reversed)
+        print(f"Input normalization: {spec.statistics.source}", flush=True)
     if spec.skipped_report:
         print(spec.skipped_report, flush=True)
     print(f"Strategy: {distribute.strategy_label(strategy)} ({run_plan.strategy}), {replicas} replica(s), "
@@ -623,14 +633,17 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
 def train(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None, weight_decay=None, schedule=None,
           strategy="auto", precision="float32", out=None, data_dir=None, seed=0, model_kwargs=None,
           augmentation=None, steps_per_epoch=None, scale_lr=False, force=False, image_size=None, weights=None,
-          freeze_backbone=None, steps_per_execution=None, jit_compile=None, verbose="auto") -> TrainResult:
+          freeze_backbone=None, steps_per_execution=None, jit_compile=None, weights_channels=None,
+          verbose="auto") -> TrainResult:
     """Trains the registered ``model_name`` on ``dataset`` with its paper's recipe and exports it.
 
     ``dataset``: a tfds image-classification name (``"cifar10"``, ``"oxford_flowers102"``) or a folder of class
     folders; ``image_size``: the training size (default: a CIFAR-family dataset's own 32, else the model's input).
     ``weights``: ``"imagenet"`` or a weights file of the model's backbone: fine-tune it under a new classifier with
     :data:`~keras_convnets.training.recipes.FINE_TUNE`, after ``freeze_backbone`` epochs training the head alone on
-    the frozen backbone (BatchNorm in inference mode) when given.
+    the frozen backbone (BatchNorm in inference mode) when given. ``weights_channels``: ``"rgb"`` or ``"bgr"``, the
+    channel order the weights were trained on (default: keras.applications' own ResNet-50/101/152 files and
+    ``"imagenet"`` are BGR, any other file RGB; :func:`keras_convnets.training.datasets.pretrained_statistics`).
     ``epochs``, ``batch_size``, ``lr``, ``weight_decay`` (coupled L2, PyTorch convention), ``schedule``
     (``piecewise``/``cosine``/``constant`` or boundary fractions) override the recipe; ``model_kwargs`` go to the
     factory (``dropout``, ``stochastic_depth``, ``sync_bn``, ...). ``precision``: ``float32``, ``mixed_float16``
@@ -647,4 +660,4 @@ def train(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=Non
                     seed=seed, model_kwargs=model_kwargs, augmentation=augmentation, steps_per_epoch=steps_per_epoch,
                     scale_lr=scale_lr, force=force, image_size=image_size, weights=weights,
                     freeze_backbone=freeze_backbone, steps_per_execution=steps_per_execution,
-                    jit_compile=jit_compile), verbose=verbose)
+                    jit_compile=jit_compile, weights_channels=weights_channels), verbose=verbose)

@@ -10,7 +10,9 @@ inside functions so that it can. :func:`dataset_options` and :func:`compile_opti
 
 import dataclasses
 import os
+import re
 import sys
+import tempfile
 from typing import Optional
 
 from keras_convnets import checks
@@ -36,6 +38,82 @@ def prefer_onednn() -> bool:
         os.environ.setdefault(ONEDNN_ENV, "1")
         return os.environ[ONEDNN_ENV].strip().lower() in ("1", "true")
     return onednn_enabled()
+
+
+#: TensorFlow's C++ log threshold: 0 all, 1 no INFO, 2 no WARNING, 3 no ERROR. The command's default is 2: INFO
+#: and WARNING at start-up are notices (CPU features, oneDNN, no CUDA driver), while an ERROR during a run (a lost
+#: peer of a multi-worker cluster, a failed kernel, an unreadable file) often explains a failure the Python exception
+#: only summarizes, so 3 would hide what matters.
+LOG_LEVEL_ENV, COMMAND_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL", "2"
+_LOG_RECORD = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\S+\s+\d+ \S+:\d+\] ")   # absl's "I0000 00:00:... port.cc:153] "
+_ABSL_PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+_PYTHON_WARNING = re.compile(r"^\S+:\d+: \w+: ")
+_NO_CUDA_DRIVER, _CUINIT_FAILED = "Could not find cuda drivers on your machine", "failed call to cuInit"
+
+
+def quiet_tensorflow_logs() -> bool:
+    """Sets ``TF_CPP_MIN_LOG_LEVEL`` to :data:`COMMAND_LOG_LEVEL` unless it is set (the user's value is kept) or
+    TensorFlow is imported already; returns whether it set it. A re-executed command (multi-worker) inherits it."""
+    if "tensorflow" in sys.modules or LOG_LEVEL_ENV in os.environ:
+        return False
+    os.environ[LOG_LEVEL_ENV] = COMMAND_LOG_LEVEL
+    return True
+
+
+def _log_level() -> int:
+    try:
+        return int(os.environ.get(LOG_LEVEL_ENV, "0"))
+    except ValueError:
+        return 0
+
+
+def start_up_lines_kept(text: str, level: int) -> str:
+    """What of TensorFlow's start-up output ``text`` the log ``level`` admits. TensorFlow 2.21 logs its first lines
+    from its libraries' initializers, before it reads ``TF_CPP_MIN_LOG_LEVEL`` (oneDNN and no-CUDA-driver notices,
+    absl's preamble): they are dropped as the level would have dropped them, with their continuation lines. At level
+    1 and above, so is the cuInit ERROR of a machine without a CUDA driver (TensorFlow said so in an INFO line: no
+    GPU to use, nothing failed). Every other line is kept."""
+    severities = "IWEF"
+    no_driver = _NO_CUDA_DRIVER in text
+    kept, dropping = [], False
+    for line in text.splitlines(keepends=True):
+        record = _LOG_RECORD.match(line)
+        if record:
+            dropping = severities.index(record.group(1)) < level or (
+                level >= 1 and no_driver and _CUINIT_FAILED in line)
+        elif line.startswith(_ABSL_PREAMBLE):
+            dropping = level >= 1
+        elif dropping and _PYTHON_WARNING.match(line):
+            dropping = False   # a Python warning, not the record's continuation
+        if not dropping:
+            kept.append(line)
+    return "".join(kept)
+
+
+def start_tensorflow() -> None:
+    """Imports TensorFlow and lists its devices (where it logs its start-up lines) with stderr captured, then writes
+    back what :func:`start_up_lines_kept` keeps at the current ``TF_CPP_MIN_LOG_LEVEL``. Does nothing if TensorFlow is
+    imported already or the level is 0 (all lines wanted). Threads can still be configured afterwards."""
+    level = _log_level()
+    if "tensorflow" in sys.modules or level <= 0:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        completed = False
+        try:
+            import tensorflow as tf  # pylint: disable=import-outside-toplevel
+            tf.config.list_physical_devices()
+            completed = True
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode(errors="replace")
+            sys.stderr.write(start_up_lines_kept(text, level) if completed else text)  # a failure shows it all
+            sys.stderr.flush()
 
 
 def onednn_enabled() -> bool:

@@ -24,6 +24,8 @@ IMAGENET_RATIO = (3 / 4, 4 / 3)
 EVAL_CROP_FRACTION = 0.875
 #: Random-resized-crop tries before falling back to the centre crop.
 CROP_ATTEMPTS = 10
+#: Resize methods of the evaluation view: bilinear (torchvision's weights, our training), bicubic (timm's recipes).
+INTERPOLATIONS = ("bilinear", "bicubic")
 
 
 def to_uint8(images):
@@ -49,26 +51,28 @@ def to_rgb(images):
     return tf.ensure_shape(rgb, images.shape[:-1].concatenate([3]))
 
 
-def _resize(images, height, width):
-    """Bilinear resize with antialiasing (as PIL and torchvision's tensor resize do when shrinking), skipped when
-    the size is unchanged so a same-size image passes through bit-exact. Returns float32."""
+def _resize(images, height, width, method: str = "bilinear"):
+    """Bilinear (or ``method``) resize with antialiasing (as PIL and torchvision's tensor resize do when shrinking),
+    skipped when the size is unchanged so a same-size image passes through bit-exact. Returns float32."""
     import tensorflow as tf
 
     shape = tf.shape(images)
     same = tf.logical_and(tf.equal(shape[-3], height), tf.equal(shape[-2], width))
     return tf.cond(same, lambda: tf.cast(images, tf.float32),
-                   lambda: tf.image.resize(images, tf.stack([height, width]), method="bilinear", antialias=True))
+                   lambda: tf.image.resize(images, tf.stack([height, width]), method=method, antialias=True))
 
 
-def eval_transform(images, size: int, crop_fraction: float = EVAL_CROP_FRACTION):
+def eval_transform(images, size: int, crop_fraction: float = EVAL_CROP_FRACTION, interpolation: str = "bilinear"):
     """The evaluation view of ``[..., H, W, C]`` images of any size: short side resized to
-    ``round(size / crop_fraction)`` (the long side scaled alike, truncated as torchvision does), then the centre
-    ``size x size`` window (top-left offset ``(excess) // 2``). ``crop_fraction=1.0`` resizes the short side to
-    ``size`` (the CIFAR form: a 32x32 image is returned unchanged). Works on one image or a batch of same-size
-    images, on tensors whose height and width are known only when the graph runs (a serving signature). uint8 out."""
+    ``round(size / crop_fraction)`` (the long side scaled alike, truncated as torchvision does) with
+    ``interpolation`` (one of :data:`INTERPOLATIONS`, antialiased), then the centre ``size x size`` window (top-left
+    offset ``(excess) // 2``). ``crop_fraction=1.0`` resizes the short side to ``size`` (the CIFAR form: a 32x32
+    image is returned unchanged). Works on one image or a batch of same-size images, on tensors whose height and
+    width are known only when the graph runs (a serving signature). uint8 out (bicubic overshoot clipped)."""
     import tensorflow as tf
 
     checks.number_in("crop_fraction", crop_fraction, 0.0, 1.0, low_open=True)
+    checks.one_of("interpolation", interpolation, INTERPOLATIONS)
     images = tf.convert_to_tensor(images)
     short_target = float(round(size / crop_fraction))
     shape = tf.shape(images)
@@ -76,17 +80,17 @@ def eval_transform(images, size: int, crop_fraction: float = EVAL_CROP_FRACTION)
     scale = short_target / tf.minimum(height, width)
     new_height = tf.cast(tf.maximum(tf.floor(height * scale + 1e-3), short_target), tf.int32)
     new_width = tf.cast(tf.maximum(tf.floor(width * scale + 1e-3), short_target), tf.int32)
-    resized = _resize(images, new_height, new_width)
+    resized = _resize(images, new_height, new_width, interpolation)
     top, left = (new_height - size) // 2, (new_width - size) // 2
     cropped = resized[..., top:top + size, left:left + size, :]
     cropped = tf.ensure_shape(cropped, images.shape[:-3].concatenate([size, size, images.shape[-1]]))
     return to_uint8(cropped)
 
 
-def serving_transform(images, size: int, crop_fraction: float = EVAL_CROP_FRACTION):
+def serving_transform(images, size: int, crop_fraction: float = EVAL_CROP_FRACTION, interpolation: str = "bilinear"):
     """What a serving signature applies to raw client images ``[B, H, W, C]`` of any size and 1-4 channels:
     :func:`to_rgb` then :func:`eval_transform`."""
-    return eval_transform(to_rgb(images), size, crop_fraction)
+    return eval_transform(to_rgb(images), size, crop_fraction, interpolation)
 
 
 def random_resized_crop_window(height, width, seed, scale: tuple[float, float] = IMAGENET_SCALE,
