@@ -231,7 +231,7 @@ def test_precision_is_chosen_per_machine(branch):
     assert line.startswith("Runtime: ") and chosen.describe() in line, "the run's first line says which precision"
     assert ("precision bf16 (oneDNN graph rewrite)" in line) is chosen.onednn_bf16
     # a float32 run on a CPU that would gain says how
-    assert ("--precision bf16 trains" in line) is (branch == "float32, AMX CPU")
+    assert ("--precision bf16 measured" in line) is (branch == "float32, AMX CPU")
 
 
 def test_precision_is_checked():
