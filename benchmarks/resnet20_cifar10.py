@@ -2,9 +2,10 @@
 
 30 epochs, batch 128, SGD lr 0.1 with Nesterov momentum 0.9, cosine schedule, coupled L2 1e-4, pad-crop-flip.
 Target: >= 70% on the 1,017 test images (shared/README: about 72% in ~9 minutes on 2 cores; here 70.7% in 6.5 min).
-Prints the accuracy and the time.
+Prints the accuracy and the time. ``--precision bf16`` trains under the oneDNN bf16 rewrite (a CPU with native bf16),
+for the accuracy comparison of issue 20: run it once with each precision, same seed.
 
-    python benchmarks/resnet20_cifar10.py [--epochs 30] [--out /tmp/resnet20_cifar10] [--data-dir DIR]
+    python benchmarks/resnet20_cifar10.py [--epochs 30] [--precision float32|bf16|auto] [--out DIR] [--data-dir DIR]
 """
 
 import argparse
@@ -21,6 +22,7 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="output directory (default: a fresh temporary one)")
     parser.add_argument("--data-dir")
+    parser.add_argument("--precision", default="float32", help="float32, bf16, auto, ... (keras_convnets.train's)")
     args = parser.parse_args()
 
     from keras_convnets.training import performance
@@ -29,13 +31,14 @@ def main():
 
     out = args.out or tempfile.mkdtemp(prefix="resnet20_cifar10_")
     run_plan = plan("resnet20", "cifar10", epochs=args.epochs, schedule="cosine", out=out,
-                    data_dir=data_dir(args.data_dir), seed=args.seed)
+                    data_dir=data_dir(args.data_dir), seed=args.seed, precision=args.precision)
     run_plan = dataclasses.replace(run_plan, recipe=dataclasses.replace(run_plan.recipe, nesterov=True))
     start = time.perf_counter()
     result = run(run_plan, verbose=2)
     minutes = (time.perf_counter() - start) / 60
     best = max(result.history["val_accuracy"])
-    print(f"ResNet-20, {args.epochs} epochs on the CIFAR-10 subset: test accuracy {result.test_accuracy:.4f} "
+    print(f"ResNet-20, {args.epochs} epochs on the CIFAR-10 subset, precision {args.precision}: "
+          f"test accuracy {result.test_accuracy:.4f} "
           f"(best epoch {best:.4f}) on 1,017 images in {minutes:.1f} min; SavedModel in {result.export_path}")
 
 

@@ -76,7 +76,9 @@ def _add_train(sub):
                    help=f"tf.distribute strategy: {', '.join(distribute.STRATEGIES)} (default auto: a TPU if one is "
                         "found, multi-worker if TF_CONFIG names several workers, mirrored on several GPUs, else one "
                         "device); multi-worker runs on tf-keras (pip install -e \".[multiworker]\")")
-    p.add_argument("--precision", default="float32", choices=PRECISIONS, help="dtype policy (default float32)")
+    p.add_argument("--precision", default="float32", choices=PRECISIONS,
+                   help="float32 (default); bf16: bfloat16 compute, float32 variables (CPUs with native bf16: oneDNN "
+                        "rewrite; GPU/TPU: mixed_bfloat16); auto: bf16 where the CPU has it natively; Keras policies")
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.add_argument("--seed", type=int, default=0, help="random seed of weights, shuffling and augmentation")
     p.add_argument("--out", help="output directory (default runs/MODEL_DATASET)")

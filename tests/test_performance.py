@@ -173,3 +173,114 @@ def test_keras_file_of_our_model_loads_without_this_package(tmp_path):
                          cwd=str(tmp_path))
     assert out.returncode == 0, out.stderr[-2000:]
     assert float(out.stdout.split("MAXDIFF")[1]) < 1e-5
+
+
+# The CPUs the bf16 choice depends on, as /proc/cpuinfo shows them (abridged lines, real flag names).
+CPUINFO = {
+    "Intel Xeon 4th gen (Sapphire Rapids): AMX and AVX512-BF16":
+        ("flags\t\t: fpu sse2 avx2 avx512f avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8\n",
+         ("amx_bf16", "avx512_bf16")),
+    "AMD Zen 4: AVX512-BF16, no AMX": ("flags\t\t: fpu sse2 avx2 avx512f avx512_vnni avx512_bf16\n",
+                                       ("avx512_bf16",)),
+    "AVX-512 without bf16 (Ice Lake)": ("flags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n", ()),
+    "AVX2 only": ("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n", ()),
+    "Arm Neoverse V1 (Graviton 3)": ("Features\t: fp asimd sve bf16 i8mm\n", ("bf16",)),
+    "no cpuinfo flags": ("", ()),
+}
+
+
+@pytest.mark.parametrize("cpu", list(CPUINFO))
+def test_native_bf16_is_read_from_cpu_flags(cpu):
+    text, flags = CPUINFO[cpu]
+    assert performance.cpu_bf16_flags(text) == flags
+
+
+AMX = ("amx_bf16", "avx512_bf16")
+# One row per branch of the precision choice: (machine, requested) -> (Keras policy, oneDNN bf16 rewrite) or the
+# start of the one-line error.
+PRECISION_BRANCHES = {
+    "bf16, AMX CPU": (performance.Machine(2, onednn=True, bf16_flags=AMX), "bf16", ("float32", True)),
+    "bf16, Zen 4 CPU": (performance.Machine(16, onednn=True, bf16_flags=("avx512_bf16",)), "bf16", ("float32", True)),
+    "auto, AMX CPU": (performance.Machine(2, onednn=True, bf16_flags=AMX), "auto", ("float32", True)),
+    "auto, AVX2 CPU": (performance.Machine(2, onednn=True), "auto", ("float32", False)),
+    "auto, bf16 CPU without oneDNN": (performance.Machine(2, bf16_flags=AMX), "auto", ("float32", False)),
+    "auto, GPU host with bf16 CPU": (performance.Machine(16, gpus=1, onednn=True, bf16_flags=AMX), "auto",
+                                     ("float32", False)),
+    "bf16, GPU host": (performance.Machine(16, gpus=1), "bf16", ("mixed_bfloat16", False)),
+    "bf16, TPU host": (performance.Machine(96, tpu_cores=8), "bf16", ("mixed_bfloat16", False)),
+    "float32, AMX CPU": (performance.Machine(2, onednn=True, bf16_flags=AMX), "float32", ("float32", False)),
+    "mixed_bfloat16 as asked": (performance.Machine(2, onednn=True), "mixed_bfloat16", ("mixed_bfloat16", False)),
+    "bf16, AVX2 CPU": (performance.Machine(2, onednn=True), "bf16", "precision bf16 cannot run on a CPU without"),
+    "bf16, bf16 CPU without oneDNN": (performance.Machine(2, bf16_flags=AMX), "bf16",
+                                      "precision bf16 cannot run without oneDNN kernels"),
+}
+
+
+@pytest.mark.parametrize("branch", list(PRECISION_BRANCHES))
+def test_precision_is_chosen_per_machine(branch):
+    machine, requested, expected = PRECISION_BRANCHES[branch]
+    if isinstance(expected, str):  # never silently: a one-line error that says why and what to use
+        with pytest.raises(performance.PrecisionError) as error:
+            performance.choose_settings(machine, precision=requested)
+        message = str(error.value)
+        assert message.startswith(expected) and "\n" not in message and "float32 or auto" in message
+        return
+    chosen = performance.choose_precision(machine, requested)
+    assert (chosen.policy, chosen.onednn_bf16) == expected
+    line = performance.choose_settings(machine, precision=requested).describe()
+    assert line.startswith("Runtime: ") and chosen.describe() in line, "the run's first line says which precision"
+    assert ("precision bf16 (oneDNN graph rewrite)" in line) is chosen.onednn_bf16
+    # a float32 run on a CPU that would gain says how
+    assert ("--precision bf16 measured" in line) is (branch == "float32, AMX CPU")
+
+
+def test_precision_is_checked():
+    with pytest.raises(ValueError, match="precision must be 'float32', 'bf16', 'auto', .* got 'bfloat16'"):
+        performance.choose_precision(performance.Machine(2), "bfloat16")
+
+
+def test_onednn_bf16_option_is_set_for_the_block_and_restored():
+    def option():
+        return tf.config.optimizer.get_experimental_options().get(performance.ONEDNN_BF16_OPTION, False)
+
+    assert not option()
+    with performance.onednn_bf16():
+        assert option()
+        with performance.onednn_bf16(False):
+            assert not option()
+        assert option()
+    assert not option()
+
+
+# bf16's unit roundoff: 8 significant bits (7 stored), round to nearest: relative error <= 2^-8 per rounding.
+BF16_ROUNDOFF = 2.0 ** -8
+
+
+def _train_losses(model, images, labels, steps, bf16):
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                  loss=keras.losses.SparseCategoricalCrossentropy())
+    with performance.onednn_bf16(bf16):
+        return [float(model.train_on_batch(images, labels)) for _ in range(steps)]
+
+
+def test_bf16_train_steps_are_finite_and_close_to_float32():
+    # Same weights, same batch; whether or not this CPU rewrites to bf16 (the bounds hold either way).
+    rng = np.random.default_rng(0)
+    images = rng.random((16, 32, 32, 3), dtype=np.float32)
+    labels = rng.integers(0, 10, 16)
+    keras.utils.set_random_seed(0)
+    model = ResNet20()
+    weights = model.get_weights()
+    float32 = _train_losses(model, images, labels, 3, bf16=False)
+    model.set_weights(weights)
+    bf16 = _train_losses(model, images, labels, 3, bf16=True)
+    assert all(np.isfinite(bf16)), bf16
+    # Step 1's loss is the forward pass of identical weights. The logits pass ~3 bf16 roundings (input, weight,
+    # output) in each of ResNet-20's 20 weighted layers (accumulation is float32) plus a BN output per conv: n ~ 80
+    # roundings of relative error <= 2^-8, independent, so ~sqrt(80) * 2^-8 = 3.5% relative on the logits (1 sigma);
+    # cross-entropy's gradient in the logits has L1 norm <= 2, so |dL| <= 2 * max|dz|. An untrained ResNet-20's
+    # logits are O(1): 4 sigma -> |dL| <= 2 * 4 * 0.035 = 0.28, about 12% of the loss (log 10 = 2.3).
+    tolerance = 2 * 4 * np.sqrt(80) * BF16_ROUNDOFF
+    assert abs(bf16[0] - float32[0]) <= tolerance, (bf16, float32)
+    # Two SGD steps later the weights differ by lr * (gradient differences), small at lr 0.01: the same bound.
+    assert abs(bf16[-1] - float32[-1]) <= tolerance, (bf16, float32)

@@ -17,6 +17,13 @@ The export is a plain ``tf.Module`` saved with ``tf.saved_model.save`` (works un
 and ``assets/labels.txt`` holds the class names, one per line, for TF Serving users. The module's ``image_size``,
 ``crop_fraction`` and ``interpolation`` variables record the transform (an export older than ``interpolation``
 resizes bilinear).
+
+Precision: the SavedModel holds the traced graph, float32 variables and ops, whatever the run's precision. The oneDNN
+bf16 rewrite of a ``--precision bf16`` CPU run is a grappler option of the process that *runs* a graph, not part of
+the file: the SavedModel computes in float32 wherever it is loaded (the option is off by default, in TF Serving too)
+unless that process turns it on itself. A run under Keras' ``mixed_*`` policies exports its layers' own dtypes
+(float32 variables, reduced-precision compute) and casts the probabilities to float32. The export and its check run
+with the rewrite off, so the check compares float32 with float32.
 """
 
 import contextlib
@@ -241,6 +248,13 @@ def export_saved_model(model, path, class_names, check_images=None, atol=1e-3, c
     in, then deletes the old: a kill between the renames leaves the old one aside, which :func:`recover` (run first
     thing here) puts back.
     """
+    from keras_convnets.training import performance
+
+    with performance.onednn_bf16(False):  # a bf16 run's process: the check runs the file as a server would
+        return _export_saved_model(model, path, class_names, check_images, atol, crop_fraction, interpolation)
+
+
+def _export_saved_model(model, path, class_names, check_images, atol, crop_fraction, interpolation):
     import tensorflow as tf
 
     from keras_convnets import checks

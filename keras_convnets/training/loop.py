@@ -31,9 +31,10 @@ import time
 from typing import Any, Dict, List, Optional
 
 from keras_convnets import checks
-from keras_convnets.training import data, datasets, lock, recipes
+from keras_convnets.training import data, datasets, lock, performance, recipes
 
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+#: ``precision`` values (:func:`keras_convnets.training.performance.choose_precision` says what each computes where).
+PRECISIONS = performance.PRECISIONS
 RUN_FILE = "run.json"
 HISTORY_JSON = "history.json"
 HISTORY_CSV = "history.csv"
@@ -387,14 +388,18 @@ def plot_history(rows, path):
     fig.savefig(path, dpi=100)
 
 
-def build_model(run_plan: RunPlan, image_shape, num_classes):
+def build_model(run_plan: RunPlan, image_shape, num_classes, policy=None):
     """The registry's model for the run (in the current strategy scope) behind its uint8 preprocessing; with
-    ``weights``, the pretrained backbone under a new classifier (:func:`keras_convnets.training.finetune.build`)."""
+    ``weights``, the pretrained backbone under a new classifier (:func:`keras_convnets.training.finetune.build`).
+    ``policy``: the Keras dtype policy (default: the plan's precision when it is a Keras mixed policy, else float32;
+    ``bf16`` on a CPU is float32 layers under the oneDNN rewrite)."""
     from keras_convnets.training import finetune
 
     kwargs = dict(run_plan.model_kwargs, input_shape=tuple(image_shape), weight_decay=run_plan.recipe.weight_decay)
-    if run_plan.precision != "float32":
-        kwargs["dtype"] = run_plan.precision
+    if policy is None:
+        policy = run_plan.precision if run_plan.precision.startswith("mixed_") else "float32"
+    if policy != "float32":
+        kwargs["dtype"] = policy
     if run_plan.weights is None:
         model = run_plan.info.build(classes=num_classes, **kwargs)
     else:
@@ -446,14 +451,18 @@ def _start_record(out, run_plan):
                                               "data": run_plan.spec.summary()})
 
 
-def _fit(model, train_ds, test_ds, callbacks, epochs, verbose, fit_steps, initial_epoch=0, evaluate=True):
+def _fit(model, train_ds, test_ds, callbacks, epochs, verbose, fit_steps, initial_epoch=0, evaluate=True,
+         bf16=False):
     """``model.fit`` (then ``evaluate``: ``[loss, accuracy]``) with unreadable dataset files turned into a one-line
-    :class:`DataError`."""
+    :class:`DataError`. ``bf16``: ``fit`` (its train steps and per-epoch validation) runs under the oneDNN bf16
+    rewrite; the final ``evaluate`` never does, so the test accuracy reported is the float32 model's, which the
+    export serves."""
     import tensorflow as tf
 
     try:
-        model.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch, validation_data=test_ds, callbacks=callbacks,
-                  verbose=verbose, shuffle=False, **fit_steps)  # the pipeline shuffles
+        with performance.onednn_bf16() if bf16 else contextlib.nullcontext():
+            model.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch, validation_data=test_ds,
+                      callbacks=callbacks, verbose=verbose, shuffle=False, **fit_steps)  # the pipeline shuffles
         return [float(v) for v in model.evaluate(test_ds, verbose=0)] if evaluate else None
     except (tf.errors.DataLossError, tf.errors.NotFoundError) as error:
         reason = " ".join(str(error).split())[:200]
@@ -518,7 +527,7 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
     import numpy as np
 
     from keras_convnets.models.backend import keras
-    from keras_convnets.training import checkpoint, distribute, export, performance
+    from keras_convnets.training import checkpoint, distribute, export
 
     replicas = strategy.num_replicas_in_sync
     chief = distribute.is_chief(strategy)
@@ -527,7 +536,8 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
     global_batch = run_plan.global_batch_size(replicas)
     settings = performance.use_settings(performance.choose_settings(
         performance.detect_machine(strategy), steps_per_execution=run_plan.steps_per_execution,
-        jit_compile=run_plan.jit_compile))
+        jit_compile=run_plan.jit_compile, precision=run_plan.precision))
+    precision = settings.precision
     print(settings.describe(), flush=True)  # the run's first line: what it chose on this machine, and why
     if not (settings.machine.onednn or settings.machine.accelerators):
         print(performance.kernels_note(), flush=True)
@@ -553,7 +563,7 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
     keras.utils.set_random_seed(run_plan.seed)
     with strategy.scope():
         try:
-            model = build_model(run_plan, image_shape, len(names))
+            model = build_model(run_plan, image_shape, len(names), policy=precision.policy)
         except (TypeError, ValueError) as error:
             raise ModelOptionError(f"{run_plan.info.name}: {error}") from None
         # fit gets steps_per_epoch exactly when the dataset repeats: then Keras 3 runs whole executions.
@@ -561,7 +571,7 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
 
         def compile_for(phase_recipe, epochs):
             optimizer = recipes.optimizer(phase_recipe, steps * epochs)
-            if run_plan.precision == "mixed_float16":
+            if precision.policy == "mixed_float16":
                 optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
             model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(),
                           metrics=["accuracy"], **performance.compile_options(run_plan.info, repeated_steps))
@@ -593,10 +603,12 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
             head_epochs = run_plan.freeze_epochs
             if head_epochs and not _has_backup(out):  # a run resumed after its frozen phase restores past it
                 _train_head(model, strategy, compile_for, recipe, head_epochs, lambda: _fit(
-                    model, train_ds, test_ds, callbacks[1:], head_epochs, verbose, fit_steps, evaluate=False))
+                    model, train_ds, test_ds, callbacks[1:], head_epochs, verbose, fit_steps, evaluate=False,
+                    bf16=precision.onednn_bf16))
             if guard.diverged_at is None:
                 test_loss, test_accuracy = _fit(model, train_ds, test_ds, callbacks, head_epochs + recipe.epochs,
-                                                verbose, fit_steps, initial_epoch=head_epochs)
+                                                verbose, fit_steps, initial_epoch=head_epochs,
+                                                bf16=precision.onednn_bf16)
             history_path = os.path.join(write_dir, HISTORY_JSON)
             rows = _read_json(history_path) if os.path.exists(history_path) else []
             if chief:
@@ -625,7 +637,7 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
                                                       "export_path": export_path, "class_names": names,
                                                       "strategy": distribute.strategy_label(strategy),
                                                       "replicas": replicas, "global_batch_size": global_batch,
-                                                      "lr": recipe.lr})
+                                                      "lr": recipe.lr, "compute_precision": precision.label})
             _remove_backup(out)  # only now: a run killed before this line resumes with no epoch left to train
         return TrainResult(out, export_path, test_accuracy, test_loss, history, run_plan.arguments)
 
@@ -646,8 +658,11 @@ def train(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=Non
     ``"imagenet"`` are BGR, any other file RGB; :func:`keras_convnets.training.datasets.pretrained_statistics`).
     ``epochs``, ``batch_size``, ``lr``, ``weight_decay`` (coupled L2, PyTorch convention), ``schedule``
     (``piecewise``/``cosine``/``constant`` or boundary fractions) override the recipe; ``model_kwargs`` go to the
-    factory (``dropout``, ``stochastic_depth``, ``sync_bn``, ...). ``precision``: ``float32``, ``mixed_float16``
-    or ``mixed_bfloat16`` (the classifier's softmax stays float32). ``strategy``: ``auto``, ``default``,
+    factory (``dropout``, ``stochastic_depth``, ``sync_bn``, ...). ``precision``: ``float32``; ``bf16``
+    (a CPU with native bf16: TensorFlow's oneDNN bf16 rewrite of the training graphs, variables, BN statistics and
+    the loss float32; a GPU/TPU host: ``mixed_bfloat16``; elsewhere a ValueError); ``auto`` (``bf16`` on a CPU-only
+    host with native bf16, else float32); ``mixed_float16`` or ``mixed_bfloat16`` (Keras' policies; the classifier's
+    softmax stays float32). The export serves float32 whatever the precision. ``strategy``: ``auto``, ``default``,
     ``mirrored``, ``multi-worker`` (needs tf-keras, see :mod:`keras_convnets.training.distribute`) or ``tpu``.
     ``batch_size`` is per replica: the global batch is it times the replicas; ``scale_lr=True`` scales the
     learning rate by global batch / the paper's batch. ``steps_per_epoch`` caps an epoch (quick runs, tests).

@@ -1,6 +1,7 @@
 """Runtime settings decided in one place, per machine: which kernels TensorFlow uses, the threads of the process,
-the tf.data options of the input pipelines and the compile options of training (:func:`choose_settings`: measured
-choices on small CPUs, see benchmarks/RESULTS.md; tf.data's autotuner on many-core and accelerator hosts). The data
+the tf.data options of the input pipelines, the compile options and the precision of training
+(:func:`choose_settings`: measured choices on small CPUs, see benchmarks/RESULTS.md; tf.data's autotuner on
+many-core and accelerator hosts; :func:`choose_precision`: bf16 only where the CPU computes it natively). The data
 and training modules only call these.
 
 Call order: :func:`prefer_onednn` must run before TensorFlow is imported and :func:`configure_threads` before it
@@ -8,12 +9,13 @@ executes its first op (TF reads both once); the CLI calls them first thing. This
 inside functions so that it can. :func:`dataset_options` and :func:`compile_options` can be called any time.
 """
 
+import contextlib
 import dataclasses
 import os
 import re
 import sys
 import tempfile
-from typing import Optional
+from typing import Optional, Tuple
 
 from keras_convnets import checks
 
@@ -165,24 +167,56 @@ CPU_STEPS_PER_EXECUTION = 1
 TPU_STEPS_PER_EXECUTION = 32
 
 
+#: CPU flags (Linux ``/proc/cpuinfo``) of native bf16 arithmetic: Intel AMX tiles (Xeon 4th gen, Sapphire Rapids,
+#: and newer), AVX512-BF16 (those, Cooper Lake, AMD Zen 4 and newer) and Arm's BF16 extension (Neoverse V1/N2,
+#: Graviton 3 and newer). Without one of them oneDNN emulates bf16 and is slower than float32
+#: (tensorflow/tensorflow#42422).
+BF16_FLAGS = ("amx_bf16", "avx512_bf16", "bf16")
+CPUINFO = "/proc/cpuinfo"
+
+
+def cpu_bf16_flags(cpuinfo: Optional[str] = None) -> Tuple[str, ...]:
+    """The :data:`BF16_FLAGS` the CPU has, from the text of ``/proc/cpuinfo`` (read when ``cpuinfo`` is None; no such
+    file, e.g. macOS: none). Only the first processor's ``flags`` (x86) or ``Features`` (Arm) line is read."""
+    if cpuinfo is None:
+        try:
+            with open(CPUINFO) as f:
+                cpuinfo = f.read()
+        except OSError:
+            return ()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            present = set(value.split())
+            return tuple(flag for flag in BF16_FLAGS if flag in present)
+    return ()
+
+
 @dataclasses.dataclass(frozen=True)
 class Machine:
-    """What the settings depend on: CPU cores, accelerators, and whether TensorFlow runs oneDNN kernels."""
+    """What the settings depend on: CPU cores, accelerators, whether TensorFlow runs oneDNN kernels, and the CPU's
+    native bf16 instructions (:func:`cpu_bf16_flags`)."""
 
     cpu_cores: int
     gpus: int = 0
     tpu_cores: int = 0
     onednn: bool = False
+    bf16_flags: Tuple[str, ...] = ()
 
     @property
     def accelerators(self) -> int:
         return self.gpus + self.tpu_cores
 
+    @property
+    def native_bf16(self) -> bool:
+        return bool(self.bf16_flags)
+
     def describe(self) -> str:
         kernels = "oneDNN" if self.onednn else "Eigen"
+        bf16 = f", native bf16 ({', '.join(self.bf16_flags)})" if self.bf16_flags else ""
         devices = (f", {self.gpus} GPU(s)" if self.gpus else "") + (f", {self.tpu_cores} TPU core(s)"
                                                                      if self.tpu_cores else "")
-        return f"{self.cpu_cores}-core CPU ({kernels} kernels){devices}"
+        return f"{self.cpu_cores}-core CPU ({kernels} kernels){bf16}{devices}"
 
 
 def detect_machine(strategy=None) -> Machine:
@@ -192,7 +226,95 @@ def detect_machine(strategy=None) -> Machine:
     if strategy is not None and "TPU" in type(strategy).__name__:
         tpu_cores = strategy.num_replicas_in_sync
     return Machine(cpu_cores=os.cpu_count() or 1, gpus=len(tf.config.list_physical_devices("GPU")),
-                   tpu_cores=tpu_cores, onednn=onednn_enabled())
+                   tpu_cores=tpu_cores, onednn=onednn_enabled(), bf16_flags=cpu_bf16_flags())
+
+
+#: ``precision`` values of a run. ``bf16``: bfloat16 compute with float32 variables; ``auto``: ``bf16`` where the CPU
+#: computes bf16 natively and there is no accelerator, else float32; the Keras policies as Keras defines them.
+PRECISIONS = ("float32", "bf16", "auto", "mixed_float16", "mixed_bfloat16")
+#: TensorFlow's grappler option that rewrites a graph's oneDNN ops to bfloat16 (process-wide, read per function call).
+ONEDNN_BF16_OPTION = "auto_mixed_precision_onednn_bfloat16"
+#: Measured on a 2-core Sapphire Rapids Xeon (AMX), median train-step images/s ratios bf16 / float32 of ResNet-20,
+#: WRN-16-4, ResNet-50 and DenseNet-121 (benchmarks/RESULTS.md, "bf16"): the hint a float32 run prints on a CPU with
+#: native bf16.
+BF16_MEASURED = "1.3-2.8x train-step images/s on an AMX Xeon"
+
+
+class PrecisionError(ValueError):
+    """A precision this machine cannot run usefully (bf16 on a CPU without native bf16)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Precision:
+    """How a run computes: ``policy`` is the Keras dtype policy of the model's layers; ``onednn_bf16`` turns on
+    TensorFlow's oneDNN bf16 graph rewrite for the training graphs (:func:`onednn_bf16`)."""
+
+    requested: str
+    policy: str
+    onednn_bf16: bool
+    reason: str
+
+    @property
+    def label(self) -> str:
+        return "bf16 (oneDNN graph rewrite)" if self.onednn_bf16 else self.policy
+
+    def describe(self) -> str:
+        return f"precision {self.label} ({self.reason})"
+
+
+def choose_precision(machine: Machine, requested: str = "float32") -> Precision:
+    """The :class:`Precision` of ``requested`` (one of :data:`PRECISIONS`) on ``machine``.
+
+    * ``bf16`` on a CPU-only host with native bf16 (and oneDNN kernels): TensorFlow's oneDNN auto-mixed-precision
+      rewrite of the training graphs: convolutions, matmuls, our fused batch norm's ``FusedBatchNormV3`` and the
+      elementwise ops between them compute in bfloat16; variables, the optimizer, BN's scale, offset and statistics
+      and the loss (softmax cross-entropy, on TensorFlow's deny list) stay float32. Measured on a 2-core Sapphire Rapids
+      Xeon: 1.3-2.8x train-step images/s, 1.6x per ResNet-20 epoch; Keras' ``mixed_bfloat16`` policy was 0.91-0.98x
+      there (issue 20). AVX512-BF16 without AMX (AMD Zen 4) and Arm BF16: unmeasured.
+    * ``bf16`` on a GPU or TPU host: Keras' ``mixed_bfloat16`` policy (bf16 units of TPUs and Ampere+ GPUs);
+      unmeasured here.
+    * ``bf16`` on a CPU without native bf16 or without oneDNN kernels: a :class:`PrecisionError`: it would be
+      emulated and slower than float32 (tensorflow/tensorflow#42422), never chosen silently.
+    * ``auto``: ``bf16`` where it is the CPU case above, else float32 (also on GPU/TPU hosts: pass ``bf16`` there).
+    * ``float32``, ``mixed_float16``, ``mixed_bfloat16``: that Keras policy, as asked.
+    """
+    checks.one_of("precision", requested, PRECISIONS)
+    cpu_bf16 = machine.native_bf16 and machine.onednn and not machine.accelerators
+    if requested in ("bf16", "auto") and cpu_bf16:
+        return Precision(requested, "float32", True, f"{requested}: native bf16 CPU; variables, BN statistics and the "
+                                                     "loss stay float32")
+    if requested == "bf16" and machine.accelerators:
+        return Precision(requested, "mixed_bfloat16", False, "bf16 on a GPU/TPU host: Keras' mixed_bfloat16 "
+                                                             "policy; unmeasured here")
+    if requested == "bf16":
+        why = ("without oneDNN kernels (TF_ENABLE_ONEDNN_OPTS=0)" if machine.native_bf16 else
+               "on a CPU without native bf16 (no amx_bf16, avx512_bf16 or Arm bf16), where it is emulated and slower "
+               "than float32 (tensorflow/tensorflow#42422)")
+        raise PrecisionError(f"precision bf16 cannot run {why}; use --precision float32 or auto")
+    if requested == "auto":
+        why = "GPU/TPU host: pass bf16 for mixed_bfloat16" if machine.accelerators else (
+            "oneDNN kernels are off" if machine.native_bf16 else "no native bf16 on this CPU")
+        return Precision(requested, "float32", False, f"auto: {why}")
+    hint = f"; --precision bf16 measured {BF16_MEASURED}" if cpu_bf16 and requested == "float32" else ""
+    return Precision(requested, requested, False, f"as asked{hint}")
+
+
+@contextlib.contextmanager
+def onednn_bf16(enabled: bool = True):
+    """TensorFlow's oneDNN bf16 rewrite on (or off) for the functions *called* inside the block, restored after.
+
+    The option is process-wide but part of every function call's configuration: a ``tf.function`` called with it on
+    is instantiated (and rewritten) apart from the same function called with it off, so a process can alternate.
+    Eager ops are never rewritten. Where TensorFlow's oneDNN build cannot rewrite (no oneDNN, no AVX-512) it does
+    nothing: the graphs compute in float32.
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    before = bool(tf.config.optimizer.get_experimental_options().get(ONEDNN_BF16_OPTION, False))
+    tf.config.optimizer.set_experimental_options({ONEDNN_BF16_OPTION: bool(enabled)})
+    try:
+        yield
+    finally:
+        tf.config.optimizer.set_experimental_options({ONEDNN_BF16_OPTION: before})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,6 +324,7 @@ class RuntimeSettings:
     ``data_threads``: size of a private tf.data thread pool (None: tf.data shares TensorFlow's inter-op pool).
     ``autotune``: tf.data's autotuner sizes map parallelism and prefetch buffers (``AUTOTUNE`` in the pipelines).
     ``jit_compile``: None leaves it to Keras (its ``"auto"`` turns XLA on for accelerators where the model allows).
+    ``precision``: how training computes (:func:`choose_precision`).
     """
 
     machine: Machine
@@ -210,6 +333,7 @@ class RuntimeSettings:
     steps_per_execution: int
     jit_compile: Optional[bool]
     reason: str
+    precision: Precision = Precision("float32", "float32", False, "as asked")
 
     def describe(self) -> str:
         """The run's first line: what was chosen, on what, and why."""
@@ -217,12 +341,13 @@ class RuntimeSettings:
                 if self.data_threads else f"tf.data autotune {'on' if self.autotune else 'off'} over all cores")
         xla = {None: "XLA as Keras decides", True: "XLA on", False: "XLA off"}[self.jit_compile]
         return (f"Runtime: {self.machine.describe()}: {data}, steps_per_execution {self.steps_per_execution}, "
-                f"{xla} ({self.reason})")
+                f"{xla} ({self.reason}); {self.precision.describe()}")
 
 
 def choose_settings(machine: Machine, *, steps_per_execution: Optional[int] = None,
-                    jit_compile: Optional[bool] = None) -> RuntimeSettings:
-    """The settings for ``machine``; ``steps_per_execution`` / ``jit_compile`` override the choice (flags).
+                    jit_compile: Optional[bool] = None, precision: str = "float32") -> RuntimeSettings:
+    """The settings for ``machine``; ``steps_per_execution`` / ``jit_compile`` override the choice (flags);
+    ``precision`` is resolved by :func:`choose_precision` (a :class:`PrecisionError` for bf16 where it cannot run).
 
     * accelerator host (GPUs or TPU): the input pipeline must keep devices fed (ResNet-50 at 224x224 takes thousands
       of decoded, augmented images per second on one current GPU), so tf.data's autotuner parallelizes decoding and
@@ -237,6 +362,7 @@ def choose_settings(machine: Machine, *, steps_per_execution: Optional[int] = No
     if steps_per_execution is not None:
         checks.positive_int("steps_per_execution", steps_per_execution)
     checks.one_of("jit_compile (None: Keras decides)", jit_compile, (None, True, False))
+    chosen_precision = choose_precision(machine, precision)
     if machine.accelerators:
         kind = "TPU" if machine.tpu_cores else "GPU"
         default_steps = TPU_STEPS_PER_EXECUTION if machine.tpu_cores else 1
@@ -252,7 +378,7 @@ def choose_settings(machine: Machine, *, steps_per_execution: Optional[int] = No
                                  "on 2 cores only")
     return dataclasses.replace(
         chosen, steps_per_execution=chosen.steps_per_execution if steps_per_execution is None else steps_per_execution,
-        jit_compile=chosen.jit_compile if jit_compile is None else jit_compile)
+        jit_compile=chosen.jit_compile if jit_compile is None else jit_compile, precision=chosen_precision)
 
 
 _current: Optional[RuntimeSettings] = None
