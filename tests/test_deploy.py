@@ -247,9 +247,10 @@ def test_bad_bytes_are_a_clear_error_and_the_model_keeps_serving(exported):
     assert serve_bytes(image_bytes=tf.constant([good]))[export.SIGNATURE_OUTPUT].shape == (1, 10)
 
 
-def test_old_imagenet_export_is_resaved_with_names_and_the_bytes_signature(tmp_path):
+def test_old_imagenet_export_is_resaved_with_names_and_the_bytes_signature(tmp_path, capsys):
     """An export with placeholder ImageNet classes "0".."999" (what `convert --export` wrote before) comes out of
-    `export --format saved_model` with the names and serving_bytes, computing the same probabilities."""
+    `export --format saved_model` with the names and serving_bytes, computing the same probabilities; `predict`
+    prints names for the old one too."""
     from keras_convnets import ResNet20
 
     model = data.preprocessing_model(_randomize_batch_norm(ResNet20(classes=1000)), data.dataset_spec("cifar10"),
@@ -261,3 +262,8 @@ def test_old_imagenet_export_is_resaved_with_names_and_the_bytes_signature(tmp_p
     assert open(os.path.join(result.path, "assets", "labels.txt")).readline() == "tench\n"
     images = np.random.default_rng(0).integers(0, 256, (2, 40, 50, 3), dtype=np.uint8)
     assert np.array_equal(export.predict(new, images), export.predict(export.load(old), images))
+    image_file = tmp_path / "image.png"
+    image_file.write_bytes(tf.io.encode_png(images[0]).numpy())
+    assert cli.main(["predict", old, str(image_file), "--top-k", "1"]) == 0
+    printed = capsys.readouterr().out.split(": ", 1)[1].rsplit(" ", 1)[0]
+    assert printed in imagenet.imagenet_class_names()
