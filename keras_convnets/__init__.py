@@ -23,13 +23,15 @@ __version__ = "0.1.0"
 # knows models only through the registry; ``cli`` sits on top. The model modules' public names are their
 # ``__all__``, read from their source (not imported: that would import TensorFlow); the training API is listed here.
 _MODEL_MODULES = ("models.blocks", "models.config", "models.layers", "models.resnet", "models.densenet",
-                  "models.registry", "models.weights", "models.torch_weights")
+                  "models.registry", "models.weights", "models.torch_weights", "models.imagenet")
 _TRAINING_EXPORTS = {
     **dict.fromkeys(["dataset_spec", "load_dataset", "preprocessing_model"], "training.data"),
     "get_strategy": "training.distribute",
     **dict.fromkeys(["evaluate_saved_model", "export_saved_model"], "training.export"),
     "recipe_for": "training.recipes",
     **dict.fromkeys(["train", "TrainResult"], "training.loop"),
+    # Deployment: ONNX / LiteRT / OpenVINO files (keras_convnets/deploy.py, above training).
+    **dict.fromkeys(["export", "ExportResult"], "deploy"),
 }
 
 

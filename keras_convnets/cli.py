@@ -1,5 +1,5 @@
-"""The ``keras-convnets`` command: ``train``, ``evaluate``, ``predict``, ``convert``, ``models`` (and ``bench`` when
-installed).
+"""The ``keras-convnets`` command: ``train``, ``evaluate``, ``predict``, ``export``, ``convert``, ``models`` (and
+``bench`` when installed).
 
 Exit status 0 on success, 2 on a user error with a one-line reason on stderr (never a traceback). TensorFlow is
 imported only once the arguments parse, so ``--help`` and malformed command lines are quick; its C++ start-up lines
@@ -133,6 +133,31 @@ def _add_convert(sub):
     p.set_defaults(func=_convert)
 
 
+def _add_export(sub):
+    from keras_convnets import deploy
+
+    p = sub.add_parser("export", help="the model as ONNX, LiteRT (float32 or int8), OpenVINO or a SavedModel",
+                       description="Write DIR's model (a train --out directory or a SavedModel) for another runtime: "
+                                   "uint8 RGB images in, probabilities out, the class names beside the file. ONNX, "
+                                   "LiteRT and OpenVINO take the model's fixed input size (the command says which); "
+                                   "the file is checked against the SavedModel in its own runtime before it is kept.")
+    p.add_argument("dir", help=DIR_HELP)
+    p.add_argument("--format", required=True, choices=deploy.FORMATS,
+                   help="saved_model (with the serving_bytes signature), onnx (extra [onnx]), litert (extra "
+                        "[litert]), openvino (extra [openvino])")
+    p.add_argument("--out", required=True, help="file to write: NAME.onnx, NAME.tflite, NAME.xml (+ NAME.bin), or a "
+                                                "SavedModel directory")
+    p.add_argument("--quantize", choices=deploy.QUANTIZATIONS,
+                   help="litert: full-integer int8 post-training quantization, calibrated on the run's training "
+                        "images")
+    p.add_argument("--calibration-dataset", help="with --quantize: tfds dataset or folder to calibrate on (default: "
+                                                 "the training set recorded in DIR's run.json)")
+    p.add_argument("--calibration-images", type=int, default=deploy.CALIBRATION_IMAGES,
+                   help=f"with --quantize: how many training images calibrate (default {deploy.CALIBRATION_IMAGES})")
+    p.add_argument("--data-dir", help=DATA_DIR_HELP)
+    p.set_defaults(func=_export)
+
+
 def _add_models(sub):
     p = sub.add_parser("models", help="list the registered models", description="The model registry as a table.")
     p.add_argument("--dataset", choices=("cifar", "imagenet"), help="only models designed for this input")
@@ -160,7 +185,7 @@ def build_parser():
     parser = _Parser(prog=PROG, description="Paper-exact ResNet / WRN / ResNeXt / DenseNet: train on tfds, export "
                                             "SavedModels that serve raw images.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    for add in (_add_train, _add_evaluate, _add_predict, _add_convert, _add_models, _add_bench):
+    for add in (_add_train, _add_evaluate, _add_predict, _add_export, _add_convert, _add_models, _add_bench):
         add(sub)
     return parser
 
@@ -256,6 +281,7 @@ def _predict(args):
     import numpy as np
     import tensorflow as tf
 
+    from keras_convnets.models import imagenet
     from keras_convnets.training import export
 
     if args.top_k <= 0:
@@ -264,7 +290,7 @@ def _predict(args):
         saved_model = export.load(_saved_model_dir(args.dir))
     except ValueError as error:
         raise UsageError(str(error)) from None
-    names = export.load_class_names(saved_model)
+    names = imagenet.readable(export.load_class_names(saved_model))  # an older ImageNet export's "0".."999"
     height, width = export.input_size(saved_model)
     paths, images, failed = [], [], 0
     for path in args.images:
@@ -290,6 +316,24 @@ def _predict(args):
             top = np.argsort(-row)[:args.top_k]
             print(f"{path}: " + ", ".join(f"{names[i]} {row[i]:.3f}" for i in top))
     return 2 if failed else 0
+
+
+def _export(args):
+    from keras_convnets import deploy
+
+    try:
+        result = deploy.export(args.dir, args.format, args.out, quantize=args.quantize,
+                               calibration_dataset=args.calibration_dataset,
+                               calibration_images=args.calibration_images, data_dir=args.data_dir)
+    except ValueError as error:  # no SavedModel, a bad --out, a missing extra, no calibration data
+        raise UsageError(str(error)) from None
+    except deploy.MissingExtraError as error:
+        raise UsageError(str(error)) from None
+    except deploy.ExportError as error:
+        print(f"{PROG}: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1
+    print("\n".join(result.describe()))
+    return 0
 
 
 def _convert(args):

@@ -101,7 +101,7 @@ def test_models_shows_a_missing_count_as_a_dash(capsys, monkeypatch):
     assert row.split()[4:6] == ["-", "-"]
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["predict"], ["models"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["predict"], ["export"], ["models"]])
 def test_help(capsys, command):
     with pytest.raises(SystemExit) as exit_info:
         main(command + ["--help"])

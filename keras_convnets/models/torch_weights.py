@@ -526,12 +526,16 @@ def convert(source, model_name: str, out: str, *, classes: Optional[int] = None,
         if name in _KERAS_LAYOUT_RESNETS else ""
     lines.append(f"wrote {out}: {report.loaded} tensors of {source} into {model.name}{layout}")
     if export_dir:
+        from keras_convnets.models.imagenet import imagenet_class_names
         from keras_convnets.training.data import preprocessing_model
         from keras_convnets.training.export import export_saved_model
 
         size = preprocessing.input_size
         served = preprocessing_model(model, preprocessing, (size, size, 3))
-        export_saved_model(served, export_dir, [str(i) for i in range(model.output_shape[-1])],
+        classes_out = model.output_shape[-1]
+        names = imagenet_class_names() if classes is None and classes_out == 1000 else \
+            [str(i) for i in range(classes_out)]
+        export_saved_model(served, export_dir, names,
                            crop_fraction=preprocessing.crop_fraction, interpolation=preprocessing.interpolation)
         lines.append(f"saved model: {export_dir} (uint8 images of any size in, probabilities out; it resizes the "
                      f"short side to {preprocessing.resize_size} ({preprocessing.interpolation}) and centre-crops "

@@ -12,6 +12,12 @@ The export is a plain ``tf.Module`` saved with ``tf.saved_model.save`` (works un
   ``InvalidArgumentError`` saying "images need 1 to 4 channels";
 - ``preprocessed``: ``images`` uint8 ``[batch, S, S, 3]`` already in the evaluation view (the evaluation pipeline's
   output) → the same output, so evaluating never crops twice;
+- ``serving_bytes``: ``image_bytes`` string ``[batch]`` of encoded images (JPEG, PNG, GIF's first frame, BMP or
+  WebP; grey and alpha converted to RGB) → the same output, each decoded and put through ``serving_default``'s view.
+  TF Serving's REST API takes them as ``{"b64": ...}`` (the name ends in ``_bytes``, as Google Cloud's prediction
+  service wants). Bytes of another format are an ``InvalidArgumentError`` naming the first bad item ("image_bytes
+  item [i] is not a JPEG, PNG, GIF, BMP or WebP image"), a truncated file the decoder's own one: the request fails,
+  the server does not;
 - ``class_names``: no input → ``{"class_names": string [classes]}``;
 
 and ``assets/labels.txt`` holds the class names, one per line, for TF Serving users. The module's ``image_size``,
@@ -39,6 +45,12 @@ SIGNATURE_INPUT = "images"
 SIGNATURE_OUTPUT = "probabilities"
 #: The signature of images already resized and cropped to the model's input.
 PREPROCESSED = "preprocessed"
+#: The signature of encoded image files, and its input.
+SERVING_BYTES = "serving_bytes"
+BYTES_INPUT = "image_bytes"
+#: What the ``serving_bytes`` signature decodes: each format's identifying bytes, as ``(offset, bytes)`` pairs.
+IMAGE_MAGIC = {"JPEG": ((0, b"\xff\xd8\xff"),), "PNG": ((0, b"\x89PNG\r\n\x1a\n"),), "GIF": ((0, b"GIF8"),),
+               "BMP": ((0, b"BM"),), "WebP": ((0, b"RIFF"), (8, b"WEBP"))}
 
 
 class ExportError(RuntimeError):
@@ -92,6 +104,37 @@ def interpolation(saved_model) -> str:
     return "bilinear" if recorded is None else recorded.numpy().decode()
 
 
+def _known_image_format(image_bytes):
+    """Per item of a string batch: whether its leading bytes are those of a format ``tf.io.decode_image`` reads."""
+    import tensorflow as tf
+
+    padded = tf.strings.join([image_bytes, tf.constant(b"\0" * 12)])  # substr past the end would be an error
+
+    def matches(pairs):
+        found = [tf.equal(tf.strings.substr(padded, offset, len(magic)), magic) for offset, magic in pairs]
+        return tf.reduce_all(tf.stack(found), axis=0)
+
+    return tf.reduce_any(tf.stack([matches(pairs) for pairs in IMAGE_MAGIC.values()]), axis=0)
+
+
+def decode_batch(image_bytes, size, fraction, method="bilinear"):
+    """``uint8 [batch, size, size, 3]``: each encoded image of ``image_bytes`` (string ``[batch]``) decoded to RGB
+    and put through the evaluation view (:func:`keras_convnets.training.transforms.eval_transform`); an
+    ``InvalidArgumentError`` naming the first item that is not an image file."""
+    import tensorflow as tf
+
+    from keras_convnets.training import transforms
+
+    known = _known_image_format(image_bytes)
+    first_bad = tf.argmin(tf.concat([tf.cast(known, tf.int32), [1]], 0), output_type=tf.int32)  # [1]: an empty batch
+    check = tf.debugging.Assert(tf.reduce_all(known), [f"{BYTES_INPUT} item", first_bad,
+                                                       "is not a JPEG, PNG, GIF, BMP or WebP image"])
+    with tf.control_dependencies([check]):
+        image_bytes = tf.identity(image_bytes)
+    return tf.map_fn(lambda encoded: transforms.eval_transform(transforms.decode_rgb(encoded), size, fraction, method),
+                     image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
+
+
 def _serving_module(model, names, labels_path, fraction, method="bilinear"):
     import tensorflow as tf
 
@@ -123,12 +166,26 @@ def _serving_module(model, names, labels_path, fraction, method="bilinear"):
     def preprocessed(images):
         return {SIGNATURE_OUTPUT: classify(images)}
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=BYTES_INPUT)])
+    def serve_bytes(image_bytes):
+        images = decode_batch(image_bytes, size, fraction, method)
+        probabilities = tf.cond(tf.shape(images)[0] > 0, lambda: classify(images),
+                                lambda: tf.zeros([0, len(names)], tf.float32))
+        return {SIGNATURE_OUTPUT: probabilities}
+
     @tf.function(input_signature=[])
     def class_names():
         return {"class_names": tf.constant(names)}
 
     module.serve, module.preprocessed, module.class_names = serve, preprocessed, class_names
+    module.serve_bytes = serve_bytes
     return module
+
+
+def signatures(module):
+    """The signatures a serving module is saved with."""
+    return {"serving_default": module.serve, PREPROCESSED: module.preprocessed, SERVING_BYTES: module.serve_bytes,
+            "class_names": module.class_names}
 
 
 def predict(saved_model, images, batch_size=256, signature="serving_default"):
@@ -273,9 +330,7 @@ def _export_saved_model(model, path, class_names, check_images, atol, crop_fract
         export_dir = os.path.join(tmp, "saved_model")
         module = _serving_module(model, list(class_names), labels_path, crop_fraction, interpolation)
         with _quiet_tensorflow_logger():  # "Assets written to: <temporary directory>" is not news to a user
-            tf.saved_model.save(module, export_dir,
-                                signatures={"serving_default": module.serve, PREPROCESSED: module.preprocessed,
-                                            "class_names": module.class_names})
+            tf.saved_model.save(module, export_dir, signatures=signatures(module))
         if check_images is None:
             rng = np.random.default_rng(0)
             check_images = rng.integers(0, 256, (8,) + tuple(model.input_shape[1:]), dtype=np.uint8)
@@ -289,6 +344,10 @@ def _export_saved_model(model, path, class_names, check_images, atol, crop_fract
             expected = np.asarray(model(seen, training=False), np.float32)
             difference = max(difference, float(np.max(np.abs(predict(reloaded, images, signature=signature)
                                                               - expected))))
+        # PNG is lossless: the decoded files are check_images again, so serving_bytes must give serving_default's.
+        encoded = tf.constant([tf.io.encode_png(image).numpy() for image in check_images])
+        from_bytes = reloaded.signatures[SERVING_BYTES](**{BYTES_INPUT: encoded})[SIGNATURE_OUTPUT].numpy()
+        difference = max(difference, float(np.max(np.abs(from_bytes - predict(reloaded, check_images)))))
         if not difference <= atol or load_class_names(reloaded) != list(class_names):
             raise ExportError(f"the reloaded SavedModel does not reproduce the model (max difference "
                               f"{difference:.3g}); {path} was left unchanged")
