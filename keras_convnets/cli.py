@@ -10,7 +10,6 @@ unless the user set it).
 import argparse
 import importlib
 import importlib.util
-import json
 import os
 import sys
 
@@ -241,16 +240,17 @@ def _saved_model_dir(path):
 
 
 def _recorded_dataset(saved_model_dir):
-    for directory in (os.path.dirname(os.path.abspath(saved_model_dir)), saved_model_dir):
-        run_file = os.path.join(directory, "run.json")
-        if os.path.isfile(run_file):
-            try:
-                with open(run_file) as f:
-                    return json.load(f)["arguments"]["dataset"]
-            except (OSError, ValueError, KeyError, TypeError):
-                raise UsageError(f"{run_file} is not a run record (a JSON object with arguments.dataset): pass "
-                                 "--dataset") from None
-    return None
+    from keras_convnets.training import export
+
+    found = export.recorded_run(saved_model_dir)
+    if found is None:
+        return None
+    run_file, record = found
+    try:
+        return record["arguments"]["dataset"]
+    except (KeyError, TypeError):
+        raise UsageError(f"{run_file} is not a run record (a JSON object with arguments.dataset): pass "
+                         "--dataset") from None
 
 
 def _evaluate(args):

@@ -322,16 +322,12 @@ def _in_batches(run, images, batch_size=64):
 # --------------------------------------------------------------------------------------------- calibration --
 
 def _run_record(saved_model_path):
-    for directory in (os.path.dirname(os.path.abspath(saved_model_path)), saved_model_path):
-        record = os.path.join(directory, "run.json")
-        if os.path.isfile(record):
-            try:
-                with open(record) as f:
-                    return json.load(f)
-            except (OSError, ValueError):
-                raise ValueError(f"{record} is not a run record (JSON): pass calibration_dataset "
-                                 "(--calibration-dataset)") from None
-    return None
+    from keras_convnets.training import export as tf_export
+
+    found = tf_export.recorded_run(saved_model_path)
+    if found is not None and found[1] is None:
+        raise ValueError(f"{found[0]} is not a run record (JSON): pass calibration_dataset (--calibration-dataset)")
+    return None if found is None else found[1]
 
 
 def training_images(saved_model_path, saved_model, count, dataset=None, data_dir=None):
@@ -507,10 +503,7 @@ def _resave(saved_model, path, names, view, tmp):
         f.write("".join(f"{name}\n" for name in names))
     module = tf.Module()
     module.source = saved_model
-    module.labels_file = tf.saved_model.Asset(labels)
-    module.image_size = tf.Variable(size, trainable=False, name="image_size")
-    module.crop_fraction = tf.Variable(float(fraction), trainable=False, name="crop_fraction")
-    module.interpolation = tf.Variable(method, trainable=False, name="interpolation")
+    tf_export.record_view(module, labels, size, fraction, method)
     output = tf_export.SIGNATURE_OUTPUT
 
     @tf.function(input_signature=[tf.TensorSpec(serving_spec.shape, tf.uint8, name=tf_export.SIGNATURE_INPUT)])

@@ -135,6 +135,33 @@ def decode_batch(image_bytes, size, fraction, method="bilinear"):
                      image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
 
 
+def record_view(module, labels_path, size, fraction, method):
+    """Puts on an export's ``module`` what a reader of the SavedModel needs besides its signatures: the labels file
+    as an asset and the evaluation view (``image_size``, ``crop_fraction``, ``interpolation`` variables)."""
+    import tensorflow as tf
+
+    module.labels_file = tf.saved_model.Asset(labels_path)
+    module.image_size = tf.Variable(size, trainable=False, name="image_size")
+    module.crop_fraction = tf.Variable(float(fraction), trainable=False, name="crop_fraction")
+    module.interpolation = tf.Variable(method, trainable=False, name="interpolation")
+
+
+def recorded_run(saved_model_dir):
+    """``(path, record)`` of the ``run.json`` of the run that wrote the SavedModel at ``saved_model_dir`` (in the run
+    directory around it, or inside it); ``record`` is None when that file is not JSON. None if there is no record."""
+    import json
+
+    for directory in (os.path.dirname(os.path.abspath(saved_model_dir)), saved_model_dir):
+        path = os.path.join(directory, "run.json")
+        if os.path.isfile(path):
+            try:
+                with open(path) as f:
+                    return path, json.load(f)
+            except (OSError, ValueError):
+                return path, None
+    return None
+
+
 def _serving_module(model, names, labels_path, fraction, method="bilinear"):
     import tensorflow as tf
 
@@ -146,10 +173,7 @@ def _serving_module(model, names, labels_path, fraction, method="bilinear"):
                          f"{tuple(model.input_shape[1:])}")
     module = tf.Module()
     module.model = model
-    module.labels_file = tf.saved_model.Asset(labels_path)
-    module.image_size = tf.Variable(size, trainable=False, name="image_size")
-    module.crop_fraction = tf.Variable(float(fraction), trainable=False, name="crop_fraction")
-    module.interpolation = tf.Variable(method, trainable=False, name="interpolation")
+    record_view(module, labels_path, size, fraction, method)
 
     def classify(images):
         return tf.cast(model(images, training=False), tf.float32)
