@@ -185,12 +185,13 @@ def check_features_head(features: Any, out_indices: Any, pooling: Optional[str],
                              "features=False")
 
 
-def feature_model(model, levels: Mapping[str, Any], out_indices: Any, name: str):
-    """The backbone ``model`` (headless, weights loaded) cut at the chosen levels: a Keras model whose output is the
-    dict ``{"P2": tensor, ...}``. Layers are shared, so the weights are the loaded model's."""
+def feature_model(model, inputs: Any, levels: Mapping[str, Any], out_indices: Any, name: str):
+    """The backbone ``model`` (headless, weights loaded, built from ``inputs``) cut at the chosen levels: a Keras
+    model whose output is the dict ``{"P2": tensor, ...}``. Layers are shared, so the weights are the loaded
+    model's."""
     chosen = select_levels(levels, out_indices)
     with _deep_graph_recursion():
-        features = keras.Model(model.inputs, chosen, name=name)
+        features = keras.Model(inputs, chosen, name=name)
     preprocessing = torch_weights.preprocessing_of(model)
     if preprocessing is not None:
         setattr(features, torch_weights.PREPROCESSING_ATTRIBUTE, preprocessing)
@@ -421,7 +422,7 @@ def build_model(include_top: bool = True, weights: Any = None, input_tensor: Any
             setattr(model, torch_weights.PREPROCESSING_ATTRIBUTE, preprocessing)
     else:
         weights_lib.load(model, weights, weights_key, include_top, arch)
-    return feature_model(model, pyramid(maps), out_indices, name) if features else model
+    return feature_model(model, inputs, pyramid(maps), out_indices, name) if features else model
 
 
 # Registration: one call per named model, next to its family's factories.
