@@ -13,9 +13,10 @@ nbclient = pytest.importorskip("nbclient")
 NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_four_notebooks():
+def test_there_are_five_notebooks():
     assert [p.name for p in NOTEBOOKS] == ["01_densenet121_cifar10.ipynb", "02_build_your_own.ipynb",
-                                           "03_model_zoo.ipynb", "04_fine_tune_folder.ipynb"]
+                                           "03_model_zoo.ipynb", "04_fine_tune_folder.ipynb",
+                                           "05_backbone_features.ipynb"]
 
 
 @requires_cifar10

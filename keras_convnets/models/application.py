@@ -15,8 +15,9 @@ the built models into :mod:`keras_convnets.models.counts` by ``python -m keras_c
 import contextlib
 import dataclasses
 import functools
+import math
 import sys
-from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
 
 from keras_convnets import checks
 from keras_convnets.models import torch_weights
@@ -81,15 +82,26 @@ class Architecture:
         """The total stride: inputs smaller than this would be pooled away."""
         return (4 if self.stem == "imagenet" else 1) * 2 ** (self.num_stages - 1)
 
-    def body(self, x, config: LayerConfig, options: Mapping[str, Any]):
-        """The network from the image to the last feature map (stem included), under the checked ``options``."""
+    def feature_maps(self, x, config: LayerConfig, options: Mapping[str, Any]) -> List[Tuple[int, Any]]:
+        """The network from the image to the last feature map (stem included), under the checked ``options``, as
+        ``(stride, tensor)`` pairs in depth order: every tensor a pyramid level may take (the stem's, each block's or
+        dense block's output, ...), the last being the activation the classifier pools. :func:`pyramid` keeps the
+        deepest one of each stride."""
         raise NotImplementedError
 
+    def body(self, x, config: LayerConfig, options: Mapping[str, Any]):
+        """The last feature map: the tensor the classifier's global pooling reads."""
+        return self.feature_maps(x, config, options)[-1][1]
 
-def stem(x, arch: Architecture, config: LayerConfig):
+
+def stem_maps(x, arch: Architecture, config: LayerConfig) -> List[Tuple[int, Any]]:
     """The one stem of both families: ImageNet's zero-pad 3, 7x7/2 conv, [BN-ReLU], zero-pad 1, 3x3/2 max-pool, or
     CIFAR's 3x3 conv [BN-ReLU]. Layer names are keras.applications' (``conv1_pad``, ``conv1_conv``, ``conv1_bn``,
-    ``conv1_relu``, ``pool1_pad``, then ``arch.STEM_POOL_NAME``)."""
+    ``conv1_relu``, ``pool1_pad``, then ``arch.STEM_POOL_NAME``).
+
+    Returns ``(stride, tensor)`` pairs (see :meth:`Architecture.feature_maps`): the conv's output after its BN-ReLU
+    (the raw conv output in a pre-activation network, whose first BN is the first block's), then on ImageNet the
+    max-pool's output at stride 4."""
     if arch.stem == "imagenet":
         x = config.pad(3, name="conv1_pad")(x)
         x = config.conv(arch.stem_width, 7, 2, "valid", name="conv1_conv")(x)
@@ -98,10 +110,92 @@ def stem(x, arch: Architecture, config: LayerConfig):
     if arch.stem_activated:
         x = config.bn(name="conv1_bn")(x)
         x = config.relu(name="conv1_relu")(x)
-    if arch.stem == "imagenet":
-        x = config.pad(1, name="pool1_pad")(x)
-        x = config.max_pool(3, 2, name=arch.STEM_POOL_NAME)(x)
-    return x
+    if arch.stem != "imagenet":
+        return [(1, x)]
+    maps = [(2, x)]
+    x = config.pad(1, name="pool1_pad")(x)
+    return maps + [(4, config.max_pool(3, 2, name=arch.STEM_POOL_NAME)(x))]
+
+
+def stem(x, arch: Architecture, config: LayerConfig):
+    """The stem's output (see :func:`stem_maps`)."""
+    return stem_maps(x, arch, config)[-1][1]
+
+
+# Backbones for dense tasks: the feature pyramid.
+
+def level_name(stride: int) -> str:
+    """A pyramid level's name, ``P{log2(stride)}`` (FPN's and KerasHub's ``pyramid_outputs``' convention): ``P2`` is
+    the feature map at stride 4, ``P5`` at stride 32; a CIFAR network's stages at strides 1, 2, 4 are P0, P1, P2."""
+    return f"P{int(math.log2(stride))}"
+
+
+def pyramid(maps: List[Tuple[int, Any]]) -> Dict[str, Any]:
+    """The pyramid levels of :meth:`Architecture.feature_maps`' pairs: one per stride, the deepest tensor at that
+    stride, named by :func:`level_name`, shallowest first.
+
+    "Deepest at its stride" is one rule for every layout: the end of each stage where stages downsample in their
+    first block; the block before the strided one in keras.applications' ResNetV2 (stride on a stage's last block);
+    the dense block before its transition in DenseNets; the stem conv on ImageNet (stride 2) but not on CIFAR, where
+    the first stage works at the stem's stride 1 and its output is P0."""
+    deepest = {}
+    for stride, tensor in maps:
+        deepest.pop(stride, None)
+        deepest[stride] = tensor
+    return {level_name(stride): tensor for stride, tensor in sorted(deepest.items())}
+
+
+def select_levels(levels: Mapping[str, Any], out_indices: Any) -> Dict[str, Any]:
+    """The levels ``out_indices`` picks, in level order: None for all, else a non-empty list or tuple whose items are
+    indices into the level list (0 is the shallowest, as timm's ``out_indices``) or level names (``"P3"``)."""
+    names = list(levels)
+    if out_indices is None:
+        return dict(levels)
+    accepted = (f"None or a non-empty list of level indices 0-{len(names) - 1} or names "
+                f"{', '.join(repr(n) for n in names)} (this model's levels), each at most once")
+    if not isinstance(out_indices, (list, tuple)) or not out_indices:
+        checks.fail("out_indices", accepted, out_indices)
+    chosen = []
+    for item in out_indices:
+        if isinstance(item, int) and not isinstance(item, bool) and 0 <= item < len(names):
+            item = names[item]
+        if not isinstance(item, str) or item not in levels or item in chosen:
+            checks.fail("out_indices", accepted, out_indices)
+        chosen.append(item)
+    return {name: tensor for name, tensor in levels.items() if name in chosen}
+
+
+def check_features_head(features: Any, out_indices: Any, pooling: Optional[str], classes: Optional[int],
+                        classifier_activation: Any) -> None:
+    """``features=True`` builds no head: ``pooling``, ``classes`` and ``classifier_activation`` would describe one
+    and are errors with it (``include_top``, True by default in keras.applications' signature, is ignored, as timm's
+    ``features_only`` ignores the classifier); ``out_indices`` needs ``features=True``."""
+    checks.one_of("features", features, (False, True))
+    if not features:
+        if out_indices is not None:
+            raise ValueError(f"out_indices={out_indices!r} applies only with features=True (a feature-pyramid "
+                             "backbone)")
+        return
+    head_arguments = {"pooling": (pooling, None), "classes": (classes, None),
+                      "classifier_activation": (classifier_activation, "softmax")}
+    for argument, (value, default) in head_arguments.items():
+        if value != default:
+            raise ValueError(f"{argument}={value!r} describes a classifier head, which features=True does not build "
+                             "(it returns the pyramid levels); leave it out, or build the classifier with "
+                             "features=False")
+
+
+def feature_model(model, inputs: Any, levels: Mapping[str, Any], out_indices: Any, name: str):
+    """The backbone ``model`` (headless, weights loaded, built from ``inputs``) cut at the chosen levels: a Keras
+    model whose output is the dict ``{"P2": tensor, ...}``. Layers are shared, so the weights are the loaded
+    model's."""
+    chosen = select_levels(levels, out_indices)
+    with _deep_graph_recursion():
+        features = keras.Model(inputs, chosen, name=name)
+    preprocessing = torch_weights.preprocessing_of(model)
+    if preprocessing is not None:
+        setattr(features, torch_weights.PREPROCESSING_ATTRIBUTE, preprocessing)
+    return features
 
 
 def check_stochastic_depth(value: Optional[float]) -> Optional[float]:
@@ -270,7 +364,7 @@ def build_model(include_top: bool = True, weights: Any = None, input_tensor: Any
                 input_shape: Optional[tuple] = None, pooling: Optional[str] = None, classes: Optional[int] = None,
                 classifier_activation: Any = "softmax", name: Optional[str] = None, *, architecture: Architecture,
                 data_format: str = "channels_last", dtype: Any = None, weight_decay: float = 0.0,
-                sync_bn: bool = False, **options: Any):
+                sync_bn: bool = False, features: bool = False, out_indices: Any = None, **options: Any):
     """Builds ``architecture`` with the keras.applications arguments and these options:
 
     data_format, dtype: resolved once here and passed to every layer (dtype: a Keras dtype policy name such as
@@ -287,6 +381,12 @@ def build_model(include_top: bool = True, weights: Any = None, input_tensor: Any
         storing it (Pleiss et al., 2017; torchvision's ``memory_efficient``): same function and weights as the
         plain model; see :mod:`keras_convnets.models.recompute`.
 
+    features: return a backbone for dense tasks instead: a model whose output is the dict of its pyramid levels
+        ``{"P1": ..., "P2": ..., ...}`` (see :func:`pyramid` for which tensor each level is, and
+        :func:`keras_convnets.get_backbone`). It is the ``include_top=False`` model, weights loaded as there (the
+        ``*_notop`` file for ``"imagenet"``; a torchvision / timm checkpoint's classifier skipped), cut at its levels.
+    out_indices (with features=True): the levels to return, as indices into the level list or level names.
+
     ``weights="imagenet"`` loads the published file of the registered model with this architecture, whatever
     ``name`` is.
     """
@@ -295,6 +395,8 @@ def build_model(include_top: bool = True, weights: Any = None, input_tensor: Any
     unknown = sorted(set(options) - set(MODEL_OPTIONS))
     if unknown:
         raise TypeError(f"unexpected keyword argument {unknown[0]!r}")
+    check_features_head(features, out_indices, pooling, classes, classifier_activation)
+    include_top = include_top and not features
     options = check_options(arch, name, options)
     classes = arch.default_classes if classes is None else classes
     weights_key = published_weights_key(arch)
@@ -303,7 +405,8 @@ def build_model(include_top: bool = True, weights: Any = None, input_tensor: Any
                           sync_bn=sync_bn, zero_init_residual=options["zero_init_residual"])
     inputs, image = resolve_input(input_tensor, input_shape, default_size=arch.default_size, min_size=arch.min_size,
                                   config=config, require_rgb=weights == "imagenet")
-    outputs = head(arch.body(image, config, options), include_top=include_top, pooling=pooling, classes=classes,
+    maps = arch.feature_maps(image, config, options)
+    outputs = head(maps[-1][1], include_top=include_top, pooling=pooling, classes=classes,
                    classifier_activation=classifier_activation, config=config)
     with _deep_graph_recursion():
         model = keras.Model(inputs, outputs, name=name)
@@ -319,7 +422,7 @@ def build_model(include_top: bool = True, weights: Any = None, input_tensor: Any
             setattr(model, torch_weights.PREPROCESSING_ATTRIBUTE, preprocessing)
     else:
         weights_lib.load(model, weights, weights_key, include_top, arch)
-    return model
+    return feature_model(model, inputs, pyramid(maps), out_indices, name) if features else model
 
 
 # Registration: one call per named model, next to its family's factories.

@@ -41,18 +41,25 @@ class Architecture(application.Architecture):
     def stem_activated(self) -> bool:
         return self.stem == "imagenet"
 
-    def body(self, x, config, options):
-        x = application.stem(x, self, config)
+    def feature_maps(self, x, config, options):
+        """The stem's maps, each dense block's output (before its transition: timm's ``features_only`` choice) and
+        each transition's, then the final BN-ReLU (``relu``, what the classifier pools). The same tensors with
+        ``memory_efficient=True``, whose blocks end in the same concatenation."""
+        maps = application.stem_maps(x, self, config)
+        total_stride, x = maps[-1]
         dropout = options["dropout"]
         last = len(self.block_sizes) - 1
         for i, n in enumerate(self.block_sizes):
             x = blocks.dense_block(x, n, self.growth_rate, self.bottleneck, dropout,
                                    memory_efficient=bool(options["memory_efficient"]), config=config,
                                    name=f"conv{i + 2}")
+            maps.append((total_stride, x))
             if i < last:
                 x = blocks.transition(x, self.compression, dropout, config=config, name=f"pool{i + 2}")
+                total_stride *= 2
+                maps.append((total_stride, x))
         x = config.bn(name="bn")(x)
-        return config.relu(name="relu")(x)
+        return maps + [(total_stride, config.relu(name="relu")(x))]
 
 
 #: The shared builder of both families, under this family's name.

@@ -1,4 +1,5 @@
-"""Every model by a lower-case name, with what is known of it: ``get_model("densenet_bc_100")``, ``list_models()``.
+"""Every model by a lower-case name, with what is known of it: ``get_model("densenet_bc_100")``, ``list_models()``,
+``get_backbone("resnet50")`` (its feature pyramid), ``model_info(name).levels`` (the pyramid's strides and channels).
 
 Data, training, export and the CLI know models only through this table. It holds no model of its own: each family
 module registers its named models where it defines them (:func:`keras_convnets.models.application.register`), and the
@@ -13,7 +14,7 @@ from the built models::
 
 import dataclasses
 import os
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from keras_convnets import checks
 from keras_convnets.models import application, counts, densenet, resnet  # noqa: F401 (the families register)
@@ -31,12 +32,30 @@ class ModelInfo(application.Registration):
 
     params: Optional[int] = None
     flops: Optional[int] = None
+    levels: Optional[Tuple["FeatureLevel", ...]] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureLevel:
+    """One level of a model's feature pyramid (``features=True``, :func:`get_backbone`): its name ``P{log2(stride)}``,
+    its stride (input size / feature map size) and its channel count, counted from the built backbone."""
+
+    name: str
+    stride: int
+    channels: int
+
+
+def _levels(row) -> Optional[Tuple[FeatureLevel, ...]]:
+    """counts.py's ``((name, channels), ...)`` as FeatureLevels (the stride is the name's: P3 is stride 8)."""
+    if row is None:
+        return None
+    return tuple(FeatureLevel(name, 2 ** int(name[1:]), channels) for name, channels in row)
 
 
 def _info(registration: application.Registration) -> ModelInfo:
     fields = {f.name: getattr(registration, f.name) for f in dataclasses.fields(registration)}
     params, flops = counts.COUNTS.get(registration.name, (None, None))
-    return ModelInfo(**fields, params=params, flops=flops)
+    return ModelInfo(**fields, params=params, flops=flops, levels=_levels(counts.LEVELS.get(registration.name)))
 
 
 def _table_order(registration: application.Registration) -> tuple:
@@ -66,18 +85,35 @@ def get_model(name: str, **kwargs) -> Callable:
     return model_info(name).build(**kwargs)
 
 
+def get_backbone(name: str, **kwargs) -> Callable:
+    """The registered model ``name`` as a backbone for detection or segmentation: ``get_model(name, features=True,
+    **kwargs)``, a Keras model returning the dict of its pyramid levels, ``{"P1": ..., "P5": ...}`` on ImageNet models
+    (strides 2 to 32), ``{"P0": ..., "P2": ...}`` on CIFAR ones (strides 1 to 4); ``model_info(name).levels`` lists
+    their strides and channels. Takes the factory's keyword arguments (``weights``, ``input_shape``,
+    ``memory_efficient``, ...) and ``out_indices`` (level indices or names) to return only some levels."""
+    return model_info(name).build(features=True, **kwargs)
+
+
 def markdown_table() -> str:
     """The README's model table, generated from the registry (the README test checks it is current)."""
     from keras_convnets.models.torch_weights import pretrained_sources
 
-    rows = ["| name | factory | input | trainable params | FLOPs (multiply-adds) | reference | pretrained weights |",
-            "| --- | --- | --- | ---: | ---: | --- | --- |"]
+    rows = ["| name | factory | input | trainable params | FLOPs (multiply-adds) | reference | pretrained weights | "
+            "backbone channels (`features=True`) |",
+            "| --- | --- | --- | ---: | ---: | --- | --- | --- |"]
     for info in REGISTRY.values():
         size = info.input_size
         rows.append(f"| `{info.name}` | `{info.factory.__name__}` | {size}×{size} | {info.params or 0:,} | "
                     f"{'?' if info.flops is None else format_flops(info.flops)} | {info.reference} | "
-                    f"{pretrained_sources(info.name)} |")
+                    f"{pretrained_sources(info.name)} | {levels_cell(info.levels)} |")
     return "\n".join(rows)
+
+
+def levels_cell(levels: Optional[Tuple[FeatureLevel, ...]]) -> str:
+    """``P1-P5: 64, 256, 512, 1024, 2048``: the README table's pyramid cell."""
+    if not levels:
+        return "?"
+    return f"{levels[0].name}-{levels[-1].name}: {', '.join(str(level.channels) for level in levels)}"
 
 
 README_MARKERS = ("<!-- models:start -->", "<!-- models:end -->")
@@ -111,14 +147,30 @@ def count(name: str) -> tuple:
     return int(sum(np.prod(w.shape) for w in model.trainable_weights)), count_flops(model)
 
 
-def counts_source(table: Dict[str, tuple]) -> str:
-    """The text of counts.py for ``table`` (name -> (params, flops)), in registration order."""
+def count_levels(name: str) -> tuple:
+    """``((level name, channels), ...)`` of registered model ``name``'s pyramid, from its backbone built at its
+    smallest input (channels do not depend on the input size)."""
+    from keras_convnets.models.backend import keras
+
+    keras.backend.clear_session()
+    info = model_info(name)
+    size = info.architecture.min_size
+    backbone = get_backbone(name, input_shape=(size, size, 3))
+    return tuple((level, int(tensor.shape[-1])) for level, tensor in backbone.output.items())
+
+
+def counts_source(table: Dict[str, tuple], levels: Dict[str, tuple]) -> str:
+    """The text of counts.py for ``table`` (name -> (params, flops)) and ``levels`` (name -> ((level, channels),
+    ...)), in registration order."""
     rows = "".join(f'    "{name}": ({table[name][0]:_}, {table[name][1]:_}),\n' for name in REGISTRY if name in table)
+    level_rows = "".join(f'    "{name}": {tuple(levels[name])!r},\n' for name in REGISTRY if name in levels)
     header = ("Generated by ``python -m keras_convnets.models.registry --write``; do not edit. Each registered "
               "model's\ntrainable parameters and multiply-adds at its default input size and classes, counted from "
               "the built model;\ntests/test_models.py checks the parameters against the papers' and test_flops.py the "
-              "FLOPs.\n")
-    return f'"""{header}"""\n\n#: name -> (trainable parameters, multiply-adds)\nCOUNTS = {{\n{rows}}}\n'
+              "FLOPs.\nLEVELS: the channels of its feature pyramid (features=True), from the built backbone; "
+              "tests/test_features.py\nchecks them against built models.\n")
+    return (f'"""{header}"""\n\n#: name -> (trainable parameters, multiply-adds)\nCOUNTS = {{\n{rows}}}\n\n'
+            f'#: name -> ((pyramid level, channels), ...), shallowest first\nLEVELS = {{\n{level_rows}}}\n')
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -129,20 +181,25 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--write"]:
-        missing = [name for name, info in REGISTRY.items() if info.params is None]
+        missing = [name for name, info in REGISTRY.items() if info.params is None or info.levels is None]
         names = list(REGISTRY) if argv[1:] == ["all"] else argv[1:] or missing
         table = {name: counts.COUNTS[name] for name in REGISTRY if name in counts.COUNTS}
-        for name in names:
-            table[model_info(name).name] = count(name)
-            print(f"{name}: {table[model_info(name).name][0]:,} parameters, {table[model_info(name).name][1]:,} MACs")
+        levels = {name: counts.LEVELS[name] for name in REGISTRY if name in counts.LEVELS}
+        for name in (model_info(name).name for name in names):
+            if name not in table or argv[1:]:   # counting FLOPs takes a full build: only when asked or missing
+                table[name] = count(name)
+            levels[name] = count_levels(name)
+            print(f"{name}: {table[name][0]:,} parameters, {table[name][1]:,} MACs, levels {levels[name]}")
         with open(COUNTS_FILE, "w") as f:
-            f.write(counts_source(table))
+            f.write(counts_source(table, levels))
         for name, (params, flops) in table.items():  # the README table below reads the new counts
-            REGISTRY[name] = dataclasses.replace(REGISTRY[name], params=params, flops=flops)
+            REGISTRY[name] = dataclasses.replace(REGISTRY[name], params=params, flops=flops,
+                                                 levels=_levels(levels.get(name)))
         write_readme_table(README)
         return 0
     if argv[:1] == ["--check"]:
         problems = [f"{name} has no counts" for name, info in REGISTRY.items() if info.params is None]
+        problems += [f"{name} has no pyramid levels" for name, info in REGISTRY.items() if info.levels is None]
         with open(README) as f:
             text = f.read()
         if readme_with_table(text) != text:
@@ -156,7 +213,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
-__all__ = ["ModelInfo", "get_model", "list_models", "model_info"]
+__all__ = ["ModelInfo", "FeatureLevel", "get_model", "get_backbone", "list_models", "model_info"]
 
 if __name__ == "__main__":
     raise SystemExit(main())

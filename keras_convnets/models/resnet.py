@@ -67,18 +67,25 @@ class Architecture(application.Architecture):
                     stride = 2 if i == 0 and stage > 0 else 1
                 yield filters, stride, f"conv{stage + 2}_block{i + 1}"
 
-    def body(self, x, config, options):
-        x = application.stem(x, self, config)
+    def feature_maps(self, x, config, options):
+        """The stem's maps, every block's output, and in a pre-activation network the final BN-ReLU (``post_relu``,
+        what the classifier pools). Pyramid levels are thus the last block at each stride, the raw residual sum in a
+        pre-activation network (timm's ``features_only`` and KerasHub's ``pyramid_outputs`` take the same), except
+        the deepest level of a pre-activation network: ``post_relu``, the classifier's pre-pool activation."""
+        maps = application.stem_maps(x, self, config)
+        total_stride, x = maps[-1]
         block_options = dict(self.block_options)
         if options["dropout"]:
             block_options["dropout"] = options["dropout"]
         survival = survival_probabilities(self.num_blocks, options["stochastic_depth"])
         for (filters, stride, name), keep in zip(self.block_plan(), survival):
             x = self.block(x, filters, stride, survival=keep, config=config, name=name, **block_options)
+            total_stride *= stride
+            maps.append((total_stride, x))
         if self.preact:
             x = config.bn(name="post_bn")(x)
-            x = config.relu(name="post_relu")(x)
-        return x
+            maps.append((total_stride, config.relu(name="post_relu")(x)))
+        return maps
 
 
 #: The shared builder of both families, under this family's name.
