@@ -6,10 +6,11 @@ name``. Unlike keras.applications, ``weights`` defaults to ``None`` (most of our
 and nothing should download behind a user's back), and contradictory arguments raise instead of being ignored.
 
 A family module (:mod:`~keras_convnets.models.resnet`, :mod:`~keras_convnets.models.densenet`) subclasses
-:class:`Architecture` with its own fields and ``body``; :func:`build_model` does everything else. A named model is
-defined in one call, :func:`register`, next to its family's other factories: the factory, its registry name, family,
-paper figure, published weights and recipe hints. Parameters and FLOPs are not typed anywhere: they are counted from
-the built models into :mod:`keras_convnets.models.counts` by ``python -m keras_convnets.models.registry --write``.
+:class:`Architecture` with its own fields and ``feature_maps``; :func:`build_model` does everything else. A named
+model is defined in one call, :func:`register`, next to its family's other factories: the factory, its registry name,
+family, paper figure, published weights and recipe hints. Parameters and FLOPs are not typed anywhere: they are
+counted from the built models into :mod:`keras_convnets.models.counts` by
+``python -m keras_convnets.models.registry --write``.
 """
 
 import contextlib
@@ -31,7 +32,7 @@ STEMS = ("imagenet", "cifar")
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Architecture:
-    """What every architecture has; a family subclasses it with its stages and implements :meth:`body`.
+    """What every architecture has; a family subclasses it with its stages and implements :meth:`feature_maps`.
 
     ``stem``: ``"imagenet"`` (7x7/2 conv of ``stem_width``, 3x3/2 max-pool; 224x224 inputs, 1000 classes) or
     ``"cifar"`` (3x3 conv; 32x32, 10 classes). ``preact``: pre-activation network (no BN-ReLU after the stem conv).
@@ -89,10 +90,6 @@ class Architecture:
         deepest one of each stride."""
         raise NotImplementedError
 
-    def body(self, x, config: LayerConfig, options: Mapping[str, Any]):
-        """The last feature map: the tensor the classifier's global pooling reads."""
-        return self.feature_maps(x, config, options)[-1][1]
-
 
 def stem_maps(x, arch: Architecture, config: LayerConfig) -> List[Tuple[int, Any]]:
     """The one stem of both families: ImageNet's zero-pad 3, 7x7/2 conv, [BN-ReLU], zero-pad 1, 3x3/2 max-pool, or
@@ -117,11 +114,6 @@ def stem_maps(x, arch: Architecture, config: LayerConfig) -> List[Tuple[int, Any
     return maps + [(4, config.max_pool(3, 2, name=arch.STEM_POOL_NAME)(x))]
 
 
-def stem(x, arch: Architecture, config: LayerConfig):
-    """The stem's output (see :func:`stem_maps`)."""
-    return stem_maps(x, arch, config)[-1][1]
-
-
 # Backbones for dense tasks: the feature pyramid.
 
 def level_name(stride: int) -> str:
@@ -140,7 +132,6 @@ def pyramid(maps: List[Tuple[int, Any]]) -> Dict[str, Any]:
     the first stage works at the stem's stride 1 and its output is P0."""
     deepest = {}
     for stride, tensor in maps:
-        deepest.pop(stride, None)
         deepest[stride] = tensor
     return {level_name(stride): tensor for stride, tensor in sorted(deepest.items())}
 
