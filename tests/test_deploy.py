@@ -159,8 +159,8 @@ def exported(tmp_path_factory):
 
 
 @requires_cifar10
-@pytest.mark.parametrize("name", [pytest.param(name, marks=[pytest.mark.slow] if name != "resnet20" else [])
-                                  for name in MODELS])
+@pytest.mark.parametrize("name", [pytest.param(name, marks=[] if name == "resnet20" else
+                                               [pytest.mark.slow, pytest.mark.deploy_heavy]) for name in MODELS])
 @pytest.mark.parametrize("format", ["onnx", "litert", "openvino"])
 def test_float_export_gives_the_saved_models_probabilities(exported, tmp_path, name, format):
     _needs(format)
