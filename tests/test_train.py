@@ -1,6 +1,6 @@
-"""End to end on the real CIFAR-10 subset: `keras-convnets train resnet20 --epochs 3`, killed with SIGKILL after its
-second epoch and re-run with the same command, which resumes at epoch 3. The one run (~1.5 min on 2 idle cores)
-serves every test of this module."""
+"""End to end on the real CIFAR-10 subset: `keras-convnets train resnet20 --epochs 2`, killed with SIGKILL after its
+first epoch and re-run with the same command, which resumes at epoch 2. The one run (~1 min on 2 idle cores) serves
+every test of this module."""
 
 import json
 import os
@@ -33,12 +33,12 @@ def run(tmp_path_factory):
     env = dict(os.environ, TFDS_DATA_DIR=real_data_dir(), PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
     env.pop("TF_ENABLE_ONEDNN_OPTS", None)  # the command's own kernel default is part of what is tested
     command = [sys.executable, "-m", "keras_convnets.cli", "train", "resnet20", "--dataset", "cifar10",
-               "--epochs", "3", "--out", out]
+               "--epochs", "2", "--out", out]
     log = tmp_path_factory.mktemp("logs") / "first.log"
     with open(log, "w") as f:
         first = subprocess.Popen(command, stdout=f, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + TIMEOUT
-        while len(_history(out)) < 2 and first.poll() is None and time.time() < deadline:
+        while len(_history(out)) < 1 and first.poll() is None and time.time() < deadline:
             time.sleep(0.2)
         first.send_signal(signal.SIGKILL)
         first.wait()
@@ -62,16 +62,16 @@ def test_command_exits_0_and_leaves_its_files(run):
         "the first line says what the run chose; the command turns TensorFlow's oneDNN kernels on"
 
 
-def test_sigkill_after_epoch_2_then_same_command_resumes_at_epoch_3(run):
-    assert [row["epoch"] for row in run["killed_with"]] == [1, 2], run["first_log"][-3000:]
+def test_sigkill_after_epoch_1_then_same_command_resumes_at_epoch_2(run):
+    assert [row["epoch"] for row in run["killed_with"]] == [1], run["first_log"][-3000:]
     second = run["second"]
-    assert "Resuming at epoch 3" in second.stdout, second.stdout[-3000:]
-    assert "Epoch 1/3" not in second.stdout and "Epoch 3/3" in second.stdout
+    assert "Resuming at epoch 2" in second.stdout, second.stdout[-3000:]
+    assert "Epoch 1/2" not in second.stdout and "Epoch 2/2" in second.stdout
     history = _history(run["out"])
-    assert [row["epoch"] for row in history] == [1, 2, 3]
-    assert history[:2] == run["killed_with"], "the epochs before the kill are kept as they were"
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert history[:1] == run["killed_with"], "the epoch before the kill is kept as it was"
     with open(os.path.join(run["out"], "history.csv")) as f:
-        assert [line.split(",")[0] for line in f.read().split()[1:]] == ["1", "2", "3"]
+        assert [line.split(",")[0] for line in f.read().split()[1:]] == ["1", "2"]
 
 
 def test_saved_model_scores_raw_uint8_test_images_as_reported(run):
@@ -90,7 +90,8 @@ def test_saved_model_scores_raw_uint8_test_images_as_reported(run):
     assert probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-4)
     accuracy = float((probabilities.argmax(-1) == labels).mean())
-    assert accuracy > 0.30, f"test accuracy {accuracy:.3f} after 3 epochs"
+    # Chance is 0.10 with a binomial s.d. of 0.0094 on 1,017 images: 0.18 is 8.5 s.d. above it.
+    assert accuracy > 0.18, f"test accuracy {accuracy:.3f} after 2 epochs"
     assert abs(accuracy - reported) <= 0.005, (accuracy, reported)
 
 
@@ -118,6 +119,6 @@ def test_evaluate_and_predict_commands_use_the_export(run, capsys, tmp_path):
 def test_same_out_with_other_arguments_is_refused(run, capsys):
     from keras_convnets.cli import main
 
-    assert main(["train", "resnet20", "--epochs", "4", "--out", run["out"], "--data-dir", real_data_dir()]) == 2
+    assert main(["train", "resnet20", "--epochs", "3", "--out", run["out"], "--data-dir", real_data_dir()]) == 2
     err = capsys.readouterr().err.strip()
     assert "holds a different run" in err and "epochs" in err and len(err.splitlines()) == 1
