@@ -209,6 +209,7 @@ def plan(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None
     if distribute.needs_legacy_keras(strategy):
         distribute.check_keras_for_multi_worker()
     checks.one_of("recipe (--recipe)", recipe, recipes.RECIPES)
+    _check_regularization(regularization)  # each option's value, before any data is read
     recipe_name, pretrained = recipe, weights is not None
     paper = recipes.recipe_for(info, pretrained=pretrained)
     reference_batch_size = paper.batch_size
@@ -258,6 +259,20 @@ def planned_steps(count, recipe, steps_per_epoch=None) -> int:
     return steps if steps_per_epoch is None else min(steps, steps_per_epoch)
 
 
+def _check_regularization(given):
+    """A one-line ValueError for a ``regularization`` that is not a Regularization, a dict of its fields or None, or
+    a field's value it does not accept."""
+    if given is None or isinstance(given, recipes.Regularization):
+        return
+    if not isinstance(given, dict):
+        checks.fail("regularization", "a Regularization, a dict of its fields or None", given)
+    fields = [field.name for field in dataclasses.fields(recipes.Regularization)]
+    unknown = sorted(set(given) - set(fields))
+    if unknown:
+        checks.fail("regularization", f"fields of Regularization ({', '.join(fields)})", unknown)
+    recipes.Regularization(**given)
+
+
 def _regularization(recipe_name, recipe, given, total_steps) -> recipes.Regularization:
     """The run's :class:`~keras_convnets.training.recipes.Regularization`: ``given`` as is, or the named recipe's
     (the papers': none) with the fields of a ``given`` mapping replaced. An EMA turned on by a mapping follows the
@@ -265,15 +280,9 @@ def _regularization(recipe_name, recipe, given, total_steps) -> recipes.Regulari
     planned for one replica (``total_steps``)."""
     if isinstance(given, recipes.Regularization):
         return given
-    if given is not None and not isinstance(given, dict):
-        checks.fail("regularization", "a Regularization, a dict of its fields or None", given)
     base = recipes.modern_regularization(recipe, total_steps) if recipe_name == "modern" \
         else recipes.Regularization()
     given = dict(given or {})
-    fields = [field.name for field in dataclasses.fields(recipes.Regularization)]
-    unknown = sorted(set(given) - set(fields))
-    if unknown:
-        checks.fail("regularization", f"fields of Regularization ({', '.join(fields)})", unknown)
     if given.get("ema") and "ema_warmup_steps" not in given:
         given["ema_warmup_steps"] = recipes.warmup_steps(recipe, total_steps)
     return dataclasses.replace(base, **given)
