@@ -163,3 +163,22 @@ def test_soft_labels_pipeline_is_one_hot_without_mixing():
     ds = tf.data.Dataset.from_tensor_slices((np.zeros((6, 8, 8, 3), np.uint8), np.arange(6) % 3)).batch(3)
     images, labels = next(iter(augment.soft_labels(ds, Regularization(label_smoothing=0.1), 3)))
     np.testing.assert_array_equal(labels.numpy(), np.eye(3))
+
+
+def test_the_folder_pipeline_applies_the_op_after_its_own_crops_which_stay_the_same(tmp_path):
+    from keras_convnets.training import datasets
+    from tests.test_datasets import _write_png
+
+    image = np.random.default_rng(2).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    for name in ("a", "b"):
+        for i in range(4):
+            _write_png(str(tmp_path / name / f"{i}.png"), image)
+    description = datasets.describe(str(tmp_path), image_size=32, statistics=datasets.imagenet_statistics("x"),
+                                    holdout_fraction=0.25)
+    fill = (1, 2, 3)
+    plain = np.concatenate([x.numpy() for x, _ in datasets.train_dataset(description, 8, seed=5)])
+    erase = augment.per_image_op(Regularization(random_erasing=1.0), fill)
+    erased = np.concatenate([x.numpy() for x, _ in datasets.train_dataset(description, 8, seed=5, per_image=erase)])
+    boxes = np.all(erased == fill, axis=-1)
+    assert all(box.any() for box in boxes), "every image got its box"
+    np.testing.assert_array_equal(erased[~boxes], plain[~boxes])  # the same crops outside the boxes
