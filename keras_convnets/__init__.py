@@ -28,7 +28,7 @@ _TRAINING_EXPORTS = {
     **dict.fromkeys(["dataset_spec", "load_dataset", "preprocessing_model"], "training.data"),
     "get_strategy": "training.distribute",
     **dict.fromkeys(["evaluate_saved_model", "export_saved_model"], "training.export"),
-    "recipe_for": "training.recipes",
+    **dict.fromkeys(["recipe_for", "Regularization"], "training.recipes"),
     **dict.fromkeys(["train", "TrainResult"], "training.loop"),
     # Deployment: ONNX / LiteRT / OpenVINO files (keras_convnets/deploy.py, above training).
     **dict.fromkeys(["export", "ExportResult"], "deploy"),

@@ -85,6 +85,24 @@ def _add_train(sub):
                                                         "replaced when the new run completes)")
     p.add_argument("--no-augmentation", dest="augmentation", action="store_false", default=None,
                    help="train without pad-crop-flip (default: the dataset's usual setting)")
+    modern = p.add_argument_group("modern training options (README \"Modern recipe\"; each composes with the others)")
+    modern.add_argument("--recipe", default="paper", choices=recipes.RECIPES,
+                        help="paper: the family's paper recipe (default); modern: torchvision's v2 recipe scaled to "
+                             "--epochs (cosine after a 5/600 warm-up, label smoothing 0.1, mixup 0.2 / cutmix 1.0, "
+                             "TrivialAugment, random erasing 0.1, EMA); the flags below override it")
+    modern.add_argument("--warmup-epochs", type=float, metavar="N",
+                        help="linear learning-rate warm-up from ~0 to the peak over N epochs, before any schedule")
+    modern.add_argument("--label-smoothing", type=float, metavar="E", help="label smoothing, e.g. 0.1")
+    modern.add_argument("--mixup", type=float, metavar="A", help="mixup with lam ~ Beta(A, A) per batch (0: off)")
+    modern.add_argument("--cutmix", type=float, metavar="A",
+                        help="cutmix with lam ~ Beta(A, A) per batch (0: off); with --mixup, one of them per batch")
+    modern.add_argument("--randaugment", metavar="N,M", help="RandAugment: N ops at magnitude M of 0-30, e.g. 2,9")
+    modern.add_argument("--trivialaugment", action="store_true", default=None, help="TrivialAugmentWide")
+    modern.add_argument("--random-erasing", type=float, metavar="P",
+                        help="erase a random box of an image with probability P (torchvision's boxes)")
+    modern.add_argument("--ema", type=float, metavar="DECAY",
+                        help="evaluate and export an exponential moving average of the weights and BN statistics, "
+                             "DECAY per optimizer step (e.g. 0.999; 0: off)")
     model = p.add_argument_group("model options (passed to the factory)")
     model.add_argument("--dropout", type=float, help="dropout rate (Wide ResNet, DenseNet)")
     model.add_argument("--stochastic-depth", type=float, help="last block's survival probability (ResNets)")
@@ -106,6 +124,8 @@ def _add_evaluate(sub):
                                    "else the held-out part of train)")
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.add_argument("--batch-size", type=int, default=256, help="batch size (default 256)")
+    p.add_argument("--tta", choices=("flip",), help="test-time augmentation: flip averages the probabilities of each "
+                                                   "image and its horizontal mirror")
     p.set_defaults(func=_evaluate)
 
 
@@ -189,6 +209,25 @@ def build_parser():
     return parser
 
 
+def _randaugment(text):
+    """``"N,M"`` as ``(N, M)``; anything else is the usage error of ``--randaugment``."""
+    parts = text.split(",")
+    if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
+        raise UsageError(f"--randaugment must be N,M: N ops and a magnitude bin M of 0-30, e.g. 2,9; got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def _regularization_flags(args):
+    """The modern options given on the command line, as a dict of ``Regularization`` fields."""
+    given = dict(label_smoothing=args.label_smoothing, mixup=args.mixup, cutmix=args.cutmix,
+                 trivialaugment=args.trivialaugment, random_erasing=args.random_erasing, ema=args.ema,
+                 randaugment=None if args.randaugment is None else _randaugment(args.randaugment))
+    given = {key: value for key, value in given.items() if value is not None}
+    if "randaugment" in given and args.recipe == "modern" and not args.trivialaugment:
+        given["trivialaugment"] = False  # RandAugment replaces the modern recipe's TrivialAugment
+    return given
+
+
 def _train(args):
     from keras_convnets.training.loop import DivergedError, plan, run
 
@@ -204,7 +243,8 @@ def _train(args):
                         model_kwargs=model_kwargs, augmentation=args.augmentation,
                         steps_per_epoch=args.steps_per_epoch, scale_lr=args.scale_lr, force=args.force,
                         image_size=args.image_size, weights=args.weights, freeze_backbone=args.freeze_backbone,
-                        weights_channels=args.weights_channels,
+                        weights_channels=args.weights_channels, recipe=args.recipe,
+                        regularization=_regularization_flags(args), warmup_epochs=args.warmup_epochs,
                         steps_per_execution=args.steps_per_execution,
                         jit_compile=None if args.jit_compile is None else args.jit_compile == "on")
     except ValueError as error:
@@ -266,14 +306,15 @@ def _evaluate(args):
         if dataset in data.DATASETS:
             data.dataset_info(dataset, args.data_dir, download=True)
         accuracy, count = export.evaluate_saved_model(path, dataset, args.split, data_dir=args.data_dir,
-                                                      batch_size=args.batch_size)
+                                                      batch_size=args.batch_size, tta=args.tta)
     except ValueError as error:
         raise UsageError(str(error)) from None
     except (tf.errors.DataLossError, tf.errors.NotFoundError) as error:
         raise UsageError(f"{dataset}'s files cannot be read ({' '.join(str(error).split())[:160]}); they are corrupt "
                          "or missing: prepare the dataset again or point --data-dir at a good copy") from None
     split = args.split or ("test" if dataset in data.DATASETS else "evaluation")
-    print(f"{dataset} {split} accuracy: {accuracy:.4f} ({count} images)")
+    tta = f", test-time augmentation: {args.tta}" if args.tta else ""
+    print(f"{dataset} {split} accuracy: {accuracy:.4f} ({count} images{tta})")
     return 0
 
 

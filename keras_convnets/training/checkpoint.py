@@ -10,6 +10,11 @@ has landed), not at the end of ``fit``.
 
 Under tf-keras (multi-worker training) Keras' own callback is used: it writes TensorFlow checkpoints, whose files
 are written under temporary names and committed by an atomic rename of the ``checkpoint`` state file.
+
+``extras``: objects with ``save_state(directory)`` / ``load_state(directory)`` (the weights' EMA,
+:mod:`keras_convnets.training.ema`) saved into the same checkpoint directory before its rename and restored with its
+weights (a checkpoint whose extra state cannot be loaded counts as damaged). Keras' own callback under tf-keras has
+no place for them: there they restart from the restored weights.
 """
 
 import glob
@@ -35,13 +40,14 @@ def _complete_checkpoints(backup_dir):
     return sorted(found, reverse=True)
 
 
-def backup_and_restore(backup_dir):
-    """The callback that backs up ``model.fit`` every epoch into ``backup_dir`` and restores from it."""
+def backup_and_restore(backup_dir, extras=()):
+    """The callback that backs up ``model.fit`` every epoch into ``backup_dir`` and restores from it, with the
+    ``extras``' state (module docstring)."""
     from keras_convnets.models.backend import KERAS_3, keras
 
     if not KERAS_3:
         return keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False)
-    return _atomic_class()(backup_dir)
+    return _atomic_class()(backup_dir, extras)
 
 
 def _atomic_class():
@@ -51,9 +57,10 @@ def _atomic_class():
         """Keras 3 ``BackupAndRestore`` semantics (resume after the last finished epoch) with atomic, two-deep
         checkpoints; see the module docstring. An epoch whose loss is not finite is not saved."""
 
-        def __init__(self, backup_dir):
+        def __init__(self, backup_dir, extras=()):
             super().__init__()
             self.backup_dir = backup_dir
+            self.extras = tuple(extras)
 
         def on_train_begin(self, logs=None):
             for stale in glob.glob(os.path.join(self.backup_dir, ".tmp-*")):
@@ -65,6 +72,8 @@ def _atomic_class():
                     with open(os.path.join(directory, METADATA)) as f:
                         recorded = json.load(f)["epoch"]
                     self.model.load_weights(os.path.join(directory, WEIGHTS))
+                    for extra in self.extras:
+                        extra.load_state(directory)
                 except (OSError, ValueError, KeyError) as error:
                     print(f"Checkpoint {directory} cannot be loaded ({' '.join(str(error).split())[:120]}); "
                           "trying the previous one", flush=True)
@@ -84,6 +93,8 @@ def _atomic_class():
             tmp = tempfile.mkdtemp(prefix=".tmp-", dir=self.backup_dir)
             try:
                 self.model.save_weights(os.path.join(tmp, WEIGHTS))
+                for extra in self.extras:
+                    extra.save_state(tmp)
                 with open(os.path.join(tmp, METADATA), "w") as f:
                     json.dump({"epoch": epoch}, f)
                     f.flush()

@@ -126,14 +126,34 @@ def augment(image, seed):
     return tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
 
 
+def extra_seed(seed):
+    """The seed of the per-image op that follows the usual augmentation: ``seed`` folded with 1."""
+    import tensorflow as tf
+
+    return tf.random.experimental.stateless_fold_in(seed, 1)
+
+
+def chain(first, then):
+    """``(image, seed) -> image``: ``first`` (or nothing) with ``seed``, then ``then`` (or nothing) with
+    :func:`extra_seed` of it."""
+    def transform(image, seed):
+        if first is not None:
+            image = first(image, seed)
+        return image if then is None else then(image, extra_seed(seed))
+    return transform
+
+
 def load_dataset(name: str, split: str = "train", *, batch_size: int = 128, training: bool = True,
                  augmentation: Optional[bool] = None, seed: int = 0, data_dir: Optional[str] = None,
-                 download: bool = False, cache: bool = True, drop_remainder: bool = False):
+                 download: bool = False, cache: bool = True, drop_remainder: bool = False, per_image=None):
     """A batched ``(uint8 images [B, H, W, 3], int64 labels [B])`` pipeline of one split.
 
     ``training=True``: cached, shuffled over the whole split (again each epoch, reproducibly from ``seed``) and
     augmented per image when ``augmentation`` (default: the dataset's :class:`DatasetSpec`). ``training=False``:
-    file order, no augmentation. Images stay uint8; the model normalizes them.
+    file order, no augmentation. Images stay uint8; the model normalizes them. ``per_image``: a further
+    ``(uint8 image, seed) -> uint8 image`` op after pad-crop-flip in training (the modern recipe's,
+    :mod:`keras_convnets.training.augment`), seeded by :func:`extra_seed` of the image's seed, so the crops and
+    flips stay those of a run without it.
     """
     import tensorflow as tf
 
@@ -149,10 +169,11 @@ def load_dataset(name: str, split: str = "train", *, batch_size: int = 128, trai
     if training:
         size = int(ds.cardinality())
         ds = ds.shuffle(size if size > 0 else 50_000, seed=seed, reshuffle_each_iteration=True)
-        if augmentation:
+        if augmentation or per_image is not None:
+            transform = chain(augment if augmentation else None, per_image)
             seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
             ds = tf.data.Dataset.zip((ds, seeds)).map(
-                lambda example, s: (augment(example[0], s), example[1]), num_parallel_calls=tf.data.AUTOTUNE)
+                lambda example, s: (transform(example[0], s), example[1]), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
     return ds.with_options(performance.dataset_options())
 

@@ -434,12 +434,13 @@ def _uses_cifar_pipeline(description: DatasetDescription) -> bool:
 
 
 def train_dataset(description: DatasetDescription, batch_size: int, *, seed: int = 0, threads: int | None = None,
-                  drop_remainder: bool = False, crop_decode_jpeg: bool = True):
+                  drop_remainder: bool = False, crop_decode_jpeg: bool = True, per_image=None):
     """The training pipeline: shuffled (again each epoch, reproducibly from ``seed``), augmented per image,
     batched: ``(uint8 [B, S, S, 3], int64 [B])``. ``crop_decode_jpeg``: decode JPEGs cropped
     (:func:`keras_convnets.training.transforms.decode_train_transform`: 1.1-1.6x the images/s of decoding whole on
     256-320 px JPEGs in two runs here, benchmarks/pipeline_imagenet.py); False: decode whole, then crop (the same
-    crops)."""
+    crops). ``per_image``: a further ``(uint8 image, seed) -> uint8 image`` op after the usual augmentation (the
+    modern recipe's, :func:`keras_convnets.training.data.chain`)."""
     import tensorflow as tf
 
     from keras_convnets.training import transforms
@@ -448,17 +449,19 @@ def train_dataset(description: DatasetDescription, batch_size: int, *, seed: int
     if _uses_cifar_pipeline(description):
         return data.load_dataset(description.name, description.train.source, batch_size=batch_size, training=True,
                                  augmentation=description.augment, seed=seed, data_dir=description.data_dir,
-                                 drop_remainder=drop_remainder)
+                                 drop_remainder=drop_remainder, per_image=per_image)
     threads = _threads(description, threads)
     size = description.image_size
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     if description.augmentation == "imagenet":
         jpeg = None if description.image_format is None else description.image_format == "JPEG"
 
-        def augment(encoded, image_seed):
+        def crop(encoded, image_seed):
             if crop_decode_jpeg:
                 return transforms.decode_train_transform(encoded, size, image_seed, jpeg)
             return transforms.train_transform(transforms.decode_rgb(encoded), size, image_seed)
+
+        augment = data.chain(crop, per_image)
 
         ds = tf.data.Dataset.zip((_encoded_examples(description, description.train, shuffle_seed=seed), seeds))
         ds = ds.map(lambda example, s: (augment(example[0], s), example[1]), num_parallel_calls=threads)
@@ -467,8 +470,9 @@ def train_dataset(description: DatasetDescription, batch_size: int, *, seed: int
             lambda encoded, label: (transforms.eval_transform(transforms.decode_rgb(encoded), size, 1.0), label),
             num_parallel_calls=threads).cache()
         ds = ds.shuffle(description.train.count, seed=seed, reshuffle_each_iteration=True)
-        if description.augmentation == "cifar":
-            ds = tf.data.Dataset.zip((ds, seeds)).map(lambda example, s: (data.augment(example[0], s), example[1]),
+        if description.augmentation == "cifar" or per_image is not None:
+            transform = data.chain(data.augment if description.augmentation == "cifar" else None, per_image)
+            ds = tf.data.Dataset.zip((ds, seeds)).map(lambda example, s: (transform(example[0], s), example[1]),
                                                       num_parallel_calls=threads)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
     return ds.with_options(pipeline_options(threads))

@@ -40,6 +40,8 @@ import tempfile
 
 import numpy as np
 
+from keras_convnets import checks
+
 LABELS_FILE = "labels.txt"
 SIGNATURE_INPUT = "images"
 SIGNATURE_OUTPUT = "probabilities"
@@ -228,12 +230,25 @@ def predict(saved_model, images, batch_size=256, signature="serving_default"):
     return np.concatenate(outputs)
 
 
-def evaluate_saved_model(path, dataset, split=None, *, data_dir=None, batch_size=256):
+#: Test-time augmentations ``evaluate_saved_model(tta=...)`` takes.
+TTA = ("flip",)
+
+
+def tta_probabilities(fn, images, tta=None):
+    """``fn(images)`` (probabilities [B, C] of uint8 images [B, H, W, 3]), or with ``tta="flip"`` the mean of it and
+    ``fn`` of the horizontally mirrored images (the flip the CIFAR and ImageNet pipelines train with)."""
+    probabilities = np.asarray(fn(images))
+    if tta == "flip":
+        probabilities = (probabilities + np.asarray(fn(np.ascontiguousarray(np.asarray(images)[:, :, ::-1])))) / 2
+    return probabilities
+
+
+def evaluate_saved_model(path, dataset, split=None, *, data_dir=None, batch_size=256, tta=None):
     """``(accuracy, count)`` of the SavedModel at ``path`` on a dataset of raw images: a tfds name or a folder of
     class folders (:func:`keras_convnets.training.datasets.describe`), read by the evaluation pipeline at the model's
     input size, crop fraction and interpolation and scored through the ``preprocessed`` signature (no second crop).
     ``split``: a tfds split; default, the one training evaluated on (test, else validation, else the held-out part of
-    train).
+    train). ``tta``: None, or ``"flip"`` (:func:`tta_probabilities`).
 
     A :class:`SavedModelError` when the model's classes are not the dataset's (or, for an export older than the
     any-size signature, its input size is not the dataset's): its score would mean nothing."""
@@ -243,6 +258,7 @@ def evaluate_saved_model(path, dataset, split=None, *, data_dir=None, batch_size
 
     from keras_convnets.training import datasets
 
+    checks.one_of("tta (--tta)", tta, (None, *TTA))
     saved_model = load(path)
     size = input_size(saved_model)[0]
     fraction, method = crop_fraction(saved_model), interpolation(saved_model)
@@ -269,7 +285,8 @@ def evaluate_saved_model(path, dataset, split=None, *, data_dir=None, batch_size
     view = datasets.eval_dataset(description, batch_size, crop_fraction=fraction if fraction < 1 else None,
                                  interpolation=method)
     for images, labels in view.as_numpy_iterator():
-        predicted = fn(**{SIGNATURE_INPUT: tf.constant(images)})[SIGNATURE_OUTPUT].numpy().argmax(-1)
+        predicted = tta_probabilities(lambda batch: fn(**{SIGNATURE_INPUT: tf.constant(batch)})[SIGNATURE_OUTPUT]
+                                      .numpy(), images, tta).argmax(-1)
         correct += int((predicted == labels).sum())
         count += len(labels)
     return correct / max(count, 1), count

@@ -101,6 +101,8 @@ class RunPlan:
     steps_per_execution: Optional[int] = None   # runtime settings: None lets performance.choose_settings decide;
     jit_compile: Optional[bool] = None          # not part of the run's identity (a resumed run may change them)
     weights_channels: Optional[str] = None      # "rgb" / "bgr" as given; None: decided by the weights' provenance
+    recipe_name: str = "paper"                  # recipes.RECIPES
+    regularization: recipes.Regularization = recipes.Regularization()  # the modern options (all off: the papers')
 
     @property
     def arguments(self) -> Dict[str, Any]:
@@ -110,8 +112,11 @@ class RunPlan:
         extra = {key: value for key, value in dict(steps_per_epoch=self.steps_per_epoch,
                                                    scale_lr=self.scale_lr or None, image_size=self.image_size,
                                                    weights=self.weights, weights_channels=self.weights_channels,
-                                                   freeze_backbone=self.freeze_epochs or None).items()
-                 if value is not None}
+                                                   freeze_backbone=self.freeze_epochs or None,
+                                                   recipe=None if self.recipe_name == "paper" else self.recipe_name,
+                                                   warmup_epochs=r.warmup_epochs or None,
+                                                   regularization=self.regularization.to_json() or None).items()
+                 if value is not None}  # the papers' runs record what they always did: their run.json still matches
         return {"model": self.info.name, "dataset": self.spec.name, "epochs": r.epochs, "batch_size": r.batch_size,
                 "lr": r.lr, "weight_decay": r.weight_decay, "schedule": r.schedule, "boundaries": list(r.boundaries),
                 "factor": r.factor, "momentum": r.momentum, "nesterov": r.nesterov,
@@ -171,11 +176,18 @@ def _recorded_statistics(out, dataset):
 def plan(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None, weight_decay=None, schedule=None,
          strategy="auto", precision="float32", out=None, data_dir=None, seed=0, model_kwargs=None,
          augmentation=None, steps_per_epoch=None, scale_lr=False, force=False, image_size=None, weights=None,
-         freeze_backbone=None, steps_per_execution=None, jit_compile=None, weights_channels=None) -> RunPlan:
+         freeze_backbone=None, steps_per_execution=None, jit_compile=None, weights_channels=None, recipe="paper",
+         regularization=None, warmup_epochs=None) -> RunPlan:
     """Resolves a run's arguments against the model's recipe and checks them (ValueError with a one-line reason:
     unknown model, dataset or strategy, multi-worker without tf-keras, dataset not prepared or not a folder of class
     folders, weights the model does not have, bad numbers, ``out`` not a writable directory, holding a different
-    run, or this run complete and ``force`` not given)."""
+    run, or this run complete and ``force`` not given).
+
+    ``recipe``: ``"paper"`` (the family's paper, today's behaviour) or ``"modern"`` (torchvision's v2 recipe scaled to
+    the epochs: :func:`keras_convnets.training.recipes.modern_recipe`, ``modern_regularization``); the explicit
+    arguments override either. ``regularization``: a :class:`~keras_convnets.training.recipes.Regularization` (used
+    as given), or a mapping of some of its fields overriding the recipe's (the command line's flags).
+    ``warmup_epochs``: a linear learning-rate warm-up before any schedule."""
     from keras_convnets.models import registry
     from keras_convnets.training import distribute
 
@@ -196,16 +208,26 @@ def plan(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None
                                        f"{', '.join(distribute.STRATEGIES)}")
     if distribute.needs_legacy_keras(strategy):
         distribute.check_keras_for_multi_worker()
-    pretrained = weights is not None
-    reference_batch_size = recipes.recipe_for(info, pretrained=pretrained).batch_size
-    recipe = recipes.parse_schedule(schedule, recipes.recipe_for(info, pretrained=pretrained))
-    overrides = {key: value for key, value in dict(epochs=epochs, batch_size=batch_size, lr=lr,
-                                                   weight_decay=weight_decay).items() if value is not None}
-    recipe = dataclasses.replace(recipe, **overrides)
+    checks.one_of("recipe (--recipe)", recipe, recipes.RECIPES)
+    _check_regularization(regularization)  # each option's value, before any data is read
+    recipe_name, pretrained = recipe, weights is not None
+    paper = recipes.recipe_for(info, pretrained=pretrained)
+    reference_batch_size = paper.batch_size
+    recipe = dataclasses.replace(paper, **{key: value for key, value in dict(epochs=epochs, batch_size=batch_size)
+                                           .items() if value is not None})
     checks.positive_int("epochs", recipe.epochs)
     checks.positive_int("batch_size", recipe.batch_size)
+    if recipe_name == "modern":
+        recipe = recipes.modern_recipe(recipe)
+        if schedule == "piecewise":  # the paper's boundaries, asked for by name
+            recipe = dataclasses.replace(recipe, schedule="piecewise", boundaries=paper.boundaries)
+    recipe = recipes.parse_schedule(schedule, recipe)
+    overrides = {key: value for key, value in dict(lr=lr, weight_decay=weight_decay,
+                                                   warmup_epochs=warmup_epochs).items() if value is not None}
+    recipe = dataclasses.replace(recipe, **overrides)
     checks.number_in("lr", recipe.lr, 0.0, low_open=True)
     checks.number_in("weight_decay", recipe.weight_decay, 0.0)
+    checks.number_in("warmup_epochs (--warmup-epochs)", recipe.warmup_epochs, 0.0, float(recipe.epochs))
     checks.integer_in("seed", seed, 0, MAX_SEED)
     if steps_per_epoch is not None:
         checks.positive_int("steps_per_epoch", steps_per_epoch)
@@ -221,12 +243,49 @@ def plan(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None
     spec = describe_dataset(info, dataset, image_size=image_size, augmentation=augmentation, pretrained=pretrained,
                             statistics=statistics, data_dir=data_dir)
     kwargs = {**recipe.model_kwargs(spec.augment), **(model_kwargs or {})}
+    regularization = _regularization(recipe_name, recipe, regularization,
+                                     planned_steps(spec.train.count, recipe, steps_per_epoch) * recipe.epochs)
     run_plan = RunPlan(info, spec, recipe, kwargs, precision, seed, out, data_dir, strategy, spec.augment,
                        steps_per_epoch, bool(scale_lr), reference_batch_size, bool(force), weights, freeze_epochs,
-                       image_size, steps_per_execution, jit_compile, weights_channels)
+                       image_size, steps_per_execution, jit_compile, weights_channels, recipe_name, regularization)
     if not distribute.needs_legacy_keras(strategy) or distribute.is_chief_task():
         check_out_dir(out, run_plan.arguments, force)  # other workers write nothing in out but their backup
     return run_plan
+
+
+def planned_steps(count, recipe, steps_per_epoch=None) -> int:
+    """Optimizer steps per epoch on one replica: the training images over the batch, capped by ``steps_per_epoch``."""
+    steps = math.ceil(count / recipe.batch_size)
+    return steps if steps_per_epoch is None else min(steps, steps_per_epoch)
+
+
+def _check_regularization(given):
+    """A one-line ValueError for a ``regularization`` that is not a Regularization, a dict of its fields or None, or
+    a field's value it does not accept."""
+    if given is None or isinstance(given, recipes.Regularization):
+        return
+    if not isinstance(given, dict):
+        checks.fail("regularization", "a Regularization, a dict of its fields or None", given)
+    fields = [field.name for field in dataclasses.fields(recipes.Regularization)]
+    unknown = sorted(set(given) - set(fields))
+    if unknown:
+        checks.fail("regularization", f"fields of Regularization ({', '.join(fields)})", unknown)
+    recipes.Regularization(**given)
+
+
+def _regularization(recipe_name, recipe, given, total_steps) -> recipes.Regularization:
+    """The run's :class:`~keras_convnets.training.recipes.Regularization`: ``given`` as is, or the named recipe's
+    (the papers': none) with the fields of a ``given`` mapping replaced. An EMA turned on by a mapping follows the
+    weights during the recipe's warm-up unless the mapping says otherwise. The EMA decay of the modern recipe is
+    planned for one replica (``total_steps``)."""
+    if isinstance(given, recipes.Regularization):
+        return given
+    base = recipes.modern_regularization(recipe, total_steps) if recipe_name == "modern" \
+        else recipes.Regularization()
+    given = dict(given or {})
+    if given.get("ema") and "ema_warmup_steps" not in given:
+        given["ema_warmup_steps"] = recipes.warmup_steps(recipe, total_steps)
+    return dataclasses.replace(base, **given)
 
 
 def describe_dataset(info, dataset, *, image_size=None, augmentation=None, pretrained=False, statistics=None,
@@ -527,7 +586,7 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
     import numpy as np
 
     from keras_convnets.models.backend import keras
-    from keras_convnets.training import checkpoint, distribute, export
+    from keras_convnets.training import augment, checkpoint, distribute, ema, export
 
     replicas = strategy.num_replicas_in_sync
     chief = distribute.is_chief(strategy)
@@ -550,9 +609,19 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
           f"global batch {global_batch} = {recipe.batch_size} per replica x {replicas}, lr {recipe.lr:g}"
           + (" (scaled linearly from the paper's batch)" if run_plan.scale_lr else ""), flush=True)
 
+    regularization = run_plan.regularization
+    if run_plan.recipe_name != "paper" or regularization.active or recipe.warmup_epochs:
+        options = ", ".join(f"{k} {v}" for k, v in regularization.to_json().items()) or "no regularization options"
+        print(f"Recipe: {run_plan.recipe_name} ({recipe.source}), {recipe.schedule} schedule, warm-up "
+              f"{recipe.warmup_epochs:g} epochs; {options}", flush=True)
     names, image_shape = list(spec.class_names), spec.image_shape
-    train_ds = datasets.train_dataset(spec, global_batch, seed=run_plan.seed)
+    fill = tuple(int(round(255 * m)) for m in spec.statistics.mean)  # erased pixels: 0 once the model normalizes
+    train_ds = datasets.train_dataset(spec, global_batch, seed=run_plan.seed,
+                                      per_image=augment.per_image_op(regularization, fill))
     test_ds = datasets.eval_dataset(spec, global_batch)
+    if regularization.soft_labels:  # one-hot labels (mixed by mixup / cutmix) and a loss that takes them
+        train_ds = augment.soft_labels(train_ds, regularization, len(names), seed=run_plan.seed)
+        test_ds = augment.soft_labels(test_ds, recipes.Regularization(), len(names))
     steps = math.ceil(spec.train.count / global_batch)
     if run_plan.steps_per_epoch is not None:
         steps = min(steps, run_plan.steps_per_epoch)
@@ -573,8 +642,10 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
             optimizer = recipes.optimizer(phase_recipe, steps * epochs)
             if precision.policy == "mixed_float16":
                 optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
-            model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(),
-                          metrics=["accuracy"], **performance.compile_options(run_plan.info, repeated_steps))
+            loss = keras.losses.CategoricalCrossentropy(label_smoothing=regularization.label_smoothing) \
+                if regularization.soft_labels else keras.losses.SparseCategoricalCrossentropy()
+            model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
+                          **performance.compile_options(run_plan.info, repeated_steps))
 
         compile_for(recipe, recipe.epochs)
     with contextlib.ExitStack() as held:
@@ -588,12 +659,14 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
         # Non-chief workers: the standard pattern, a temporary directory of their own, deleted at the end.
         write_dir = out if chief else tempfile.mkdtemp(prefix=f"keras_convnets-{distribute.task_name()}-")
         guard = _divergence_guard_class()()
+        # The EMA's shadow weights are saved in each checkpoint and evaluated in place of the weights (ema.py).
+        averaging = ema.callback(regularization.ema, regularization.ema_warmup_steps) if regularization.ema else None
         try:
             callbacks = [
-                checkpoint.backup_and_restore(os.path.join(out, "backup")),  # before EpochHistory: see its docstring
-                _history_callback_class()(write_dir),
+                checkpoint.backup_and_restore(os.path.join(out, "backup"), extras=[averaging] if averaging else []),
+                _history_callback_class()(write_dir),  # after the backup: see its docstring
                 guard,
-            ]
+            ] + ([averaging] if averaging else [])
             if chief and importlib.util.find_spec("tensorboard") is not None:
                 callbacks.append(keras.callbacks.TensorBoard(os.path.join(out, "logs"), write_graph=False,
                                                              profile_batch=0))
@@ -602,8 +675,9 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
             fit_steps = {} if repeated_steps is None else {"steps_per_epoch": steps}
             head_epochs = run_plan.freeze_epochs
             if head_epochs and not _has_backup(out):  # a run resumed after its frozen phase restores past it
+                head_callbacks = [c for c in callbacks[1:] if c is not averaging]  # the EMA starts with every layer
                 _train_head(model, strategy, compile_for, recipe, head_epochs, lambda: _fit(
-                    model, train_ds, test_ds, callbacks[1:], head_epochs, verbose, fit_steps, evaluate=False,
+                    model, train_ds, test_ds, head_callbacks, head_epochs, verbose, fit_steps, evaluate=False,
                     bf16=precision.onednn_bf16))
             if guard.diverged_at is None:
                 test_loss, test_accuracy = _fit(model, train_ds, test_ds, callbacks, head_epochs + recipe.epochs,
@@ -645,8 +719,8 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
 def train(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None, weight_decay=None, schedule=None,
           strategy="auto", precision="float32", out=None, data_dir=None, seed=0, model_kwargs=None,
           augmentation=None, steps_per_epoch=None, scale_lr=False, force=False, image_size=None, weights=None,
-          freeze_backbone=None, steps_per_execution=None, jit_compile=None, weights_channels=None,
-          verbose="auto") -> TrainResult:
+          freeze_backbone=None, steps_per_execution=None, jit_compile=None, weights_channels=None, recipe="paper",
+          regularization=None, warmup_epochs=None, verbose="auto") -> TrainResult:
     """Trains the registered ``model_name`` on ``dataset`` with its paper's recipe and exports it.
 
     ``dataset``: a tfds image-classification name (``"cifar10"``, ``"oxford_flowers102"``) or a folder of class
@@ -669,10 +743,15 @@ def train(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=Non
     ``out`` defaults to ``runs/MODEL_DATASET``; a complete run there is trained again only with ``force=True``.
     ``steps_per_execution`` / ``jit_compile`` override the runtime settings chosen for this machine
     (:func:`keras_convnets.training.performance.choose_settings`; the run's first line shows them).
+    ``recipe``: ``"paper"`` (default) or ``"modern"`` (torchvision's v2 recipe scaled to the epochs);
+    ``regularization``: a :class:`~keras_convnets.training.recipes.Regularization` or a dict of some of its fields
+    overriding the recipe's (label smoothing, mixup, cutmix, RandAugment / TrivialAugment, random erasing, EMA);
+    ``warmup_epochs``: a linear learning-rate warm-up before any schedule (:func:`plan`).
     """
     return run(plan(model_name, dataset, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                     schedule=schedule, strategy=strategy, precision=precision, out=out, data_dir=data_dir,
                     seed=seed, model_kwargs=model_kwargs, augmentation=augmentation, steps_per_epoch=steps_per_epoch,
                     scale_lr=scale_lr, force=force, image_size=image_size, weights=weights,
                     freeze_backbone=freeze_backbone, steps_per_execution=steps_per_execution,
-                    jit_compile=jit_compile, weights_channels=weights_channels), verbose=verbose)
+                    jit_compile=jit_compile, weights_channels=weights_channels, recipe=recipe,
+                    regularization=regularization, warmup_epochs=warmup_epochs), verbose=verbose)

@@ -8,8 +8,12 @@ passed to the model factory (``weight_decay=``), never the optimizer's decoupled
 import dataclasses
 from typing import Optional, Tuple
 
+from keras_convnets import checks
+
 #: Schedule names accepted by ``schedule=`` (besides explicit boundaries such as ``"0.3,0.6,0.8"``).
 SCHEDULES = ("piecewise", "cosine", "constant")
+#: Named recipes (``recipe=``, ``--recipe``): the papers' (per family, today's behaviour) or the modern one.
+RECIPES = ("paper", "modern")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,7 +22,9 @@ class Recipe:
 
     ``boundaries``: fractions of training at which the rate is multiplied by ``factor`` (piecewise schedule).
     ``warmup_fraction``/``warmup_lr``: train at ``warmup_lr`` for that fraction of training first (He et al.'s
-    0.01 for 400 of 64k iterations). ``dropout``: the factory's dropout with augmentation;
+    0.01 for 400 of 64k iterations). ``warmup_epochs``: a linear warm-up from ``lr / steps`` to ``lr`` over that
+    many epochs, then the schedule over the remaining steps (Goyal et al. 2017; torchvision's
+    ``--lr-warmup-epochs``); any schedule takes it. ``dropout``: the factory's dropout with augmentation;
     ``dropout_without_augmentation``: with none (DenseNet's 0.2).
     """
 
@@ -36,6 +42,7 @@ class Recipe:
     warmup_lr: float = 0.0
     dropout: float = 0.0
     dropout_without_augmentation: Optional[float] = None
+    warmup_epochs: float = 0.0
 
     def model_kwargs(self, augmentation: bool) -> dict:
         """The factory options the recipe implies (only the non-default ones, as not every factory takes them)."""
@@ -114,8 +121,53 @@ def parse_schedule(schedule: Optional[str], recipe: Recipe) -> Recipe:
     return dataclasses.replace(recipe, schedule="piecewise", boundaries=boundaries)
 
 
+def warmup_steps(recipe: Recipe, total_steps: int) -> int:
+    """The optimizer steps of the recipe's linear warm-up (``warmup_epochs`` as a share of ``epochs``), at least 1 when
+    it has one, at most ``total_steps``."""
+    if not recipe.warmup_epochs:
+        return 0
+    return min(total_steps, max(1, round(recipe.warmup_epochs / recipe.epochs * total_steps)))
+
+
 def learning_rate(recipe: Recipe, total_steps: int):
-    """The Keras learning-rate schedule of ``recipe`` over ``total_steps`` optimizer steps."""
+    """The Keras learning-rate schedule of ``recipe`` over ``total_steps`` optimizer steps: with ``warmup_epochs``,
+    ``lr * (step + 1) / W`` for the first ``W`` steps (:func:`warmup_steps`), then the schedule run over the
+    remaining ``total_steps - W`` steps, as torchvision's ``SequentialLR`` does."""
+    warmup = warmup_steps(recipe, total_steps)
+    main = _schedule(recipe, max(1, total_steps - warmup))
+    if not warmup:
+        return main
+    return _linear_warmup_class()(main, warmup, recipe.lr)
+
+
+def _linear_warmup_class():
+    import tensorflow as tf
+
+    from keras_convnets.models.backend import keras
+
+    class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
+        """``peak * (step + 1) / warmup_steps`` for ``step < warmup_steps``, then ``after(step - warmup_steps)``."""
+
+        def __init__(self, after, warmup_steps, peak):
+            super().__init__()
+            self.after, self.warmup_steps, self.peak = after, int(warmup_steps), float(peak)
+
+        def __call__(self, step):
+            step = tf.cast(step, tf.float32)
+            warm = self.peak * (step + 1.0) / self.warmup_steps
+            shifted = step - self.warmup_steps
+            after = self.after(shifted) if callable(self.after) else tf.constant(self.after, tf.float32)
+            return tf.where(step < self.warmup_steps, warm, tf.cast(after, tf.float32))
+
+        def get_config(self):
+            after = self.after if not callable(self.after) else keras.optimizers.schedules.serialize(self.after)
+            return {"after": after, "warmup_steps": self.warmup_steps, "peak": self.peak}
+
+    return LinearWarmup
+
+
+def _schedule(recipe: Recipe, total_steps: int):
+    """The recipe's schedule (and He et al.'s constant warm-up) over ``total_steps`` optimizer steps."""
     from keras_convnets.models.backend import keras
 
     schedules = keras.optimizers.schedules
@@ -146,3 +198,110 @@ def optimizer(recipe: Recipe, total_steps: int):
 
     return keras.optimizers.SGD(learning_rate=learning_rate(recipe, total_steps), momentum=recipe.momentum,
                                 nesterov=recipe.nesterov)
+
+
+@dataclasses.dataclass(frozen=True)
+class Regularization:
+    """The modern training options, each off by default (the papers' recipes use none of them); ``train(...,
+    regularization=Regularization(mixup=0.2))`` or the command's flags. All compose.
+
+    ``label_smoothing``: the targets' share spread over all classes (Szegedy et al. 2016), in [0, 1).
+    ``mixup`` / ``cutmix``: the Beta distribution's alpha (0: off); with both, one of them per batch
+    (:func:`keras_convnets.training.augment.mix_batch`). ``randaugment``: ``(N, M)``, N ops at magnitude bin M of
+    0-30; ``trivialaugment``: TrivialAugmentWide (at most one of the two). ``random_erasing``: the probability an
+    image gets a box erased. ``ema``: the decay per optimizer step of an exponential moving average of the weights
+    and BN statistics used for evaluation and the export (0: off; :mod:`keras_convnets.training.ema`).
+    ``ema_warmup_steps``: the average follows the weights for that many first steps (torchvision restarts it during
+    the learning-rate warm-up).
+
+    Any of label smoothing, mixup and cutmix makes the labels soft (one-hot, mixed): the loss is then
+    ``CategoricalCrossentropy(label_smoothing=...)`` and the evaluation labels one-hot too; without them the labels
+    stay sparse and the loss is the papers' ``SparseCategoricalCrossentropy``.
+    """
+
+    label_smoothing: float = 0.0
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    randaugment: Optional[Tuple[int, int]] = None
+    trivialaugment: bool = False
+    random_erasing: float = 0.0
+    ema: float = 0.0
+    ema_warmup_steps: int = 0
+
+    def __post_init__(self):
+        checks.number_in("label_smoothing (--label-smoothing)", self.label_smoothing, 0.0, 1.0, high_open=True)
+        checks.number_in("mixup (--mixup)", self.mixup, 0.0)
+        checks.number_in("cutmix (--cutmix)", self.cutmix, 0.0)
+        if self.randaugment is not None:
+            pair = self.randaugment
+            if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(
+                    isinstance(v, int) and not isinstance(v, bool) for v in pair)
+                    and 1 <= pair[0] <= 16 and 0 <= pair[1] <= 30):
+                checks.fail("randaugment (--randaugment N,M)",
+                            "(N, M): N ops in [1, 16] at magnitude bin M in [0, 30], e.g. (2, 9)", pair)
+            object.__setattr__(self, "randaugment", tuple(pair))
+        checks.one_of("trivialaugment (--trivialaugment)", self.trivialaugment, (True, False))
+        if self.trivialaugment and self.randaugment is not None:
+            raise ValueError("randaugment and trivialaugment (--randaugment, --trivialaugment) are two policies for "
+                             "the same step: choose one")
+        checks.number_in("random_erasing (--random-erasing)", self.random_erasing, 0.0, 1.0)
+        checks.number_in("ema (--ema, a decay per step)", self.ema, 0.0, 1.0, high_open=True)
+        checks.integer_in("ema_warmup_steps", self.ema_warmup_steps, 0, 2**31 - 1)
+
+    @property
+    def soft_labels(self) -> bool:
+        """Whether the labels become one-hot (label smoothing, mixup or cutmix)."""
+        return bool(self.label_smoothing or self.mixup or self.cutmix)
+
+    @property
+    def per_image(self) -> bool:
+        """Whether a per-image op runs after the usual augmentation."""
+        return bool(self.randaugment or self.trivialaugment or self.random_erasing)
+
+    @property
+    def active(self) -> bool:
+        return self != Regularization()
+
+    def to_json(self) -> dict:
+        """The options that are on (what ``run.json`` records; empty for the papers' recipes)."""
+        default = Regularization()
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in dataclasses.asdict(self).items() if value != getattr(default, key)}
+
+
+#: torchvision's v2 recipe (Vryniotis 2021, "How to train state-of-the-art models using TorchVision's latest
+#: primitives"; its ``references/classification`` command for ResNet-50): 600 epochs, 5 of linear warm-up, cosine,
+#: label smoothing 0.1, mixup 0.2, cutmix 1.0, TrivialAugmentWide, random erasing 0.1, EMA, repeated augmentation,
+#: FixRes (train at 176, evaluate at 224), weight decay 2e-5 (none on BN), lr 0.5 at batch 1024.
+TORCHVISION_V2_EPOCHS = 600
+TORCHVISION_V2_WARMUP_EPOCHS = 5
+#: torchvision's EMA (``--model-ema-steps 32 --model-ema-decay 0.99998``) averages every 32 steps with
+#: ``1 - decay`` scaled by ``images per update / epochs``: a time constant of ``epochs / (1 - decay)`` = 3e7 images,
+#: 23.4 ImageNet epochs (1,281,167 images), i.e. this share of the 600-epoch run.
+EMA_HORIZON = 1.0 / ((1.0 - 0.99998) * 1_281_167)
+
+
+def ema_decay(total_steps: int, horizon: float = EMA_HORIZON) -> float:
+    """The per-step EMA decay whose time constant is ``horizon`` of ``total_steps`` (torchvision's share, 3.9%):
+    ``1 - 1 / (horizon * total_steps)``, at most 0.9999; 0 (off) for runs under 2 time-constant steps."""
+    steps = horizon * total_steps
+    return 0.0 if steps < 2 else min(0.9999, 1.0 - 1.0 / steps)
+
+
+def modern_recipe(recipe: Recipe) -> Recipe:
+    """torchvision's v2 schedule on ``recipe`` (its epochs already final): cosine after a linear warm-up of 5/600 of
+    the epochs. The family's batch size, peak rate, momentum and coupled weight decay stay the paper's
+    (torchvision's lr 0.5 at batch 1024 and weight decay 2e-5 without decay on BN are tuned for ResNet-50 on ImageNet
+    over 600 epochs; README "Modern recipe" says why). Repeated augmentation and FixRes are left out."""
+    return dataclasses.replace(recipe, schedule="cosine", boundaries=(), warmup_fraction=0.0, warmup_lr=0.0,
+                               warmup_epochs=recipe.epochs * TORCHVISION_V2_WARMUP_EPOCHS / TORCHVISION_V2_EPOCHS,
+                               source=f"torchvision v2 scaled to {recipe.epochs} epochs ({recipe.source}: batch, lr, "
+                                      "weight decay)")
+
+
+def modern_regularization(recipe: Recipe, total_steps: int) -> Regularization:
+    """torchvision's v2 options: label smoothing 0.1, mixup 0.2 / cutmix 1.0, TrivialAugmentWide, random erasing 0.1,
+    an EMA of the weights with torchvision's horizon as a share of the ``total_steps`` (:func:`ema_decay`),
+    following the weights during ``recipe``'s warm-up."""
+    return Regularization(label_smoothing=0.1, mixup=0.2, cutmix=1.0, trivialaugment=True, random_erasing=0.1,
+                          ema=ema_decay(total_steps), ema_warmup_steps=warmup_steps(recipe, total_steps))

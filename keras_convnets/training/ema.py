@@ -1,0 +1,141 @@
+"""An exponential moving average (EMA) of a model's weights, evaluated and exported in their place.
+
+``shadow = decay * shadow + (1 - decay) * weights`` after every optimizer step, over every floating-point variable
+of the model: the trainable weights *and* the BatchNorm moving means and variances, as timm's ``ModelEmaV2`` (its
+whole ``state_dict``) and torchvision's ``ExponentialMovingAverage`` (``use_buffers=True``) do; averaging only the
+weights would pair averaged kernels with the last step's BN statistics. Integer state (seed generators, counters)
+is left alone.
+
+:class:`EMA` is a Keras callback. During ``fit``, the per-epoch validation (``on_test_begin`` / ``on_test_end``)
+swaps the shadow in and the training weights back afterwards, so ``val_accuracy`` is the EMA model's; at the end of
+training the shadow stays in the model, so the final ``evaluate`` and the export use it. When ``fit`` runs several
+steps per compiled call (``steps_per_execution``), the callback runs once per call and applies ``decay ** k`` for the
+``k`` steps it covered (torchvision updates every 32 steps with its decay adjusted the same way); with one step per
+call the average is exact. For the first ``warmup_steps`` the shadow is the weights (torchvision restarts its EMA
+during the learning-rate warm-up).
+
+Resumption: :func:`keras_convnets.training.checkpoint.backup_and_restore` saves :meth:`EMA.save_state` beside each
+epoch's weights in the same atomic checkpoint and restores it with them, so a killed run resumes with its average.
+Variables are recognised by dtype name (in Keras 3 a variable's ``dtype`` is a string, in tf-keras a ``tf.DType``).
+"""
+
+import os
+
+STATE_FILE = "ema.npz"
+
+
+def _is_float(variable) -> bool:
+    name = getattr(variable.dtype, "name", variable.dtype)
+    return str(name).startswith(("float", "bfloat"))
+
+
+def averaged_variables(model) -> list:
+    """The variables an EMA of ``model`` averages: its floating-point weights, trainable or not (BN statistics)."""
+    seen, found = set(), []
+    for variable in model.weights:
+        key = id(variable)
+        if key not in seen and _is_float(variable):
+            seen.add(key)
+            found.append(variable)
+    return found
+
+
+def callback(decay: float, warmup_steps: int = 0):
+    """The :class:`EMA` callback (a Keras ``Callback`` subclass, made when Keras is imported)."""
+    return _ema_class()(decay, warmup_steps)
+
+
+def _ema_class():
+    import numpy as np
+
+    from keras_convnets.models.backend import keras
+
+    class EMA(keras.callbacks.Callback):
+        """See the module docstring. ``shadow``: numpy arrays, one per :func:`averaged_variables` entry."""
+
+        def __init__(self, decay, warmup_steps=0):
+            super().__init__()
+            self.decay = float(decay)
+            self.warmup_steps = int(warmup_steps)
+            self.shadow = None
+            self.steps = 0          # optimizer steps the shadow has seen
+            self._last = None       # the optimizer's iterations at the last update
+            self._held = None       # the training weights while the shadow is swapped in
+
+        def _variables(self):
+            return averaged_variables(self.model)
+
+        def _iterations(self):
+            optimizer = getattr(self.model.optimizer, "inner_optimizer", self.model.optimizer)
+            return int(np.asarray(optimizer.iterations))
+
+        def on_train_begin(self, logs=None):
+            if self.shadow is None:  # not restored from a checkpoint
+                self.shadow = [np.array(v.numpy()) for v in self._variables()]
+            self._last = self._iterations()
+
+        def on_train_batch_end(self, batch, logs=None):
+            now = self._iterations()
+            k = now - self._last
+            if k <= 0:
+                return
+            self._last = now
+            weights = [v.numpy() for v in self._variables()]
+            if self.steps + k <= self.warmup_steps:
+                self.shadow = [np.array(w) for w in weights]
+            else:
+                keep = self.decay ** (k if self.steps >= self.warmup_steps else self.steps + k - self.warmup_steps)
+                for s, w in zip(self.shadow, weights):
+                    s *= keep
+                    s += (1.0 - keep) * w
+            self.steps += k
+
+        def swap_in(self):
+            """Puts the shadow in the model, keeping the training weights to :meth:`swap_out`."""
+            variables = self._variables()
+            self._held = [np.array(v.numpy()) for v in variables]
+            for v, s in zip(variables, self.shadow):
+                v.assign(s.astype(v.numpy().dtype, copy=False))
+
+        def swap_out(self):
+            if self._held is None:
+                return
+            for v, w in zip(self._variables(), self._held):
+                v.assign(w)
+            self._held = None
+
+        def on_test_begin(self, logs=None):
+            if self.shadow is not None and self._held is None:
+                self.swap_in()
+
+        def on_test_end(self, logs=None):
+            self.swap_out()
+
+        def on_train_end(self, logs=None):
+            if self.shadow is not None:
+                self.swap_in()
+                self._held = None  # the average stays: the final evaluation and the export use it
+
+        def save_state(self, directory):
+            """Writes the shadow and step count into ``directory`` (beside a checkpoint's weights)."""
+            if self.shadow is None:
+                return
+            with open(os.path.join(directory, STATE_FILE), "wb") as f:
+                np.savez(f, *self.shadow, steps=np.asarray(self.steps))
+                f.flush()
+                os.fsync(f.fileno())
+
+        def load_state(self, directory):
+            """Restores what :meth:`save_state` wrote; a ValueError when it is missing or does not fit the model."""
+            path = os.path.join(directory, STATE_FILE)
+            if not os.path.isfile(path):
+                raise ValueError(f"{path} is missing")
+            with np.load(path) as saved:
+                shadow = [saved[f"arr_{i}"] for i in range(len(saved.files) - 1)]
+                steps = int(saved["steps"])
+            shapes = [tuple(v.shape) for v in self._variables()]
+            if [s.shape for s in shadow] != shapes:
+                raise ValueError(f"{path} does not fit the model")
+            self.shadow, self.steps = shadow, steps
+
+    return EMA
