@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import keras_convnets as kc
-from keras_convnets.models import registry, torch_weights
+from keras_convnets.models import checkpoints, registry, torch_weights
 from keras_convnets.models.backend import keras
 
 
@@ -53,16 +53,16 @@ def test_offline_error_names_the_file_and_the_way_out(monkeypatch):
 def test_files_are_told_apart_by_content(tmp_path):
     keras_file = tmp_path / ("m.weights.h5")
     kc.ResNet20().save_weights(str(keras_file))
-    assert torch_weights.checkpoint_format(keras_file) is None       # left to model.load_weights, as before
+    assert checkpoints.checkpoint_format(keras_file) is None       # left to model.load_weights, as before
     pickle = tmp_path / "m.pth"
     with zipfile.ZipFile(pickle, "w") as archive:
         archive.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
-    assert torch_weights.checkpoint_format(pickle) == "torch"
+    assert checkpoints.checkpoint_format(pickle) == "torch"
     from safetensors.numpy import save_file
 
     tensors = tmp_path / "m.bin"   # the extension does not matter
     save_file({"a": np.zeros(3, np.float32)}, str(tensors))
-    assert torch_weights.checkpoint_format(tensors) == "safetensors"
+    assert checkpoints.checkpoint_format(tensors) == "safetensors"
 
 
 def test_a_torch_file_without_torch_names_the_extra(tmp_path, monkeypatch):
@@ -77,10 +77,10 @@ def test_a_torch_file_without_torch_names_the_extra(tmp_path, monkeypatch):
 
 
 def test_readme_column_names_the_sources():
-    assert torch_weights.pretrained_sources("resnet18") == "torchvision, timm"
-    assert torch_weights.pretrained_sources("densenet121") == "keras.applications, torchvision, timm"
-    assert "layout=\"torchvision\"" in torch_weights.pretrained_sources("resnet50")
-    assert torch_weights.pretrained_sources("resnet20") == "-"
+    assert registry.pretrained_sources("resnet18") == "torchvision, timm"
+    assert registry.pretrained_sources("densenet121") == "keras.applications, torchvision, timm"
+    assert "layout=\"torchvision\"" in registry.pretrained_sources("resnet50")
+    assert registry.pretrained_sources("resnet20") == "-"
 
 
 def test_fine_tuning_takes_a_named_source_as_it_is():

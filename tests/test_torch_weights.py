@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import keras_convnets as kc
-from keras_convnets.models import torch_weights
+from keras_convnets.models import checkpoints, torch_weights
 from keras_convnets.models.torch_weights import CheckpointMismatchError
 
 # torchvision imports torch._dynamo, which imports triton (CUDA builds) if present; triton loaded after TensorFlow
@@ -97,7 +97,7 @@ def test_timm_safetensors_checkpoint_loads_and_matches(name, tmp_path):
     reference = _torchvision_model(name, seed=3)
     path = tmp_path / "model.safetensors"
     _timm_file(reference, path)
-    assert torch_weights.checkpoint_format(path) == "safetensors"
+    assert checkpoints.checkpoint_format(path) == "safetensors"
     ours = _ours(name)
     report = torch_weights.load_checkpoint(ours, path)
     assert report.skipped == [] and report.loaded == len(ours.weights)
@@ -209,7 +209,7 @@ def test_extra_tensor_is_named(tmp_path):
 def test_pth_without_torch_says_what_to_install(resnet50_file, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ImportError, match=r'keras-convnets\[torch\]'):
-        torch_weights.read_checkpoint(resnet50_file)
+        checkpoints.read_checkpoint(resnet50_file)
 
 
 def test_named_source_downloads_checks_the_hash_and_records_preprocessing(tmp_path, monkeypatch):

@@ -401,6 +401,7 @@ def build_model(include_top: bool = True, weights: Any = None, input_tensor: Any
                    classifier_activation=classifier_activation, config=config)
     with _deep_graph_recursion():
         model = keras.Model(inputs, outputs, name=name)
+    setattr(model, torch_weights.ARCHITECTURE_ATTRIBUTE, arch)  # how load_checkpoint finds its family's name map
     if weights is not None and options["memory_efficient"]:
         # The memory-efficient model's first BN and conv of each dense layer are sublayers, so weight files (saved by
         # either model) do not match it layer by layer; the plain twin has the same weights in the same order.

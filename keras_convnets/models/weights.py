@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 from keras_convnets.models import torch_weights
 from keras_convnets.models.backend import keras
+from keras_convnets.models.checkpoints import WeightsUnavailableError, checkpoint_format
 
 _GCS = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
@@ -76,10 +77,6 @@ def keras_applications_file(path) -> Optional[str]:
     return next((key for key, entry in PUBLISHED.items() if md5 in (entry.top_md5, entry.notop_md5)), None)
 
 
-class WeightsUnavailableError(OSError):
-    """The published weights could not be downloaded (e.g. no internet)."""
-
-
 def check_argument(weights: Any, weights_name: Optional[str], model_name: Optional[str] = None,
                    architecture: Any = None) -> None:
     """Raises a ValueError naming what ``weights`` accepts, before anything is built. ``weights_name``: the
@@ -123,7 +120,7 @@ def load(model, weights: Any, weights_name: Optional[str], include_top: bool, ar
     if weights is None:
         return
     if torch_weights.is_named_source(weights) or (
-            weights != "imagenet" and os.path.isfile(weights) and torch_weights.checkpoint_format(weights)):
+            weights != "imagenet" and os.path.isfile(weights) and checkpoint_format(weights)):
         torch_weights.load_pretrained(model, weights, architecture)
         return
     path = fetch(weights_name, include_top) if weights == "imagenet" else os.fspath(weights)

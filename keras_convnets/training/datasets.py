@@ -100,6 +100,7 @@ def pretrained_statistics(model_name: str, weights, channels: str | None = None)
     silently reversed. ``"bgr"``: caffe mode (BGR, channels reversed); ``"rgb"``: that RGB default."""
     from keras_convnets.models import torch_weights
     from keras_convnets.models import weights as weights_lib
+    from keras_convnets.models.checkpoints import checkpoint_format
 
     checks.one_of("weights_channels", channels, (None, *CHANNEL_ORDERS))
     own = imagenet_statistics(model_name)
@@ -110,7 +111,7 @@ def pretrained_statistics(model_name: str, weights, channels: str | None = None)
         return dataclasses.replace(rgb, source=f"{rgb.source}, as weights_channels='rgb' says")
     if weights == "imagenet":
         return own
-    if torch_weights.is_named_source(weights) or torch_weights.checkpoint_format(weights):
+    if torch_weights.is_named_source(weights) or checkpoint_format(weights):
         return _TORCH_MODE
     key = weights_lib.keras_applications_file(weights)
     if key is not None:
