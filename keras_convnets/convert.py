@@ -10,7 +10,7 @@ import os
 import warnings
 from typing import List, Optional
 
-from keras_convnets.models import registry, resnet, torch_weights
+from keras_convnets.models import pretrained, registry, resnet, torch_weights
 from keras_convnets.models.backend import KERAS_3
 from keras_convnets.models.imagenet import imagenet_class_names
 from keras_convnets.training.data import preprocessing_model
@@ -21,7 +21,7 @@ def build_for_checkpoint(name: str, **kwargs):
     """Registered model ``name`` in the layout torchvision/timm checkpoints fit: the registry's factory, except for
     ResNet-50/101/152, registered in keras.applications' layout, which are built with ``layout="torchvision"``."""
     info = registry.model_info(name)
-    if info.name in torch_weights.KERAS_LAYOUT_RESNETS:
+    if info.name in pretrained.KERAS_LAYOUT_RESNETS:
         return resnet.ResNet(int(info.name[6:]), layout="torchvision", **kwargs)
     return info.build(**kwargs)
 
@@ -41,10 +41,10 @@ def convert(source, model_name: str, out: str, *, classes: Optional[int] = None,
     name = registry.model_info(model_name).name
     kwargs = {} if classes is None else {"classes": classes}
     model = build_for_checkpoint(name, **kwargs)
-    preprocessing = torch_weights.Preprocessing()
-    if torch_weights.is_named_source(source):
-        entry = torch_weights.published_checkpoint(name, source)
-        preprocessing = entry.preprocessing
+    preprocessing, class_names = pretrained.TORCH_MODE, pretrained.IMAGENET_CLASSES   # torchvision's, for a file
+    if pretrained.is_named_source(source):
+        entry = pretrained.published_checkpoint(name, source)
+        preprocessing, class_names = entry.preprocessing, entry.class_names
         source = torch_weights.fetch(name, source)
     elif not os.path.isfile(source):
         raise ValueError(f"SOURCE must be a checkpoint file or 'torchvision' / 'timm[:tag]'; got {source!r}")
@@ -54,13 +54,14 @@ def convert(source, model_name: str, out: str, *, classes: Optional[int] = None,
     lines = [str(w.message) for w in caught if "skipped the classifier" in str(w.message)]
     model.save_weights(out)
     layout = f" (load with keras_convnets.ResNet({name[6:]}, layout=\"torchvision\", weights=...))" \
-        if name in torch_weights.KERAS_LAYOUT_RESNETS else ""
+        if name in pretrained.KERAS_LAYOUT_RESNETS else ""
     lines.append(f"wrote {out}: {report.loaded} tensors of {source} into {model.name}{layout}")
     if export_dir:
         size = preprocessing.input_size
         served = preprocessing_model(model, preprocessing, (size, size, 3))
         classes_out = model.output_shape[-1]
-        names = imagenet_class_names() if classes is None and classes_out == 1000 else \
+        names = imagenet_class_names() if class_names == pretrained.IMAGENET_CLASSES and classes is None \
+            and classes_out == 1000 else \
             [str(i) for i in range(classes_out)]
         export_saved_model(served, export_dir, names,
                            crop_fraction=preprocessing.crop_fraction, interpolation=preprocessing.interpolation)

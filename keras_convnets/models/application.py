@@ -90,6 +90,12 @@ class Architecture:
         deepest one of each stride."""
         raise NotImplementedError
 
+    def torch_key_map(self) -> Optional[Callable[[str], Optional[str]]]:
+        """The map from this network's layer names to torchvision's / timm's parameter prefixes (the family's
+        ``torch_key``), through which their checkpoints load; None when they publish no counterpart (the default). A
+        family may raise a ValueError saying which of its layouts to build instead."""
+        return None
+
 
 def stem_maps(x, arch: Architecture, config: LayerConfig) -> List[Tuple[int, Any]]:
     """The one stem of both families: ImageNet's zero-pad 3, 7x7/2 conv, [BN-ReLU], zero-pad 1, 3x3/2 max-pool, or

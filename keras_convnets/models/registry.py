@@ -17,8 +17,7 @@ import os
 from typing import Callable, Dict, List, Optional, Tuple
 
 from keras_convnets import checks
-from keras_convnets.models import application, counts, densenet, resnet, torch_weights  # noqa: F401 (families register)
-from keras_convnets.models import weights as weights_lib
+from keras_convnets.models import application, counts, densenet, pretrained, resnet  # noqa: F401 (families register)
 from keras_convnets.models.flops import format_flops
 
 
@@ -95,17 +94,6 @@ def get_backbone(name: str, **kwargs) -> Callable:
     return model_info(name).build(features=True, **kwargs)
 
 
-def pretrained_sources(name: str) -> str:
-    """The README's "pretrained weights" cell for registered model ``name``."""
-    torch_sources = ", ".join(source for source in torch_weights.SOURCES
-                              if any(entry.source == source for entry in torch_weights.PUBLISHED.get(name, ())))
-    if name in torch_weights.KERAS_LAYOUT_RESNETS:
-        return f"keras.applications; {torch_sources} into `ResNet({name[6:]}, layout=\"torchvision\")`"
-    cells = ["keras.applications"] if name in weights_lib.PUBLISHED else []
-    cells += [torch_sources] if torch_sources else []
-    return ", ".join(cells) or "-"
-
-
 def markdown_table() -> str:
     """The README's model table, generated from the registry (the README test checks it is current)."""
     rows = ["| name | factory | input | trainable params | FLOPs (multiply-adds) | reference | pretrained weights | "
@@ -115,7 +103,7 @@ def markdown_table() -> str:
         size = info.input_size
         rows.append(f"| `{info.name}` | `{info.factory.__name__}` | {size}×{size} | {info.params or 0:,} | "
                     f"{'?' if info.flops is None else format_flops(info.flops)} | {info.reference} | "
-                    f"{pretrained_sources(info.name)} | {levels_cell(info.levels)} |")
+                    f"{pretrained.pretrained_sources(info.name)} | {levels_cell(info.levels)} |")
     return "\n".join(rows)
 
 

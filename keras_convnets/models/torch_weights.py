@@ -35,135 +35,14 @@ import numpy as np
 
 from keras_convnets.models.backend import keras
 from keras_convnets.models.checkpoints import CheckpointMismatchError, WeightsUnavailableError, read_checkpoint
+from keras_convnets.models.pretrained import TORCH as PUBLISHED  # the torchvision / timm records, by model name
+from keras_convnets.models.pretrained import Preprocessing, is_named_source, published_checkpoint
 
 #: PyTorch's BatchNorm2d default, used by every torchvision and timm model we map.
 TORCH_BN_EPSILON = 1e-5
-#: ImageNet channel statistics of pixels in [0, 1], used by torchvision and timm for all the weights below.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclasses.dataclass(frozen=True)
-class Preprocessing:
-    """What a set of pretrained weights expects at inference: resize the shorter side to ``resize_size`` with
-    ``interpolation``, center-crop ``input_size``, scale to [0, 1], subtract ``mean`` and divide by ``std`` per
-    channel. (``mean``/``std`` make it usable wherever a DatasetSpec's statistics are, e.g.
-    :func:`keras_convnets.training.data.preprocessing_model`.)"""
-
-    input_size: int = 224
-    resize_size: int = 256
-    interpolation: str = "bilinear"
-    mean: Tuple[float, float, float] = IMAGENET_MEAN
-    std: Tuple[float, float, float] = IMAGENET_STD
-
-    @property
-    def crop_fraction(self) -> float:
-        return self.input_size / self.resize_size
-
-
-def _timm_crop(crop_pct: float, input_size: int = 224, interpolation: str = "bilinear") -> Preprocessing:
-    """timm's ``crop_pct``: the shorter side is resized to ``floor(input_size / crop_pct)``."""
-    return Preprocessing(input_size, int(input_size / crop_pct), interpolation)
-
-
-@dataclasses.dataclass(frozen=True)
-class PublishedCheckpoint:
-    """One published checkpoint: where it is, how to check it, what input it expects.
-
-    ``sha256_prefix``: torchvision names its files after the first hex digits of their SHA-256 (checked after the
-    download, as torch.hub does); timm's Hugging Face files carry no hash we could record offline (None).
-    """
-
-    source: str          # "torchvision" or "timm"
-    tag: str             # "v1" / "v2", or timm's pretrained tag ("tv_in1k", "a1_in1k", ...)
-    url: str
-    file_name: str       # the name it is cached under (~/.keras/models/)
-    sha256_prefix: Optional[str]
-    preprocessing: Preprocessing
-
-    @property
-    def spec(self) -> str:
-        return self.source if self.source == "torchvision" and self.tag == "v1" else f"{self.source}:{self.tag}"
-
-
-_TORCHVISION_URL = "https://download.pytorch.org/models/"
-
-
-def _torchvision(file_name: str, tag: str = "v1") -> PublishedCheckpoint:
-    """torchvision's ``IMAGENET1K_V1`` (resize 256, crop 224) or ``IMAGENET1K_V2`` (resize 232) file."""
-    prefix = re.search(r"-([0-9a-f]{8})\.pth$", file_name).group(1)
-    preprocessing = Preprocessing(224, 256 if tag == "v1" else 232, "bilinear")
-    return PublishedCheckpoint("torchvision", tag, _TORCHVISION_URL + file_name, file_name, prefix, preprocessing)
-
-
-def _timm(model: str, tag: str, preprocessing: Preprocessing) -> PublishedCheckpoint:
-    return PublishedCheckpoint("timm", tag, f"https://huggingface.co/timm/{model}.{tag}/resolve/main/model.safetensors",
-                               f"timm_{model}.{tag}.safetensors", None, preprocessing)
-
-
-# timm's configurations: torchvision-trained ResNets crop 0.875 bilinear; its DenseNets and its own recipes bicubic
-# ("a1"/"a1h": ResNet strikes back, crop 0.95; "racm", "ra": crop 0.875).
-_TIMM_TV = _timm_crop(0.875)
-_TIMM_TV_DENSENET = _timm_crop(0.875, interpolation="bicubic")
-_TIMM_RSB = _timm_crop(0.95, interpolation="bicubic")
-_TIMM_RA = _timm_crop(0.875, interpolation="bicubic")
-
-#: Model name -> its published checkpoints, default first. URLs and file names are torchvision's own
-#: (torchvision/models/resnet.py, densenet.py) and timm's Hugging Face hub names.
-PUBLISHED: Dict[str, List[PublishedCheckpoint]] = {
-    "resnet18": [_torchvision("resnet18-f37072fd.pth"), _timm("resnet18", "tv_in1k", _TIMM_TV)],
-    "resnet34": [_torchvision("resnet34-b627a593.pth"), _timm("resnet34", "tv_in1k", _TIMM_TV)],
-    "resnet50": [_torchvision("resnet50-0676ba61.pth"), _torchvision("resnet50-11ad3fa6.pth", "v2"),
-                 _timm("resnet50", "tv_in1k", _TIMM_TV), _timm("resnet50", "a1_in1k", _TIMM_RSB)],
-    "resnet101": [_torchvision("resnet101-63fe2227.pth"), _torchvision("resnet101-cd907fc2.pth", "v2"),
-                  _timm("resnet101", "tv_in1k", _TIMM_TV)],
-    "resnet152": [_torchvision("resnet152-394f9c45.pth"), _torchvision("resnet152-f82ba261.pth", "v2"),
-                  _timm("resnet152", "tv_in1k", _TIMM_TV)],
-    "resnext50_32x4d": [_torchvision("resnext50_32x4d-7cdf4587.pth"),
-                        _torchvision("resnext50_32x4d-1a0047aa.pth", "v2"),
-                        _timm("resnext50_32x4d", "tv_in1k", _TIMM_TV), _timm("resnext50_32x4d", "a1h_in1k", _TIMM_RSB)],
-    "resnext101_32x8d": [_torchvision("resnext101_32x8d-8ba56ff5.pth"),
-                         _torchvision("resnext101_32x8d-110c445d.pth", "v2"),
-                         _timm("resnext101_32x8d", "tv_in1k", _TIMM_TV)],
-    "wide_resnet50_2": [_torchvision("wide_resnet50_2-95faca4d.pth"),
-                        _torchvision("wide_resnet50_2-9ba9bcbe.pth", "v2"),
-                        _timm("wide_resnet50_2", "tv_in1k", _TIMM_TV), _timm("wide_resnet50_2", "racm_in1k", _TIMM_RA)],
-    "densenet121": [_torchvision("densenet121-a639ec97.pth"), _timm("densenet121", "tv_in1k", _TIMM_TV_DENSENET),
-                    _timm("densenet121", "ra_in1k", _TIMM_RA)],
-    "densenet161": [_torchvision("densenet161-8d451a50.pth"), _timm("densenet161", "tv_in1k", _TIMM_TV_DENSENET)],
-    "densenet169": [_torchvision("densenet169-b2777c0a.pth"), _timm("densenet169", "tv_in1k", _TIMM_TV_DENSENET)],
-    "densenet201": [_torchvision("densenet201-c1103571.pth"), _timm("densenet201", "tv_in1k", _TIMM_TV_DENSENET)],
-}
-
-#: Registered factories in keras.applications' layout whose torchvision / timm counterpart is our torchvision layout.
-KERAS_LAYOUT_RESNETS = ("resnet50", "resnet101", "resnet152")
-SOURCES = ("torchvision", "timm")
 
 
 # ---------------------------------------------------------------------------------------------------- named sources
-
-def is_named_source(weights) -> bool:
-    """True for ``"torchvision"``, ``"torchvision:v2"``, ``"timm"``, ``"timm:<tag>"``."""
-    return isinstance(weights, str) and weights.split(":", 1)[0] in SOURCES
-
-
-def published_checkpoint(weights_name: str, weights: str) -> PublishedCheckpoint:
-    """The table entry ``weights`` names for model ``weights_name``, or a ValueError listing what exists."""
-    source, _, tag = weights.partition(":")
-    entries = [entry for entry in PUBLISHED.get(weights_name, ()) if entry.source == source]
-    if not entries:
-        known = ", ".join(sorted(PUBLISHED))
-        raise ValueError(f"weights={weights!r}: {source} publishes no checkpoint for '{weights_name}'; "
-                         f"{source} weights exist for {known}")
-    if not tag:
-        return entries[0]
-    tag = tag.split(".", 1)[1] if tag.startswith(weights_name + ".") else tag   # "timm:resnet18.tv_in1k" too
-    for entry in entries:
-        if entry.tag == tag:
-            return entry
-    raise ValueError(f"weights={weights!r}: unknown {source} tag for '{weights_name}'; "
-                     f"known: {', '.join(repr(e.spec) for e in entries)}")
-
 
 #: torchvision's / timm's model name -> our architecture its checkpoints fit; each family module registers its own
 #: (:func:`register_architectures`), so a source is found by architecture, not by a model's display name.
@@ -193,8 +72,7 @@ def key_map(architecture) -> Optional[Callable[[str], Optional[str]]]:
     """``architecture``'s map from our layer names to torchvision's / timm's parameter prefixes (its family's
     ``torch_key_map``), None if torchvision and timm have no counterpart of it; a ValueError saying what to build
     instead for an architecture of the right family in another layout."""
-    method = getattr(architecture, "torch_key_map", None)
-    return method() if method is not None else None
+    return architecture.torch_key_map()
 
 
 def fetch(weights_name: str, weights: str) -> str:
