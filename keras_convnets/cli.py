@@ -378,13 +378,12 @@ def _export(args):
 
 
 def _convert(args):
-    from keras_convnets.models import torch_weights
+    from keras_convnets import convert
 
     if args.classes is not None and args.classes <= 0:
         raise UsageError(f"--classes must be a positive integer; got {args.classes}")
     try:
-        lines = torch_weights.convert(args.source, args.model, args.out, classes=args.classes,
-                                      export_dir=args.export)
+        lines = convert.convert(args.source, args.model, args.out, classes=args.classes, export_dir=args.export)
     except (ValueError, ImportError, OSError) as error:  # a misfit, a missing extra, no download
         raise UsageError(str(error)) from None
     print("\n".join(lines))

@@ -28,6 +28,7 @@ imported only when used; a missing one is a :class:`MissingExtraError` naming th
 
 import contextlib
 import dataclasses
+import importlib
 import json
 import os
 import shutil
@@ -37,6 +38,9 @@ from typing import Callable, List, Optional
 import numpy as np
 
 from keras_convnets import checks
+from keras_convnets.models import imagenet
+from keras_convnets.training import datasets
+from keras_convnets.training import export as tf_export
 
 FORMATS = ("saved_model", "onnx", "litert", "openvino")
 QUANTIZATIONS = ("int8",)
@@ -110,7 +114,6 @@ class ExportResult:
 
 def require(format: str):
     """Imports the modules ``format`` needs; a :class:`MissingExtraError` naming the extra if one is missing."""
-    import importlib
 
     checks.one_of("format", format, FORMATS)
     if format not in EXTRAS:
@@ -159,7 +162,6 @@ def _check_arguments(format, out, quantize, calibration_images):
 # ----------------------------------------------------------------------------------------------- the function --
 
 def _view(saved_model):
-    from keras_convnets.training import export as tf_export
 
     size = tf_export.input_size(saved_model)
     return size, tf_export.crop_fraction(saved_model), tf_export.interpolation(saved_model)
@@ -170,7 +172,6 @@ def _classifier_function(saved_model):
     ``preprocessed`` signature (``serving_default`` of an export older than it, which takes that shape)."""
     import tensorflow as tf
 
-    from keras_convnets.training import export as tf_export
 
     (height, width), _, _ = _view(saved_model)
     name = tf_export.PREPROCESSED if tf_export.resizes_images(saved_model) else "serving_default"
@@ -198,7 +199,6 @@ def _write_onnx(saved_model, path, names, view):
     import onnx
     import tf2onnx
 
-    from keras_convnets.training import export as tf_export
 
     frozen = frozen_classifier(saved_model)
     graph_def = frozen.graph.as_graph_def()
@@ -307,7 +307,6 @@ def runner(path: str) -> Callable:
         # digits: 1e-2 off on trained models); the export's contract is float32.
         compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         return lambda images: compiled(np.asarray(images, np.uint8))[0]
-    from keras_convnets.training import export as tf_export
 
     saved_model = tf_export.load(saved_model_dir(path))
     signature = tf_export.PREPROCESSED if tf_export.resizes_images(saved_model) else "serving_default"
@@ -322,7 +321,6 @@ def _in_batches(run, images, batch_size=64):
 # --------------------------------------------------------------------------------------------- calibration --
 
 def _run_record(saved_model_path):
-    from keras_convnets.training import export as tf_export
 
     found = tf_export.recorded_run(saved_model_path)
     if found is not None and found[1] is None:
@@ -334,9 +332,7 @@ def training_images(saved_model_path, saved_model, count, dataset=None, data_dir
     """``(uint8 [count, S, S, 3], what they are)``: the first ``count`` images of the training split of the run that
     wrote the SavedModel (its ``run.json``: dataset, held-out split), or of ``dataset``'s, in the SavedModel's
     evaluation view (size, crop fraction, interpolation)."""
-    import dataclasses as dc
 
-    from keras_convnets.training import datasets
 
     record = _run_record(saved_model_path) or {}
     recorded = record.get("data") if isinstance(record.get("data"), dict) else {}
@@ -351,7 +347,7 @@ def training_images(saved_model_path, saved_model, count, dataset=None, data_dir
               recorded.get("dataset") == dataset}
     description = datasets.describe(dataset, image_size=size, augmentation="imagenet" if fraction < 1 else "none",
                                     statistics=unused, data_dir=data_dir, **kwargs)
-    train_view = dc.replace(description, evaluation=description.train)
+    train_view = dataclasses.replace(description, evaluation=description.train)
     images = []
     for batch, _ in datasets.eval_dataset(train_view, 128, crop_fraction=fraction if fraction < 1 else None,
                                           interpolation=method).as_numpy_iterator():
@@ -379,8 +375,6 @@ def export(source: str, format: str, out: str, *, quantize: Optional[str] = None
     """
     _check_arguments(format, out, quantize, calibration_images)
     require(format)
-    from keras_convnets.models import imagenet
-    from keras_convnets.training import export as tf_export
 
     source_dir = saved_model_dir(str(source))
     saved_model = tf_export.load(source_dir)
@@ -448,7 +442,6 @@ def _export_saved_model(source_dir, saved_model, out, names, view, check_images)
     names are ImageNet placeholders, then checked signature by signature against the source."""
     import tensorflow as tf
 
-    from keras_convnets.training import export as tf_export
 
     (height, width), fraction, method = view
     if os.path.abspath(source_dir) == out:
@@ -492,7 +485,6 @@ def _resave(saved_model, path, names, view, tmp):
     ``names``: an older export brought up to the current signatures without its Keras model."""
     import tensorflow as tf
 
-    from keras_convnets.training import export as tf_export
 
     (size, _), fraction, method = view
     serving = saved_model.signatures["serving_default"]

@@ -138,11 +138,11 @@ def test_get_backbone_loads_a_weights_file_of_the_classifier_or_of_the_backbone(
 
 def _torchvision_state(model):
     """A torchvision-format state dict of our torchvision-layout ResNet ``model`` (the inverse of the loader's map)."""
-    from keras_convnets.models import torch_weights
+    from keras_convnets.models import resnet
 
     state = {}
     for layer in model.layers:
-        prefix = torch_weights._resnet_name(layer.name)
+        prefix = resnet.torch_key(layer.name)
         if prefix is None or not layer.weights:
             continue
         values = layer.get_weights()

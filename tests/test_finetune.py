@@ -151,6 +151,7 @@ def test_only_keras_applications_resnet_files_are_taken_as_bgr(tmp_path, monkeyp
     weights_channels='bgr'."""
     import hashlib
 
+    from keras_convnets.models import pretrained
     from keras_convnets.models import weights as weights_lib
 
     photos = _photos(tmp_path / "photos")
@@ -175,7 +176,7 @@ def test_only_keras_applications_resnet_files_are_taken_as_bgr(tmp_path, monkeyp
 
     md5 = hashlib.md5(open(own, "rb").read()).hexdigest()  # the same bytes as the published file: its MD5 says so
     published = weights_lib.PUBLISHED["resnet50"]
-    monkeypatch.setitem(weights_lib.PUBLISHED, "resnet50", weights_lib.PublishedWeights(
+    monkeypatch.setitem(weights_lib.PUBLISHED, "resnet50", pretrained.PublishedWeights(
         published.folder, published.stem, published.top_md5, md5))
     theirs = planned(own)
     assert theirs.spec.statistics.reverse_channels and "keras.applications' resnet50 file" in \

@@ -121,10 +121,12 @@ def test_reference_table_covers_every_registered_model_and_agrees_with_the_regis
 
 
 def test_counts_table_covers_every_registered_model():
-    """counts.py is generated (python -m keras_convnets.models.registry --write); the test above checks its
+    """counts.py is generated (python -m tools.registry --write); the test above checks its
     parameters against the papers' through REFERENCE, test_flops.py its FLOPs against the built models."""
     assert [name for name, info in registry.REGISTRY.items() if info.params is None or info.flops is None] == []
-    assert registry.main(["--check"]) == 0
+    from tools import registry as registry_tool
+
+    assert registry_tool.main(["--check"]) == 0
 
 
 def test_wide_block_alias_builds_the_same_wide_resnet():

@@ -11,7 +11,7 @@ README = (ROOT / "README.md").read_text()
 def test_model_table_is_generated_from_the_registry():
     start, end = (README.index(marker) for marker in registry.README_MARKERS)
     table = README[start + len(registry.README_MARKERS[0]):end].strip()
-    assert table == registry.markdown_table(), "run: python -m keras_convnets.models.registry --write"
+    assert table == registry.markdown_table(), "run: python -m tools.registry --write"
 
 
 def test_readme_starts_with_the_two_commands():

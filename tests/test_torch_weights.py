@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import keras_convnets as kc
-from keras_convnets.models import torch_weights
+from keras_convnets.models import checkpoints, pretrained, torch_weights
 from keras_convnets.models.torch_weights import CheckpointMismatchError
 
 # torchvision imports torch._dynamo, which imports triton (CUDA builds) if present; triton loaded after TensorFlow
@@ -97,7 +97,7 @@ def test_timm_safetensors_checkpoint_loads_and_matches(name, tmp_path):
     reference = _torchvision_model(name, seed=3)
     path = tmp_path / "model.safetensors"
     _timm_file(reference, path)
-    assert torch_weights.checkpoint_format(path) == "safetensors"
+    assert checkpoints.checkpoint_format(path) == "safetensors"
     ours = _ours(name)
     report = torch_weights.load_checkpoint(ours, path)
     assert report.skipped == [] and report.loaded == len(ours.weights)
@@ -209,7 +209,7 @@ def test_extra_tensor_is_named(tmp_path):
 def test_pth_without_torch_says_what_to_install(resnet50_file, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ImportError, match=r'keras-convnets\[torch\]'):
-        torch_weights.read_checkpoint(resnet50_file)
+        checkpoints.read_checkpoint(resnet50_file)
 
 
 def test_named_source_downloads_checks_the_hash_and_records_preprocessing(tmp_path, monkeypatch):
@@ -220,8 +220,8 @@ def test_named_source_downloads_checks_the_hash_and_records_preprocessing(tmp_pa
     reference = _torchvision_model("resnet18", seed=8)
     torch.save(reference.state_dict(), source)
     prefix = hashlib.sha256(source.read_bytes()).hexdigest()[:8]
-    entry = torch_weights.PublishedCheckpoint("torchvision", "v1", source.as_uri(), f"resnet18-{prefix}.pth", prefix,
-                                              torch_weights.Preprocessing(224, 256, "bilinear"))
+    entry = pretrained.PublishedCheckpoint("torchvision", "v1", source.as_uri(), f"resnet18-{prefix}.pth", prefix,
+                                           pretrained.Preprocessing(224, 256, "bilinear"))
     monkeypatch.setitem(torch_weights.PUBLISHED, "resnet18", [entry])
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     ours = kc.ResNet18(weights="torchvision", input_shape=(64, 64, 3), classifier_activation=None)
@@ -280,7 +280,7 @@ def test_convert_export_serves_the_view_the_weights_expect(source, fraction, met
     _timm_file(_torchvision_model("resnet18", seed=10), checkpoint)
     if source != "file":   # a local stand-in for timm's hub file; its preprocessing is the table's ResNet-strikes-back
         monkeypatch.setitem(torch_weights.PUBLISHED, "resnet18",
-                            [torch_weights._timm("resnet18", "a1_in1k", torch_weights._TIMM_RSB)])
+                            [pretrained._timm("resnet18", "a1_in1k", pretrained._TIMM_RSB)])
         monkeypatch.setattr(torch_weights, "fetch", lambda name, weights: str(checkpoint))
     saved = tmp_path / "sm"
     argv = ["convert", str(checkpoint) if source == "file" else source, "resnet18", "--out",
@@ -304,6 +304,6 @@ def test_memory_efficient_densenet_from_a_named_source_records_its_preprocessing
     _timm_file(reference, path)
     monkeypatch.setattr(torch_weights, "fetch", lambda name, weights: str(path))
     ours = _ours("densenet121", memory_efficient=True, weights="torchvision")
-    assert torch_weights.preprocessing_of(ours) == torch_weights.published_checkpoint("densenet121",
-                                                                                      "torchvision").preprocessing
+    assert torch_weights.preprocessing_of(ours) == pretrained.published_checkpoint("densenet121",
+                                                                                   "torchvision").preprocessing
     assert _relative_error(reference, ours, 64)[0] < TOLERANCE

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import keras_convnets as kc
+from keras_convnets.models import pretrained
 from keras_convnets.models import weights as weights_lib
 from keras_convnets.models.backend import KERAS_3, keras
 
@@ -42,9 +43,9 @@ def test_imagenet_weights_download_through_get_file_with_hash(tmp_path, monkeypa
     source = kc.ResNet50(input_shape=SHAPE, include_top=False)
     path = _weights_file(source, tmp_path)
     md5 = hashlib.md5(path.read_bytes()).hexdigest()
-    entry = weights_lib.PublishedWeights("resnet", "resnet50", "0" * 32, md5)
-    monkeypatch.setattr(weights_lib.PublishedWeights, "url", lambda self, top: path.as_uri())
-    monkeypatch.setattr(weights_lib.PublishedWeights, "file_name", lambda self, top: path.name)
+    entry = pretrained.PublishedWeights("resnet", "resnet50", "0" * 32, md5)
+    monkeypatch.setattr(pretrained.PublishedWeights, "url", lambda self, top: path.as_uri())
+    monkeypatch.setattr(pretrained.PublishedWeights, "file_name", lambda self, top: path.name)
     monkeypatch.setitem(weights_lib.PUBLISHED, "resnet50", entry)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     monkeypatch.setattr(keras.utils, "get_file", _get_file_in(tmp_path / "cache"))
@@ -77,7 +78,7 @@ def test_imagenet_download_failure_names_the_url_and_the_way_out(monkeypatch):
 def test_hash_mismatch_is_refused(tmp_path, monkeypatch):
     path = tmp_path / "bogus.h5"
     path.write_bytes(b"not weights")
-    monkeypatch.setattr(weights_lib.PublishedWeights, "url", lambda self, top: path.as_uri())
+    monkeypatch.setattr(pretrained.PublishedWeights, "url", lambda self, top: path.as_uri())
     monkeypatch.setattr(keras.utils, "get_file", _get_file_in(tmp_path / "cache"))
     with pytest.raises(kc.WeightsUnavailableError):
         kc.ResNet50(weights="imagenet", input_shape=SHAPE, include_top=False)

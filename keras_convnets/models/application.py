@@ -90,6 +90,12 @@ class Architecture:
         deepest one of each stride."""
         raise NotImplementedError
 
+    def torch_key_map(self) -> Optional[Callable[[str], Optional[str]]]:
+        """The map from this network's layer names to torchvision's / timm's parameter prefixes (the family's
+        ``torch_key``), through which their checkpoints load; None when they publish no counterpart (the default). A
+        family may raise a ValueError saying which of its layouts to build instead."""
+        return None
+
 
 def stem_maps(x, arch: Architecture, config: LayerConfig) -> List[Tuple[int, Any]]:
     """The one stem of both families: ImageNet's zero-pad 3, 7x7/2 conv, [BN-ReLU], zero-pad 1, 3x3/2 max-pool, or
@@ -401,6 +407,7 @@ def build_model(include_top: bool = True, weights: Any = None, input_tensor: Any
                    classifier_activation=classifier_activation, config=config)
     with _deep_graph_recursion():
         model = keras.Model(inputs, outputs, name=name)
+    setattr(model, torch_weights.ARCHITECTURE_ATTRIBUTE, arch)  # how load_checkpoint finds its family's name map
     if weights is not None and options["memory_efficient"]:
         # The memory-efficient model's first BN and conv of each dense layer are sublayers, so weight files (saved by
         # either model) do not match it layer by layer; the plain twin has the same weights in the same order.

@@ -9,10 +9,11 @@
 """
 
 import dataclasses
-from typing import Tuple
+import re
+from typing import Callable, Optional, Tuple
 
 from keras_convnets import checks
-from keras_convnets.models import application, blocks
+from keras_convnets.models import application, blocks, torch_weights
 from keras_convnets.models.config import KERAS_APPLICATIONS, TORCH
 
 
@@ -41,6 +42,10 @@ class Architecture(application.Architecture):
     def stem_activated(self) -> bool:
         return self.stem == "imagenet"
 
+    def torch_key_map(self) -> Optional[Callable[[str], Optional[str]]]:
+        """:func:`torch_key` for the ImageNet DenseNets (torchvision's and timm's layout); None for the CIFAR ones."""
+        return torch_key if self.stem == "imagenet" else None
+
     def feature_maps(self, x, config, options):
         """The stem's maps, each dense block's output (before its transition: timm's ``features_only`` choice) and
         each transition's, then the final BN-ReLU (``relu``, what the classifier pools). The same tensors with
@@ -68,6 +73,24 @@ build_densenet = application.build_model
 #: ImageNet depth -> (growth rate, layers per dense block), Huang et al. (2017), Table 1; 161 is k=48.
 IMAGENET_DEPTHS = {121: (32, (6, 12, 24, 16)), 169: (32, (6, 12, 32, 32)), 201: (32, (6, 12, 48, 32)),
                    264: (32, (6, 12, 64, 48)), 161: (48, (6, 12, 36, 24))}
+
+
+def torch_key(layer: str) -> Optional[str]:
+    """torchvision's / timm's parameter prefix of one of our ImageNet DenseNet layers (``features.conv0``,
+    ``features.denseblock{i}.denselayer{j}.norm1`` ..., ``features.transition{i}.norm`` / ``.conv``,
+    ``features.norm5``, ``classifier``), None for a layer they lack."""
+    fixed = {"conv1_conv": "features.conv0", "conv1_bn": "features.norm0", "bn": "features.norm5",
+             "predictions": "classifier"}
+    if layer in fixed:
+        return fixed[layer]
+    match = re.fullmatch(r"conv(\d)_block(\d+)_(0_bn|1_conv|1_bn|2_conv)", layer)
+    if match:
+        part = {"0_bn": "norm1", "1_conv": "conv1", "1_bn": "norm2", "2_conv": "conv2"}[match.group(3)]
+        return f"features.denseblock{int(match.group(1)) - 1}.denselayer{match.group(2)}.{part}"
+    match = re.fullmatch(r"pool(\d)_(bn|conv)", layer)
+    if match:
+        return f"features.transition{int(match.group(1)) - 1}.{'norm' if match.group(2) == 'bn' else 'conv'}"
+    return None
 
 
 def imagenet_densenet(depth: int) -> Architecture:
@@ -134,6 +157,9 @@ DenseNetBC250 = _register("DenseNetBC250", cifar_densenet(250, 24), "CIFAR Dense
                           name="densenet_bc_250", figures={"C10+": 3.62})
 DenseNetBC190 = _register("DenseNetBC190", cifar_densenet(190, 40), "CIFAR DenseNet-BC L=190, k=40",
                           name="densenet_bc_190", figures={"C10+": 3.46})
+
+# torchvision's / timm's names of the architectures their checkpoints fit (weights="torchvision" / "timm[:tag]").
+torch_weights.register_architectures({f"densenet{depth}": imagenet_densenet(depth) for depth in (121, 161, 169, 201)})
 
 __all__ = ["build_densenet", "DenseNet", "CifarDenseNet", "DenseNet121", "DenseNet169", "DenseNet201", "DenseNet264",
            "DenseNet161", "DenseNet40", "DenseNet100", "DenseNetBC100", "DenseNetBC250", "DenseNetBC190"]

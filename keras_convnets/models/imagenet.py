@@ -9,13 +9,17 @@ spaces (``n01440764 tench``). It is generated, not edited: ``python -m keras_con
 ``--check`` compares the IDs with tfds'. Two names repeat, as in WordNet (``crane``: the bird and the machine;
 ``maillot``: two garments); their IDs tell them apart.
 
-Imports only numpy (and that lazily), so naming predictions never imports TensorFlow.
+Imports only numpy and :mod:`keras_convnets.checks`, so naming predictions never imports TensorFlow.
 """
 
 import functools
 import os
 import sys
 from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from keras_convnets import checks
 
 CLASSES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "imagenet_classes.txt")
 NUM_CLASSES = 1000
@@ -61,9 +65,7 @@ def decode_predictions(probabilities, top: int = 5, class_names: Optional[Sequen
     without a download. For 1,000 classes (default ``class_names``) the id is the WordNet ID and the name
     WordNet's; for another classifier pass its ``class_names`` (e.g. an export's ``labels.txt``) and the id is the
     class index."""
-    import numpy as np
 
-    from keras_convnets import checks
 
     checks.positive_int("top", top)
     rows = np.asarray(probabilities)

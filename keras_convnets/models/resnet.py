@@ -22,10 +22,11 @@ Layouts, where the field disagrees:
 """
 
 import dataclasses
-from typing import Any, Callable, Mapping, Tuple
+import re
+from typing import Any, Callable, Mapping, Optional, Tuple
 
 from keras_convnets import checks
-from keras_convnets.models import application, blocks
+from keras_convnets.models import application, blocks, torch_weights
 from keras_convnets.models.config import KERAS_APPLICATIONS, TORCH, LayerConfig
 
 
@@ -66,6 +67,19 @@ class Architecture(application.Architecture):
                 else:
                     stride = 2 if i == 0 and stage > 0 else 1
                 yield filters, stride, f"conv{stage + 2}_block{i + 1}"
+
+    def torch_key_map(self) -> Optional[Callable[[str], Optional[str]]]:
+        """:func:`torch_key` for the torchvision-layout ImageNet ResNets (v1.5, no conv biases); None for the CIFAR
+        and pre-activation ones; a ValueError naming the layout to build for a keras.applications v1 ResNet."""
+        if self.stem != "imagenet" or self.preact:
+            return None
+        if self.config.conv_bias:
+            depth = 3 * self.num_blocks + 2
+            raise ValueError(f"ResNet-{depth} here is in keras.applications' layout (conv biases, stride on the first "
+                             "1x1 conv), which no torchvision/timm checkpoint fits; build "
+                             f"keras_convnets.ResNet({depth}, layout=\"torchvision\") for torchvision's / timm's "
+                             "weights")
+        return torch_key
 
     def feature_maps(self, x, config, options):
         """The stem's maps, every block's output, and in a pre-activation network the final BN-ReLU (``post_relu``,
@@ -120,6 +134,22 @@ def imagenet_resnet(depth: int, layout: str = "torchvision", groups: int = 1, ba
                             config=_KERAS_V1, block_options=grouping)
     return Architecture(block=blocks.bottleneck_block, stages=stages, stem="imagenet", stem_width=64, config=TORCH,
                         block_options={**grouping, "stride_on": "3x3"})
+
+
+def torch_key(layer: str) -> Optional[str]:
+    """torchvision's / timm's parameter prefix of one of our torchvision-layout ImageNet ResNet layers (``conv1``,
+    ``bn1``, ``layer{stage}.{block}.conv{i}`` / ``.bn{i}`` / ``.downsample.{0,1}``, ``fc``), None for a layer they
+    lack."""
+    fixed = {"conv1_conv": "conv1", "conv1_bn": "bn1", "predictions": "fc"}
+    if layer in fixed:
+        return fixed[layer]
+    match = re.fullmatch(r"conv(\d)_block(\d+)_(\d)_(conv|bn)", layer)
+    if not match:
+        return None
+    stage, block, index, kind = int(match.group(1)) - 1, int(match.group(2)) - 1, int(match.group(3)), match.group(4)
+    if index == 0:  # projection shortcut
+        return f"layer{stage}.{block}.downsample.{0 if kind == 'conv' else 1}"
+    return f"layer{stage}.{block}.{kind}{index}"
 
 
 def _blocks_per_stage(family, depth, fixed, per_block):
@@ -269,6 +299,13 @@ ResNeXt29_8x64d = _register("ResNeXt29_8x64d", cifar_resnext(29, 8, 64), "CIFAR 
                             name="resnext29_8x64d", family="resnext", figures={"C10+": 3.65})
 ResNeXt29_16x64d = _register("ResNeXt29_16x64d", cifar_resnext(29, 16, 64), "CIFAR ResNeXt-29 16x64d",
                              name="resnext29_16x64d", family="resnext", figures={"C10+": 3.58})
+
+# torchvision's / timm's names of the architectures their checkpoints fit (weights="torchvision" / "timm[:tag]").
+torch_weights.register_architectures({
+    **{f"resnet{depth}": imagenet_resnet(depth) for depth in (18, 34, 50, 101, 152)},
+    "resnext50_32x4d": imagenet_resnet(50, groups=32, base_width=4),
+    "resnext101_32x8d": imagenet_resnet(101, groups=32, base_width=8),
+    "wide_resnet50_2": imagenet_resnet(50, base_width=128)})
 
 __all__ = ["build_resnet", "ResNet", "CifarResNet", "PreActResNet", "WideResNet", "ResNeXt",
            "ResNet18", "ResNet34", "ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2", "ResNet152V2",

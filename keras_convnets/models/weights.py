@@ -1,83 +1,21 @@
 """Pretrained weights: the files keras.applications publishes, for the models whose architecture is the same as theirs.
 
+The files' records (URL, MD5, the input they expect) are :mod:`keras_convnets.models.pretrained`'s.
 ``weights`` everywhere is ``None`` (random init), ``"imagenet"``, or a path to a local weights file (a Keras 3
 ``.weights.h5``, or a legacy ``.h5`` such as keras.applications' own files, matched by layer order). PyTorch
 checkpoints -- ``"torchvision"``, ``"timm:<tag>"`` or a ``.pth`` / ``.safetensors`` file, told apart by content -- are
 :mod:`keras_convnets.models.torch_weights`'.
 """
 
-import dataclasses
-import hashlib
 import os
 from typing import Any, Optional
 
-from keras_convnets.models import torch_weights
+from keras_convnets.models import pretrained, torch_weights
 from keras_convnets.models.backend import keras
+from keras_convnets.models.checkpoints import WeightsUnavailableError, checkpoint_format
 
-_GCS = "https://storage.googleapis.com/tensorflow/keras-applications/"
-
-
-@dataclasses.dataclass(frozen=True)
-class PublishedWeights:
-    """One keras.applications weights file pair: with and without the classifier, each checked by its MD5."""
-
-    folder: str
-    stem: str
-    top_md5: str
-    notop_md5: str
-
-    def file_name(self, include_top: bool) -> str:
-        suffix = "" if include_top else "_notop"
-        return f"{self.stem}_weights_tf_dim_ordering_tf_kernels{suffix}.h5"
-
-    def url(self, include_top: bool) -> str:
-        return f"{_GCS}{self.folder}/{self.file_name(include_top)}"
-
-    def md5(self, include_top: bool) -> str:
-        return self.top_md5 if include_top else self.notop_md5
-
-
-#: The hashes are keras.applications' published ones (keras/src/applications/resnet.py, densenet.py).
-PUBLISHED = {
-    "resnet50": PublishedWeights("resnet", "resnet50", "2cb95161c43110f7111970584f804107",
-                                 "4d473c1dd8becc155b73f8504c6f6626"),
-    "resnet101": PublishedWeights("resnet", "resnet101", "f1aeb4b969a6efcfb50fad2f0c20cfc5",
-                                  "88cf7a10940856eca736dc7b7e228a21"),
-    "resnet152": PublishedWeights("resnet", "resnet152", "100835be76be38e30d865e96f2aaae62",
-                                  "ee4c566cf9a93f14d82f913c2dc6dd0c"),
-    "resnet50v2": PublishedWeights("resnet", "resnet50v2", "3ef43a0b657b3be2300d5770ece849e0",
-                                   "fac2f116257151a9d068a22e544a4917"),
-    "resnet101v2": PublishedWeights("resnet", "resnet101v2", "6343647c601c52e1368623803854d971",
-                                    "c0ed64b8031c3730f411d2eb4eea35b5"),
-    "resnet152v2": PublishedWeights("resnet", "resnet152v2", "a49b44d1979771252814e80f8ec446f9",
-                                    "ed17cf2e0169df9d443503ef94b23b33"),
-    "densenet121": PublishedWeights("densenet", "densenet121", "9d60b8095a5708f2dcce2bca79d332c7",
-                                    "30ee3e1110167f948a6b9946edeeb738"),
-    "densenet169": PublishedWeights("densenet", "densenet169", "d699b8f76981ab1b30698df4c175e90b",
-                                    "b8c4d4c20dd625c148057b9ff1c1176b"),
-    "densenet201": PublishedWeights("densenet", "densenet201", "1ceb130c1ea1b78c3bf6114dbdfd8807",
-                                    "c13680b51ded0fb44dff2d8f86ac8bb1"),
-}
-
-
-def keras_applications_file(path) -> Optional[str]:
-    """The key (``"resnet50"``, ...) of the keras.applications file ``path`` is, known by its file name (as
-    ``keras.utils.get_file`` caches it) or its published MD5; None for any other file (e.g. one saved by our own
-    ``save_weights``), whose provenance a caller cannot tell."""
-    name = os.path.basename(os.fspath(path))
-    for key, entry in PUBLISHED.items():
-        if name in (entry.file_name(True), entry.file_name(False)):
-            return key
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    md5 = digest.hexdigest()
-    return next((key for key, entry in PUBLISHED.items() if md5 in (entry.top_md5, entry.notop_md5)), None)
-
-
-class WeightsUnavailableError(OSError):
-    """The published weights could not be downloaded (e.g. no internet)."""
+#: keras.applications' files by weights key: :data:`keras_convnets.models.pretrained.KERAS_APPLICATIONS`.
+PUBLISHED = pretrained.KERAS_APPLICATIONS
 
 
 def check_argument(weights: Any, weights_name: Optional[str], model_name: Optional[str] = None,
@@ -87,8 +25,8 @@ def check_argument(weights: Any, weights_name: Optional[str], model_name: Option
     ``architecture``: what a torchvision / timm source is looked up by."""
     if weights is None:
         return
-    if torch_weights.is_named_source(weights):
-        torch_weights.published_checkpoint(torch_weights.checkpoint_name(architecture, weights), weights)
+    if pretrained.is_named_source(weights):
+        pretrained.published_checkpoint(torch_weights.checkpoint_name(architecture, weights), weights)
         return
     if weights == "imagenet":
         if weights_name not in PUBLISHED:
@@ -122,8 +60,8 @@ def load(model, weights: Any, weights_name: Optional[str], include_top: bool, ar
     found)."""
     if weights is None:
         return
-    if torch_weights.is_named_source(weights) or (
-            weights != "imagenet" and os.path.isfile(weights) and torch_weights.checkpoint_format(weights)):
+    if pretrained.is_named_source(weights) or (
+            weights != "imagenet" and os.path.isfile(weights) and checkpoint_format(weights)):
         torch_weights.load_pretrained(model, weights, architecture)
         return
     path = fetch(weights_name, include_top) if weights == "imagenet" else os.fspath(weights)

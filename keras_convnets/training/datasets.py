@@ -30,6 +30,8 @@ import os
 import numpy as np
 
 from keras_convnets import checks
+from keras_convnets.models import pretrained as pretrained_weights
+from keras_convnets.models.checkpoints import checkpoint_format
 from keras_convnets.training import data, image_folder
 
 AUGMENTATIONS = ("cifar", "imagenet", "none")
@@ -66,24 +68,17 @@ class Statistics:
         return cls(tuple(obj["mean"]), tuple(obj["std"]), obj["source"], bool(obj.get("reverse_channels", False)))
 
 
-#: keras.applications' ``preprocess_input`` modes (keras/src/applications/imagenet_utils.py) as statistics.
-_TORCH_MODE = Statistics((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "ImageNet (torch mode: x/255, mean, std)")
-_TF_MODE = Statistics((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "ImageNet (tf mode: x/127.5 - 1)")
-_CAFFE_MODE = Statistics((123.68 / 255, 116.779 / 255, 103.939 / 255), (1 / 255,) * 3,
-                         "ImageNet (caffe mode: BGR, mean subtracted, not scaled)", reverse_channels=True)
-_CAFFE_MODELS = ("resnet50", "resnet101", "resnet152")
-_TF_MODE_MODELS = ("resnet50v2", "resnet101v2", "resnet152v2")
+def _statistics(preprocessing: pretrained_weights.Preprocessing) -> Statistics:
+    """The normalisation a :class:`~keras_convnets.models.pretrained.Preprocessing` record says, as statistics."""
+    return Statistics(preprocessing.mean, preprocessing.std, preprocessing.description,
+                      reverse_channels=preprocessing.channel_order == "bgr")
 
 
 def imagenet_statistics(model_name: str) -> Statistics:
     """The input normalization ImageNet weights of ``model_name`` were trained with: keras.applications' mode for
     the models whose weights it publishes (ResNet v1: caffe; ResNet v2: tf; DenseNet: torch), torchvision's (the
     same mean/std as torch mode) for the others."""
-    if model_name in _CAFFE_MODELS:
-        return _CAFFE_MODE
-    if model_name in _TF_MODE_MODELS:
-        return _TF_MODE
-    return _TORCH_MODE
+    return _statistics(pretrained_weights.imagenet_preprocessing(model_name))
 
 
 #: What ``weights_channels`` (``--weights-channels``) accepts: the channel order a weights file was trained on.
@@ -94,25 +89,25 @@ def pretrained_statistics(model_name: str, weights, channels: str | None = None)
     """The input normalization for fine-tuning ``model_name`` from ``weights`` (``"imagenet"``, a torchvision /
     timm source, or a file). ``channels`` (``"rgb"`` / ``"bgr"``) says what the weights were trained on; None
     decides by provenance: ``"imagenet"`` and keras.applications' own files (known by file name or MD5,
-    :func:`keras_convnets.models.weights.keras_applications_file`) take keras.applications' mode for their model
+    :func:`keras_convnets.models.pretrained.keras_applications_file`) take keras.applications' mode for their model
     (caffe, BGR, for ResNet-50/101/152); torchvision / timm weights take torch mode; any other file is of unknown
     provenance and taken as RGB with the model's non-caffe statistics (torch mode for ResNet-50/101/152), never
     silently reversed. ``"bgr"``: caffe mode (BGR, channels reversed); ``"rgb"``: that RGB default."""
-    from keras_convnets.models import torch_weights
-    from keras_convnets.models import weights as weights_lib
-
     checks.one_of("weights_channels", channels, (None, *CHANNEL_ORDERS))
     own = imagenet_statistics(model_name)
-    rgb = _TORCH_MODE if own.reverse_channels else own
+    rgb = _statistics(pretrained_weights.TORCH_MODE) if own.reverse_channels else own
     if channels == "bgr":
-        return dataclasses.replace(_CAFFE_MODE, source=f"{_CAFFE_MODE.source}, as weights_channels='bgr' says")
+        caffe = _statistics(pretrained_weights.CAFFE_MODE)
+        return dataclasses.replace(caffe, source=f"{caffe.source}, as weights_channels='bgr' says")
     if channels == "rgb":
         return dataclasses.replace(rgb, source=f"{rgb.source}, as weights_channels='rgb' says")
     if weights == "imagenet":
         return own
-    if torch_weights.is_named_source(weights) or torch_weights.checkpoint_format(weights):
-        return _TORCH_MODE
-    key = weights_lib.keras_applications_file(weights)
+    if pretrained_weights.is_named_source(weights) and model_name in pretrained_weights.TORCH:
+        return _statistics(pretrained_weights.published_checkpoint(model_name, weights).preprocessing)
+    if pretrained_weights.is_named_source(weights) or checkpoint_format(weights):
+        return _statistics(pretrained_weights.TORCH_MODE)   # torchvision's and timm's, whatever the file
+    key = pretrained_weights.keras_applications_file(weights)
     if key is not None:
         stats = imagenet_statistics(key)
         return dataclasses.replace(stats, source=f"{stats.source}: keras.applications' {key} file")

@@ -33,7 +33,9 @@ with the rewrite off, so the check compares float32 with float32.
 """
 
 import contextlib
+import dataclasses
 import glob
+import json
 import os
 import shutil
 import tempfile
@@ -41,6 +43,7 @@ import tempfile
 import numpy as np
 
 from keras_convnets import checks
+from keras_convnets.training import datasets, performance, transforms
 
 LABELS_FILE = "labels.txt"
 SIGNATURE_INPUT = "images"
@@ -125,7 +128,6 @@ def decode_batch(image_bytes, size, fraction, method="bilinear"):
     ``InvalidArgumentError`` naming the first item that is not an image file."""
     import tensorflow as tf
 
-    from keras_convnets.training import transforms
 
     known = _known_image_format(image_bytes)
     first_bad = tf.argmin(tf.concat([tf.cast(known, tf.int32), [1]], 0), output_type=tf.int32)  # [1]: an empty batch
@@ -151,7 +153,6 @@ def record_view(module, labels_path, size, fraction, method):
 def recorded_run(saved_model_dir):
     """``(path, record)`` of the ``run.json`` of the run that wrote the SavedModel at ``saved_model_dir`` (in the run
     directory around it, or inside it); ``record`` is None when that file is not JSON. None if there is no record."""
-    import json
 
     for directory in (os.path.dirname(os.path.abspath(saved_model_dir)), saved_model_dir):
         path = os.path.join(directory, "run.json")
@@ -167,7 +168,6 @@ def recorded_run(saved_model_dir):
 def _serving_module(model, names, labels_path, fraction, method="bilinear"):
     import tensorflow as tf
 
-    from keras_convnets.training import transforms
 
     size, width, channels = (int(d) for d in model.input_shape[1:])
     if size != width or channels != 3:
@@ -252,11 +252,7 @@ def evaluate_saved_model(path, dataset, split=None, *, data_dir=None, batch_size
 
     A :class:`SavedModelError` when the model's classes are not the dataset's (or, for an export older than the
     any-size signature, its input size is not the dataset's): its score would mean nothing."""
-    import dataclasses
-
     import tensorflow as tf
-
-    from keras_convnets.training import datasets
 
     checks.one_of("tta (--tta)", tta, (None, *TTA))
     saved_model = load(path)
@@ -352,7 +348,6 @@ def export_saved_model(model, path, class_names, check_images=None, atol=1e-3, c
     in, then deletes the old: a kill between the renames leaves the old one aside, which :func:`recover` (run first
     thing here) puts back.
     """
-    from keras_convnets.training import performance
 
     with performance.onednn_bf16(False):  # a bf16 run's process: the check runs the file as a server would
         return _export_saved_model(model, path, class_names, check_images, atol, crop_fraction, interpolation)
@@ -361,8 +356,6 @@ def export_saved_model(model, path, class_names, check_images=None, atol=1e-3, c
 def _export_saved_model(model, path, class_names, check_images, atol, crop_fraction, interpolation):
     import tensorflow as tf
 
-    from keras_convnets import checks
-    from keras_convnets.training import transforms
 
     checks.one_of("interpolation", interpolation, transforms.INTERPOLATIONS)
     path = os.path.abspath(path)

@@ -1,0 +1,71 @@
+"""``keras-convnets convert``: a torchvision / timm checkpoint as a Keras weights file, and optionally as the
+uint8-serving SavedModel ``keras-convnets predict`` reads.
+
+Above the models (it builds registered models, loads the checkpoint through
+:mod:`keras_convnets.models.torch_weights`) and above training (its export is
+:func:`keras_convnets.training.export.export_saved_model`); only the command line imports it.
+"""
+
+import os
+import warnings
+from typing import List, Optional
+
+from keras_convnets.models import pretrained, registry, resnet, torch_weights
+from keras_convnets.models.backend import KERAS_3
+from keras_convnets.models.imagenet import imagenet_class_names
+from keras_convnets.training.data import preprocessing_model
+from keras_convnets.training.export import export_saved_model
+
+
+def build_for_checkpoint(name: str, **kwargs):
+    """Registered model ``name`` in the layout torchvision/timm checkpoints fit: the registry's factory, except for
+    ResNet-50/101/152, registered in keras.applications' layout, which are built with ``layout="torchvision"``."""
+    info = registry.model_info(name)
+    if info.name in pretrained.KERAS_LAYOUT_RESNETS:
+        return resnet.ResNet(int(info.name[6:]), layout="torchvision", **kwargs)
+    return info.build(**kwargs)
+
+
+def convert(source, model_name: str, out: str, *, classes: Optional[int] = None,
+            export_dir: Optional[str] = None) -> List[str]:
+    """Writes the weights of checkpoint ``source`` (a file, or ``"torchvision"`` / ``"timm[:tag]"``) for
+    registered model ``model_name`` to a Keras weights file ``out``; with ``classes`` other than the checkpoint's,
+    the backbone only (a fresh classifier). ``export_dir``: also a SavedModel serving raw uint8 images in the view
+    the weights expect (short side resized to ``resize_size`` with their interpolation, centre ``input_size`` crop,
+    ImageNet normalisation in front; torchvision's 256 -> 224 bilinear for a file) for ``keras-convnets predict``.
+    Returns what was done, in lines.
+    """
+    suffix = ".weights.h5" if KERAS_3 else ".h5"
+    if not str(out).endswith(suffix):
+        raise ValueError(f"--out must end in {suffix} (a Keras weights file); got {out!r}")
+    name = registry.model_info(model_name).name
+    kwargs = {} if classes is None else {"classes": classes}
+    model = build_for_checkpoint(name, **kwargs)
+    preprocessing, class_names = pretrained.TORCH_MODE, pretrained.IMAGENET_CLASSES   # torchvision's, for a file
+    if pretrained.is_named_source(source):
+        entry = pretrained.published_checkpoint(name, source)
+        preprocessing, class_names = entry.preprocessing, entry.class_names
+        source = torch_weights.fetch(name, source)
+    elif not os.path.isfile(source):
+        raise ValueError(f"SOURCE must be a checkpoint file or 'torchvision' / 'timm[:tag]'; got {source!r}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = torch_weights.load_checkpoint(model, source, skip_mismatch=classes is not None)
+    lines = [str(w.message) for w in caught if "skipped the classifier" in str(w.message)]
+    model.save_weights(out)
+    layout = f" (load with keras_convnets.ResNet({name[6:]}, layout=\"torchvision\", weights=...))" \
+        if name in pretrained.KERAS_LAYOUT_RESNETS else ""
+    lines.append(f"wrote {out}: {report.loaded} tensors of {source} into {model.name}{layout}")
+    if export_dir:
+        size = preprocessing.input_size
+        served = preprocessing_model(model, preprocessing, (size, size, 3))
+        classes_out = model.output_shape[-1]
+        names = imagenet_class_names() if class_names == pretrained.IMAGENET_CLASSES and classes is None \
+            and classes_out == 1000 else \
+            [str(i) for i in range(classes_out)]
+        export_saved_model(served, export_dir, names,
+                           crop_fraction=preprocessing.crop_fraction, interpolation=preprocessing.interpolation)
+        lines.append(f"saved model: {export_dir} (uint8 images of any size in, probabilities out; it resizes the "
+                     f"short side to {preprocessing.resize_size} ({preprocessing.interpolation}) and centre-crops "
+                     f"{size}x{size}, as the weights expect)")
+    return lines

@@ -1,0 +1,1 @@
+"""Developer tooling, outside the runtime package: generated files (``python -m tools.registry --write``)."""
