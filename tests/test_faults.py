@@ -217,10 +217,31 @@ def test_truncated_checkpoint_resumes_from_the_previous_epoch(capsys, disk_full_
 
 
 def test_kill_during_export_resumes_without_retraining_and_cleans_leftovers(capsys, tmp_path, monkeypatch):
+    """Also: a run's test figures are its last epoch's validation (no second pass over the test set after ``fit``),
+    and a resumed run with no epoch left evaluates the restored weights instead, to the same accuracy."""
     import tensorflow as tf
+
+    from keras_convnets.models.backend import keras
 
     out = tmp_path / "run"
     save = tf.saved_model.save
+    fit, evaluate = keras.Model.fit, keras.Model.evaluate
+    in_fit, evaluations_after_fit = [], []
+
+    def spy_fit(model, *args, **kwargs):
+        in_fit.append(True)
+        try:
+            return fit(model, *args, **kwargs)
+        finally:
+            in_fit.pop()
+
+    def spy_evaluate(model, *args, **kwargs):
+        if not in_fit:  # fit's own per-epoch validation calls evaluate too
+            evaluations_after_fit.append(True)
+        return evaluate(model, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", spy_fit)
+    monkeypatch.setattr(keras.Model, "evaluate", spy_evaluate)
 
     def killed_save(*args, **kwargs):
         os.makedirs(out / ".saved_model.tmp-killed")  # what a real kill leaves behind
@@ -229,6 +250,7 @@ def test_kill_during_export_resumes_without_retraining_and_cleans_leftovers(caps
     monkeypatch.setattr(tf.saved_model, "save", killed_save)
     with pytest.raises(Killed):
         train(capsys, out, epochs=1)
+    assert evaluations_after_fit == [], "the epoch's validation is the run's test figure"
     assert record(out)["status"] == "running"
     assert os.listdir(out / "backup") == ["epoch-00001"], "the backup is kept until the export has landed"
     history = (out / "history.json").read_text()
@@ -241,6 +263,8 @@ def test_kill_during_export_resumes_without_retraining_and_cleans_leftovers(caps
     assert (out / "saved_model" / "saved_model.pb").is_file()
     assert not [name for name in os.listdir(out) if name.startswith(".saved_model.")]
     assert not (out / "backup").exists() and record(out)["status"] == "complete"
+    assert evaluations_after_fit == [True], "with no epoch left, the restored weights are evaluated once"
+    assert record(out)["test_accuracy"] == json.loads(history)[-1]["val_accuracy"]
 
 
 def test_saved_model_left_aside_by_a_kill_between_the_renames_is_restored(tmp_path):

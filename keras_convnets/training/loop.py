@@ -512,17 +512,24 @@ def _start_record(out, run_plan):
 
 def _fit(model, train_ds, test_ds, callbacks, epochs, verbose, fit_steps, initial_epoch=0, evaluate=True,
          bf16=False):
-    """``model.fit`` (then ``evaluate``: ``[loss, accuracy]``) with unreadable dataset files turned into a one-line
-    :class:`DataError`. ``bf16``: ``fit`` (its train steps and per-epoch validation) runs under the oneDNN bf16
-    rewrite; the final ``evaluate`` never does, so the test accuracy reported is the float32 model's, which the
-    export serves."""
+    """``model.fit`` (then the test ``[loss, accuracy]`` if ``evaluate``) with unreadable dataset files turned into a
+    one-line :class:`DataError`. The test figures are the last epoch's validation, which ``fit`` computed on the
+    same data with the weights it ends with (the EMA's too: its callback leaves them in); ``evaluate`` runs again
+    only where that validation is missing (a resumed run with no epoch left) or was not the float32 model's:
+    ``bf16``, where ``fit`` (its train steps and per-epoch validation) runs under the oneDNN bf16 rewrite and the
+    reported accuracy must be the float32 model's, which the export serves."""
     import tensorflow as tf
 
     try:
         with performance.onednn_bf16() if bf16 else contextlib.nullcontext():
-            model.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch, validation_data=test_ds,
-                      callbacks=callbacks, verbose=verbose, shuffle=False, **fit_steps)  # the pipeline shuffles
-        return [float(v) for v in model.evaluate(test_ds, verbose=0)] if evaluate else None
+            history = model.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch, validation_data=test_ds,
+                                callbacks=callbacks, verbose=verbose, shuffle=False, **fit_steps)  # pipeline shuffles
+        if not evaluate:
+            return None
+        validated = {key: values[-1] for key, values in history.history.items() if values}
+        if not bf16 and {"val_loss", "val_accuracy"} <= set(validated):
+            return [float(validated["val_loss"]), float(validated["val_accuracy"])]
+        return [float(v) for v in model.evaluate(test_ds, verbose=0)]
     except (tf.errors.DataLossError, tf.errors.NotFoundError) as error:
         reason = " ".join(str(error).split())[:200]
         raise DataError(f"the dataset's files cannot be read ({reason}); they are corrupt or missing: prepare the "
