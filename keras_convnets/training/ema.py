@@ -8,11 +8,11 @@ is left alone.
 
 :class:`EMA` is a Keras callback. During ``fit``, the per-epoch validation (``on_test_begin`` / ``on_test_end``)
 swaps the shadow in and the training weights back afterwards, so ``val_accuracy`` is the EMA model's; at the end of
-training the shadow stays in the model, so the final ``evaluate`` and the export use it. When ``fit`` runs several
-steps per compiled call (``steps_per_execution``), the callback runs once per call and applies ``decay ** k`` for the
-``k`` steps it covered (torchvision updates every 32 steps with its decay adjusted the same way); with one step per
-call the average is exact. For the first ``warmup_steps`` the shadow is the weights (torchvision restarts its EMA
-during the learning-rate warm-up).
+training the shadow stays in the model, so the run's test figures (the last validation, or an ``evaluate`` on
+resume) and the export use it. When ``fit`` runs several steps per compiled call (``steps_per_execution``), the
+callback runs once per call and applies ``decay ** k`` for the ``k`` steps it covered (torchvision updates every
+32 steps with its decay adjusted the same way); with one step per call the average is exact. For the first
+``warmup_steps`` the shadow is the weights (torchvision restarts its EMA during the learning-rate warm-up).
 
 Resumption: :func:`keras_convnets.training.checkpoint.backup_and_restore` saves :meth:`EMA.save_state` beside each
 epoch's weights in the same atomic checkpoint and restores it with them, so a killed run resumes with its average.

@@ -526,9 +526,9 @@ def _fit(model, train_ds, test_ds, callbacks, epochs, verbose, fit_steps, initia
                                 callbacks=callbacks, verbose=verbose, shuffle=False, **fit_steps)  # pipeline shuffles
         if not evaluate:
             return None
-        validated = {key: values[-1] for key, values in history.history.items() if values}
-        if not bf16 and {"val_loss", "val_accuracy"} <= set(validated):
-            return [float(validated["val_loss"]), float(validated["val_accuracy"])]
+        logs = history.history
+        if not bf16 and logs.get("val_loss") and logs.get("val_accuracy"):
+            return [float(logs["val_loss"][-1]), float(logs["val_accuracy"][-1])]
         return [float(v) for v in model.evaluate(test_ds, verbose=0)]
     except (tf.errors.DataLossError, tf.errors.NotFoundError) as error:
         reason = " ".join(str(error).split())[:200]
