@@ -172,7 +172,6 @@ def _classifier_function(saved_model):
     ``preprocessed`` signature (``serving_default`` of an export older than it, which takes that shape)."""
     import tensorflow as tf
 
-
     (height, width), _, _ = _view(saved_model)
     name = tf_export.PREPROCESSED if tf_export.resizes_images(saved_model) else "serving_default"
     signature = saved_model.signatures[name]
@@ -198,7 +197,6 @@ def frozen_classifier(saved_model):
 def _write_onnx(saved_model, path, names, view):
     import onnx
     import tf2onnx
-
 
     frozen = frozen_classifier(saved_model)
     graph_def = frozen.graph.as_graph_def()
@@ -333,7 +331,6 @@ def training_images(saved_model_path, saved_model, count, dataset=None, data_dir
     wrote the SavedModel (its ``run.json``: dataset, held-out split), or of ``dataset``'s, in the SavedModel's
     evaluation view (size, crop fraction, interpolation)."""
 
-
     record = _run_record(saved_model_path) or {}
     recorded = record.get("data") if isinstance(record.get("data"), dict) else {}
     if dataset is None:
@@ -442,7 +439,6 @@ def _export_saved_model(source_dir, saved_model, out, names, view, check_images)
     names are ImageNet placeholders, then checked signature by signature against the source."""
     import tensorflow as tf
 
-
     (height, width), fraction, method = view
     if os.path.abspath(source_dir) == out:
         checks.fail("out", "another directory than the SavedModel exported", out)
@@ -484,7 +480,6 @@ def _resave(saved_model, path, names, view, tmp):
     """Saves a ``tf.Module`` that calls ``saved_model``'s signatures, adds ``serving_bytes`` and the class names
     ``names``: an older export brought up to the current signatures without its Keras model."""
     import tensorflow as tf
-
 
     (size, _), fraction, method = view
     serving = saved_model.signatures["serving_default"]

@@ -66,7 +66,6 @@ def decode_predictions(probabilities, top: int = 5, class_names: Optional[Sequen
     WordNet's; for another classifier pass its ``class_names`` (e.g. an export's ``labels.txt``) and the id is the
     class index."""
 
-
     checks.positive_int("top", top)
     rows = np.asarray(probabilities)
     if rows.ndim != 2:

@@ -128,7 +128,6 @@ def decode_batch(image_bytes, size, fraction, method="bilinear"):
     ``InvalidArgumentError`` naming the first item that is not an image file."""
     import tensorflow as tf
 
-
     known = _known_image_format(image_bytes)
     first_bad = tf.argmin(tf.concat([tf.cast(known, tf.int32), [1]], 0), output_type=tf.int32)  # [1]: an empty batch
     check = tf.debugging.Assert(tf.reduce_all(known), [f"{BYTES_INPUT} item", first_bad,
@@ -167,7 +166,6 @@ def recorded_run(saved_model_dir):
 
 def _serving_module(model, names, labels_path, fraction, method="bilinear"):
     import tensorflow as tf
-
 
     size, width, channels = (int(d) for d in model.input_shape[1:])
     if size != width or channels != 3:
@@ -355,7 +353,6 @@ def export_saved_model(model, path, class_names, check_images=None, atol=1e-3, c
 
 def _export_saved_model(model, path, class_names, check_images, atol, crop_fraction, interpolation):
     import tensorflow as tf
-
 
     checks.one_of("interpolation", interpolation, transforms.INTERPOLATIONS)
     path = os.path.abspath(path)
