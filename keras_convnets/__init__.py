@@ -30,6 +30,7 @@ _TRAINING_EXPORTS = {
     **dict.fromkeys(["evaluate_saved_model", "export_saved_model"], "training.export"),
     **dict.fromkeys(["recipe_for", "Regularization"], "training.recipes"),
     **dict.fromkeys(["train", "TrainResult"], "training.loop"),
+    "TrainConfig": "training.train_config",
     # Deployment: ONNX / LiteRT / OpenVINO files (keras_convnets/deploy.py, above training).
     **dict.fromkeys(["export", "ExportResult"], "deploy"),
 }

@@ -8,6 +8,7 @@ unless the user set it).
 """
 
 import argparse
+import dataclasses
 import importlib
 import importlib.util
 import os
@@ -228,25 +229,29 @@ def _regularization_flags(args):
     return given
 
 
+#: The ``train`` flags that are factory options (``TrainConfig.model_kwargs``), given only when set.
+MODEL_OPTION_FLAGS = ("dropout", "stochastic_depth", "sync_bn", "zero_init_residual", "memory_efficient")
+
+
+def train_config(args):
+    """The parsed ``train`` command line as a :class:`~keras_convnets.training.train_config.TrainConfig`: every flag
+    named as a field fills it; the model options and the modern options are gathered into ``model_kwargs`` and
+    ``regularization``; ``--jit-compile on|off`` becomes a bool."""
+    from keras_convnets.training.train_config import TrainConfig
+
+    fields = {field.name for field in dataclasses.fields(TrainConfig)}
+    given = {name: value for name, value in vars(args).items() if name in fields}
+    model_kwargs = {name: getattr(args, name) for name in MODEL_OPTION_FLAGS if getattr(args, name) is not None}
+    jit_compile = None if args.jit_compile is None else args.jit_compile == "on"
+    return TrainConfig(**{**given, "model_kwargs": model_kwargs, "regularization": _regularization_flags(args),
+                          "jit_compile": jit_compile})
+
+
 def _train(args):
     from keras_convnets.training.loop import DivergedError, plan, run
 
-    model_kwargs = {key: value for key, value in dict(dropout=args.dropout, stochastic_depth=args.stochastic_depth,
-                                                      sync_bn=args.sync_bn,
-                                                      zero_init_residual=args.zero_init_residual,
-                                                      memory_efficient=args.memory_efficient).items()
-                    if value is not None}
     try:
-        run_plan = plan(args.model, args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                        weight_decay=args.weight_decay, schedule=args.schedule, strategy=args.strategy,
-                        precision=args.precision, out=args.out, data_dir=args.data_dir, seed=args.seed,
-                        model_kwargs=model_kwargs, augmentation=args.augmentation,
-                        steps_per_epoch=args.steps_per_epoch, scale_lr=args.scale_lr, force=args.force,
-                        image_size=args.image_size, weights=args.weights, freeze_backbone=args.freeze_backbone,
-                        weights_channels=args.weights_channels, recipe=args.recipe,
-                        regularization=_regularization_flags(args), warmup_epochs=args.warmup_epochs,
-                        steps_per_execution=args.steps_per_execution,
-                        jit_compile=None if args.jit_compile is None else args.jit_compile == "on")
+        run_plan = plan(train_config(args))
     except ValueError as error:
         raise UsageError(str(error)) from None
     import tensorflow as tf

@@ -244,7 +244,8 @@ def test_training_passes_steps_per_epoch_to_compile_options(tmp_path, monkeypatc
 
     seen = []
 
-    def spy(info=None, steps_per_epoch=None):
+    def spy(info=None, steps_per_epoch=None, settings=None):
+        assert isinstance(settings, performance.RuntimeSettings)  # the run's own, passed explicitly
         seen.append(steps_per_epoch)
         raise Stop()
 

@@ -21,6 +21,7 @@ The README's "What survives what" lists the faults each of these survives.
 import contextlib
 import csv
 import dataclasses
+import functools
 import importlib.util
 import json
 import math
@@ -28,10 +29,11 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from keras_convnets import checks
 from keras_convnets.training import data, datasets, lock, performance, recipes
+from keras_convnets.training.train_config import TrainConfig, config_from
 
 #: ``precision`` values (:func:`keras_convnets.training.performance.choose_precision` says what each computes where).
 PRECISIONS = performance.PRECISIONS
@@ -79,49 +81,44 @@ class TrainResult:
 
 @dataclasses.dataclass(frozen=True)
 class RunPlan:
-    """A run with every default resolved and every argument checked, before TensorFlow does any work."""
+    """A run with every default resolved and every argument checked, before TensorFlow does any work.
 
+    ``config``: the :class:`~keras_convnets.training.train_config.TrainConfig` as checked, its dataset, weights,
+    data directory and output directory resolved (absolute paths); the rest is what ``plan`` derived from it:
+    the model's registry entry, the data's description, the recipe, the factory options and the regularization.
+    ``reference_batch_size``: the paper's batch, which ``scale_lr`` scales the rate against."""
+
+    config: TrainConfig
     info: Any
     spec: datasets.DatasetDescription
     recipe: recipes.Recipe
     model_kwargs: Dict[str, Any]
-    precision: str
-    seed: int
-    out: str
-    data_dir: Optional[str]
-    strategy: str
-    augmentation: bool
-    steps_per_epoch: Optional[int] = None
-    scale_lr: bool = False
-    reference_batch_size: Optional[int] = None
-    force: bool = False
-    weights: Optional[str] = None
-    freeze_epochs: int = 0
-    image_size: Optional[int] = None  # given explicitly (else the dataset's own size, or the model's)
-    steps_per_execution: Optional[int] = None   # runtime settings: None lets performance.choose_settings decide;
-    jit_compile: Optional[bool] = None          # not part of the run's identity (a resumed run may change them)
-    weights_channels: Optional[str] = None      # "rgb" / "bgr" as given; None: decided by the weights' provenance
-    recipe_name: str = "paper"                  # recipes.RECIPES
-    regularization: recipes.Regularization = recipes.Regularization()  # the modern options (all off: the papers')
+    regularization: recipes.Regularization
+    reference_batch_size: int
+
+    @property
+    def out(self) -> str:
+        return self.config.out
+
+    @property
+    def freeze_epochs(self) -> int:
+        return self.config.freeze_backbone or 0
 
     @property
     def arguments(self) -> Dict[str, Any]:
-        """What identifies the run in ``run.json`` (the strategy and data directory may change on resumption;
-        ``batch_size`` is per replica)."""
-        r = self.recipe
-        extra = {key: value for key, value in dict(steps_per_epoch=self.steps_per_epoch,
-                                                   scale_lr=self.scale_lr or None, image_size=self.image_size,
-                                                   weights=self.weights, weights_channels=self.weights_channels,
-                                                   freeze_backbone=self.freeze_epochs or None,
-                                                   recipe=None if self.recipe_name == "paper" else self.recipe_name,
-                                                   warmup_epochs=r.warmup_epochs or None,
-                                                   regularization=self.regularization.to_json() or None).items()
-                 if value is not None}  # the papers' runs record what they always did: their run.json still matches
+        """What identifies the run in ``run.json`` (the strategy, data directory and runtime settings may change on
+        resumption; ``batch_size`` is per replica)."""
+        c, r = self.config, self.recipe
+        extra = _given(steps_per_epoch=c.steps_per_epoch, scale_lr=c.scale_lr or None, image_size=c.image_size,
+                       weights=c.weights, weights_channels=c.weights_channels, freeze_backbone=c.freeze_backbone,
+                       recipe=None if c.recipe == "paper" else c.recipe, warmup_epochs=r.warmup_epochs or None,
+                       regularization=self.regularization.to_json() or None)
+        # the papers' runs record what they always did: their run.json still matches
         return {"model": self.info.name, "dataset": self.spec.name, "epochs": r.epochs, "batch_size": r.batch_size,
                 "lr": r.lr, "weight_decay": r.weight_decay, "schedule": r.schedule, "boundaries": list(r.boundaries),
                 "factor": r.factor, "momentum": r.momentum, "nesterov": r.nesterov,
-                "warmup_fraction": r.warmup_fraction, "warmup_lr": r.warmup_lr, "augmentation": self.augmentation,
-                "precision": self.precision, "seed": self.seed, "model_kwargs": self.model_kwargs, **extra}
+                "warmup_fraction": r.warmup_fraction, "warmup_lr": r.warmup_lr, "augmentation": self.spec.augment,
+                "precision": c.precision, "seed": c.seed, "model_kwargs": self.model_kwargs, **extra}
 
     def global_batch_size(self, replicas: int) -> int:
         """The batch one optimizer step sees: the per-replica batch times the replicas."""
@@ -130,10 +127,15 @@ class RunPlan:
     def scaled_recipe(self, replicas: int) -> recipes.Recipe:
         """The recipe with its learning rates scaled linearly by global batch / the paper's batch when
         ``scale_lr`` (Goyal et al. 2017), else unchanged."""
-        if not self.scale_lr:
+        if not self.config.scale_lr:
             return self.recipe
-        factor = self.global_batch_size(replicas) / (self.reference_batch_size or self.recipe.batch_size)
+        factor = self.global_batch_size(replicas) / self.reference_batch_size
         return dataclasses.replace(self.recipe, lr=self.recipe.lr * factor, warmup_lr=self.recipe.warmup_lr * factor)
+
+
+def _given(**values) -> Dict[str, Any]:
+    """The keyword arguments that are not None (the ones the user gave)."""
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def _check_weights(info, weights, freeze_backbone):
@@ -160,6 +162,65 @@ def _check_weights(info, weights, freeze_backbone):
     return weights, freeze_backbone
 
 
+def _check_choices(config: TrainConfig) -> None:
+    """The fields that name one of a few choices, and the numbers a recipe does not resolve (one-line ValueErrors)."""
+    from keras_convnets.training import distribute
+
+    if not isinstance(config.dataset, (str, os.PathLike)):
+        raise ValueError(f"dataset must be a tfds name or a folder path; got {config.dataset!r}")
+    checks.one_of("weights_channels", config.weights_channels, (None, *datasets.CHANNEL_ORDERS))
+    if config.image_size is not None:
+        checks.integer_in("image_size", config.image_size, 8, 4096)
+    checks.one_of("precision", config.precision, PRECISIONS)
+    if config.strategy not in distribute.STRATEGIES:
+        raise distribute.StrategyError(f"unknown strategy {config.strategy!r}; known strategies: "
+                                       f"{', '.join(distribute.STRATEGIES)}")
+    if distribute.needs_legacy_keras(config.strategy):
+        distribute.check_keras_for_multi_worker()
+    checks.one_of("recipe (--recipe)", config.recipe, recipes.RECIPES)
+    _check_regularization(config.regularization)  # each option's value, before any data is read
+    checks.integer_in("seed", config.seed, 0, MAX_SEED)
+    for name in ("steps_per_epoch", "steps_per_execution"):
+        if getattr(config, name) is not None:
+            checks.positive_int(name, getattr(config, name))
+    checks.one_of("augmentation (None: the dataset's usual setting)", config.augmentation, (None, True, False))
+    checks.one_of("jit_compile (None: the machine's choice)", config.jit_compile, (None, True, False))
+
+
+def _checked(config: TrainConfig, info) -> TrainConfig:
+    """``config`` checked field by field, with its weights, data directory and output directory resolved."""
+    weights, freeze_epochs = _check_weights(info, config.weights, config.freeze_backbone)
+    if config.weights_channels is not None and weights is None:
+        raise ValueError("weights_channels (--weights-channels) says which channel order pretrained weights take: it "
+                         "needs weights (--weights imagenet|PATH)")
+    _check_choices(config)
+    dataset = os.fspath(config.dataset)
+    out = config.out or os.path.join("runs", f"{info.name}_{os.path.basename(dataset.rstrip('/'))}")
+    return dataclasses.replace(config, dataset=dataset, weights=weights, freeze_backbone=freeze_epochs or None,
+                               data_dir=data.resolve_data_dir(config.data_dir), out=os.path.abspath(out),
+                               scale_lr=bool(config.scale_lr), force=bool(config.force))
+
+
+def _resolved_recipe(config: TrainConfig, info) -> Tuple[recipes.Recipe, int]:
+    """The paper's recipe for ``info`` (or the fine-tuning one), made modern if asked, with the given fields
+    overriding it, checked; and the paper's batch size (what ``scale_lr`` scales against)."""
+    paper = recipes.recipe_for(info, pretrained=config.weights is not None)
+    recipe = dataclasses.replace(paper, **_given(epochs=config.epochs, batch_size=config.batch_size))
+    checks.positive_int("epochs", recipe.epochs)
+    checks.positive_int("batch_size", recipe.batch_size)
+    if config.recipe == "modern":
+        recipe = recipes.modern_recipe(recipe)
+        if config.schedule == "piecewise":  # the paper's boundaries, asked for by name
+            recipe = dataclasses.replace(recipe, schedule="piecewise", boundaries=paper.boundaries)
+    recipe = recipes.parse_schedule(config.schedule, recipe)
+    recipe = dataclasses.replace(recipe, **_given(lr=config.lr, weight_decay=config.weight_decay,
+                                                  warmup_epochs=config.warmup_epochs))
+    checks.number_in("lr", recipe.lr, 0.0, low_open=True)
+    checks.number_in("weight_decay", recipe.weight_decay, 0.0)
+    checks.number_in("warmup_epochs (--warmup-epochs)", recipe.warmup_epochs, 0.0, float(recipe.epochs))
+    return recipe, paper.batch_size
+
+
 def _recorded_statistics(out, dataset):
     """The statistics ``OUT/run.json`` recorded for ``dataset`` (a resumed run normalizes as it started), or None."""
     try:
@@ -173,83 +234,43 @@ def _recorded_statistics(out, dataset):
     return recorded.get("statistics")
 
 
-def plan(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None, weight_decay=None, schedule=None,
-         strategy="auto", precision="float32", out=None, data_dir=None, seed=0, model_kwargs=None,
-         augmentation=None, steps_per_epoch=None, scale_lr=False, force=False, image_size=None, weights=None,
-         freeze_backbone=None, steps_per_execution=None, jit_compile=None, weights_channels=None, recipe="paper",
-         regularization=None, warmup_epochs=None) -> RunPlan:
+def _run_data(config: TrainConfig, info) -> datasets.DatasetDescription:
+    """The run's data described, normalized as a resumed run recorded, else as the pretrained weights expect."""
+    statistics = _recorded_statistics(config.out, config.dataset)
+    if statistics is None and config.weights is not None:
+        statistics = datasets.pretrained_statistics(info.name, config.weights, config.weights_channels)
+    return describe_dataset(info, config.dataset, image_size=config.image_size, augmentation=config.augmentation,
+                            pretrained=config.weights is not None, statistics=statistics, data_dir=config.data_dir)
+
+
+def plan(config, dataset=None, **options) -> RunPlan:
     """Resolves a run's arguments against the model's recipe and checks them (ValueError with a one-line reason:
     unknown model, dataset or strategy, multi-worker without tf-keras, dataset not prepared or not a folder of class
     folders, weights the model does not have, bad numbers, ``out`` not a writable directory, holding a different
     run, or this run complete and ``force`` not given).
 
-    ``recipe``: ``"paper"`` (the family's paper, today's behaviour) or ``"modern"`` (torchvision's v2 recipe scaled to
-    the epochs: :func:`keras_convnets.training.recipes.modern_recipe`, ``modern_regularization``); the explicit
-    arguments override either. ``regularization``: a :class:`~keras_convnets.training.recipes.Regularization` (used
-    as given), or a mapping of some of its fields overriding the recipe's (the command line's flags).
-    ``warmup_epochs``: a linear learning-rate warm-up before any schedule."""
+    ``config``: a :class:`~keras_convnets.training.train_config.TrainConfig`, or a model name with ``dataset`` and
+    the config's fields as keywords (``plan("resnet20", epochs=3)``). ``recipe="modern"`` starts from torchvision's
+    v2 recipe scaled to the epochs (:func:`keras_convnets.training.recipes.modern_recipe`, ``modern_regularization``);
+    the explicit fields override either. ``regularization``: a
+    :class:`~keras_convnets.training.recipes.Regularization` (used as given), or a mapping of some of its fields
+    overriding the recipe's (the command line's flags)."""
     from keras_convnets.models import registry
     from keras_convnets.training import distribute
 
-    info = registry.model_info(model_name)
-    if not isinstance(dataset, (str, os.PathLike)):
-        raise ValueError(f"dataset must be a tfds name or a folder path; got {dataset!r}")
-    dataset = os.fspath(dataset)
-    weights, freeze_epochs = _check_weights(info, weights, freeze_backbone)
-    checks.one_of("weights_channels", weights_channels, (None, *datasets.CHANNEL_ORDERS))
-    if weights_channels is not None and weights is None:
-        raise ValueError("weights_channels (--weights-channels) says which channel order pretrained weights take: it "
-                         "needs weights (--weights imagenet|PATH)")
-    if image_size is not None:
-        checks.integer_in("image_size", image_size, 8, 4096)
-    checks.one_of("precision", precision, PRECISIONS)
-    if strategy not in distribute.STRATEGIES:
-        raise distribute.StrategyError(f"unknown strategy {strategy!r}; known strategies: "
-                                       f"{', '.join(distribute.STRATEGIES)}")
-    if distribute.needs_legacy_keras(strategy):
-        distribute.check_keras_for_multi_worker()
-    checks.one_of("recipe (--recipe)", recipe, recipes.RECIPES)
-    _check_regularization(regularization)  # each option's value, before any data is read
-    recipe_name, pretrained = recipe, weights is not None
-    paper = recipes.recipe_for(info, pretrained=pretrained)
-    reference_batch_size = paper.batch_size
-    recipe = dataclasses.replace(paper, **{key: value for key, value in dict(epochs=epochs, batch_size=batch_size)
-                                           .items() if value is not None})
-    checks.positive_int("epochs", recipe.epochs)
-    checks.positive_int("batch_size", recipe.batch_size)
-    if recipe_name == "modern":
-        recipe = recipes.modern_recipe(recipe)
-        if schedule == "piecewise":  # the paper's boundaries, asked for by name
-            recipe = dataclasses.replace(recipe, schedule="piecewise", boundaries=paper.boundaries)
-    recipe = recipes.parse_schedule(schedule, recipe)
-    overrides = {key: value for key, value in dict(lr=lr, weight_decay=weight_decay,
-                                                   warmup_epochs=warmup_epochs).items() if value is not None}
-    recipe = dataclasses.replace(recipe, **overrides)
-    checks.number_in("lr", recipe.lr, 0.0, low_open=True)
-    checks.number_in("weight_decay", recipe.weight_decay, 0.0)
-    checks.number_in("warmup_epochs (--warmup-epochs)", recipe.warmup_epochs, 0.0, float(recipe.epochs))
-    checks.integer_in("seed", seed, 0, MAX_SEED)
-    if steps_per_epoch is not None:
-        checks.positive_int("steps_per_epoch", steps_per_epoch)
-    checks.one_of("augmentation (None: the dataset's usual setting)", augmentation, (None, True, False))
-    if steps_per_execution is not None:
-        checks.positive_int("steps_per_execution", steps_per_execution)
-    checks.one_of("jit_compile (None: the machine's choice)", jit_compile, (None, True, False))
-    data_dir = data.resolve_data_dir(data_dir)
-    out = os.path.abspath(out or os.path.join("runs", f"{info.name}_{os.path.basename(dataset.rstrip('/'))}"))
-    statistics = _recorded_statistics(out, dataset)
-    if statistics is None and pretrained:
-        statistics = datasets.pretrained_statistics(info.name, weights, weights_channels)
-    spec = describe_dataset(info, dataset, image_size=image_size, augmentation=augmentation, pretrained=pretrained,
-                            statistics=statistics, data_dir=data_dir)
-    kwargs = {**recipe.model_kwargs(spec.augment), **(model_kwargs or {})}
-    regularization = _regularization(recipe_name, recipe, regularization,
-                                     planned_steps(spec.train.count, recipe, steps_per_epoch) * recipe.epochs)
-    run_plan = RunPlan(info, spec, recipe, kwargs, precision, seed, out, data_dir, strategy, spec.augment,
-                       steps_per_epoch, bool(scale_lr), reference_batch_size, bool(force), weights, freeze_epochs,
-                       image_size, steps_per_execution, jit_compile, weights_channels, recipe_name, regularization)
-    if not distribute.needs_legacy_keras(strategy) or distribute.is_chief_task():
-        check_out_dir(out, run_plan.arguments, force)  # other workers write nothing in out but their backup
+    config = config_from(config, dataset, options)
+    info = registry.model_info(config.model)
+    config = _checked(config, info)
+    recipe, reference_batch_size = _resolved_recipe(config, info)
+    spec = _run_data(config, info)
+    total_steps = planned_steps(spec.train.count, recipe, config.steps_per_epoch) * recipe.epochs
+    run_plan = RunPlan(config, info, spec, recipe,
+                       model_kwargs={**recipe.model_kwargs(spec.augment), **(config.model_kwargs or {})},
+                       regularization=_regularization(config.recipe, recipe, config.regularization, total_steps),
+                       reference_batch_size=reference_batch_size)
+    if not distribute.needs_legacy_keras(config.strategy) or distribute.is_chief_task():
+        # other workers write nothing in out but their backup
+        check_out_dir(run_plan.out, run_plan.arguments, config.force)
     return run_plan
 
 
@@ -456,13 +477,13 @@ def build_model(run_plan: RunPlan, image_shape, num_classes, policy=None):
 
     kwargs = dict(run_plan.model_kwargs, input_shape=tuple(image_shape), weight_decay=run_plan.recipe.weight_decay)
     if policy is None:
-        policy = run_plan.precision if run_plan.precision.startswith("mixed_") else "float32"
+        policy = run_plan.config.precision if run_plan.config.precision.startswith("mixed_") else "float32"
     if policy != "float32":
         kwargs["dtype"] = policy
-    if run_plan.weights is None:
+    if run_plan.config.weights is None:
         model = run_plan.info.build(classes=num_classes, **kwargs)
     else:
-        model = finetune.build(run_plan.info, run_plan.weights, num_classes,
+        model = finetune.build(run_plan.info, run_plan.config.weights, num_classes,
                                reverse_channels=run_plan.spec.statistics.reverse_channels, **kwargs)
     return data.preprocessing_model(model, run_plan.spec, image_shape,
                                     name=f"{run_plan.info.name}_{os.path.basename(run_plan.spec.name)}")
@@ -498,7 +519,7 @@ def _remove_backup(out):
 def _start_record(out, run_plan):
     """Checks ``out`` again under the lock (another process may have finished this run meanwhile) and marks the run
     running. A diverged run's leftovers are cleared, so the new run starts from epoch 1."""
-    check_out_dir(out, run_plan.arguments, run_plan.force)
+    check_out_dir(out, run_plan.arguments, run_plan.config.force)
     record = read_run_record(out)
     if record is not None and (record.get("status") == "diverged" or record.get("arguments") != json.loads(
             json.dumps(run_plan.arguments))):
@@ -554,7 +575,7 @@ def run(run_plan: RunPlan, verbose="auto") -> TrainResult:
     from keras_convnets.training import distribute
 
     # First: a multi-worker strategy configures collective ops, which must happen before TF runs anything.
-    return _run(run_plan, distribute.get_strategy(run_plan.strategy), verbose)
+    return _run(run_plan, distribute.get_strategy(run_plan.config.strategy), verbose)
 
 
 def _has_backup(out):
@@ -589,176 +610,282 @@ def _make_out_dir(out):
                                "--out") from None
 
 
-def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
-    import numpy as np
+@dataclasses.dataclass(frozen=True)
+class _Context:
+    """What every phase of a run reads: the plan, the strategy it runs under, the runtime settings chosen for this
+    machine (passed on to the pipelines and ``compile``, never kept in a global), the recipe scaled to the
+    replicas, and whether this process is the chief (the one that writes ``OUT``)."""
 
-    from keras_convnets.models.backend import keras
-    from keras_convnets.training import augment, checkpoint, distribute, ema, export
+    plan: RunPlan
+    strategy: Any
+    settings: performance.RuntimeSettings
+    recipe: recipes.Recipe
+    chief: bool
 
-    replicas = strategy.num_replicas_in_sync
-    chief = distribute.is_chief(strategy)
-    out, spec = run_plan.out, run_plan.spec
-    recipe = run_plan.scaled_recipe(replicas)
-    global_batch = run_plan.global_batch_size(replicas)
-    settings = performance.use_settings(performance.choose_settings(
-        performance.detect_machine(strategy), steps_per_execution=run_plan.steps_per_execution,
-        jit_compile=run_plan.jit_compile, precision=run_plan.precision))
-    precision = settings.precision
-    print(settings.describe(), flush=True)  # the run's first line: what it chose on this machine, and why
-    if not (settings.machine.onednn or settings.machine.accelerators):
+    @property
+    def replicas(self) -> int:
+        return self.strategy.num_replicas_in_sync
+
+    @property
+    def global_batch(self) -> int:
+        return self.plan.global_batch_size(self.replicas)
+
+    @property
+    def precision(self) -> performance.Precision:
+        return self.settings.precision
+
+
+@dataclasses.dataclass(frozen=True)
+class _Data:
+    """A run's two pipelines, its optimizer steps per epoch on one replica, and whether the training pipeline
+    repeats (``steps_per_epoch`` given: an epoch is that many steps, and ``fit`` is told so)."""
+
+    train: Any
+    test: Any
+    steps: int
+    repeated: bool
+
+
+def _context(run_plan: RunPlan, strategy) -> _Context:
+    """Phase 1: the runtime settings for this machine and the plan's flags, and the recipe for the replicas."""
+    from keras_convnets.training import distribute
+
+    config = run_plan.config
+    settings = performance.choose_settings(
+        performance.detect_machine(strategy), steps_per_execution=config.steps_per_execution,
+        jit_compile=config.jit_compile, precision=config.precision)
+    return _Context(run_plan, strategy, settings, run_plan.scaled_recipe(strategy.num_replicas_in_sync),
+                    distribute.is_chief(strategy))
+
+
+def _announce(ctx: _Context) -> None:
+    """Phase 2: the run's first lines: what it chose on this machine and why, what the data is (splits, skipped
+    files, the normalization pretrained weights need), how it is distributed, and the recipe when not the paper's."""
+    from keras_convnets.training import distribute
+
+    run_plan, recipe, spec = ctx.plan, ctx.recipe, ctx.plan.spec
+    print(ctx.settings.describe(), flush=True)
+    if not (ctx.settings.machine.onednn or ctx.settings.machine.accelerators):
         print(performance.kernels_note(), flush=True)
-    print(spec.split_note, flush=True)  # then what the data is: which splits, which files were skipped
-    if run_plan.weights is not None:  # and how the pretrained weights see it (a BGR file's first conv is reversed)
+    print(spec.split_note, flush=True)
+    if run_plan.config.weights is not None:  # a BGR file's first conv is reversed
         print(f"Input normalization: {spec.statistics.source}", flush=True)
     if spec.skipped_report:
         print(spec.skipped_report, flush=True)
-    print(f"Strategy: {distribute.strategy_label(strategy)} ({run_plan.strategy}), {replicas} replica(s), "
-          f"global batch {global_batch} = {recipe.batch_size} per replica x {replicas}, lr {recipe.lr:g}"
-          + (" (scaled linearly from the paper's batch)" if run_plan.scale_lr else ""), flush=True)
-
+    print(f"Strategy: {distribute.strategy_label(ctx.strategy)} ({run_plan.config.strategy}), {ctx.replicas} "
+          f"replica(s), global batch {ctx.global_batch} = {recipe.batch_size} per replica x {ctx.replicas}, lr "
+          f"{recipe.lr:g}" + (" (scaled linearly from the paper's batch)" if run_plan.config.scale_lr else ""),
+          flush=True)
     regularization = run_plan.regularization
-    if run_plan.recipe_name != "paper" or regularization.active or recipe.warmup_epochs:
+    if run_plan.config.recipe != "paper" or regularization.active or recipe.warmup_epochs:
         options = ", ".join(f"{k} {v}" for k, v in regularization.to_json().items()) or "no regularization options"
-        print(f"Recipe: {run_plan.recipe_name} ({recipe.source}), {recipe.schedule} schedule, warm-up "
+        print(f"Recipe: {run_plan.config.recipe} ({recipe.source}), {recipe.schedule} schedule, warm-up "
               f"{recipe.warmup_epochs:g} epochs; {options}", flush=True)
-    names, image_shape = list(spec.class_names), spec.image_shape
+
+
+def _pipelines(ctx: _Context) -> _Data:
+    """Phase 3: the training and test pipelines at the global batch, with the regularization's per-image ops and
+    soft labels, capped and repeated for ``steps_per_epoch``, sharded by data across workers."""
+    from keras_convnets.training import augment, distribute
+
+    run_plan, spec, regularization = ctx.plan, ctx.plan.spec, ctx.plan.regularization
     fill = tuple(int(round(255 * m)) for m in spec.statistics.mean)  # erased pixels: 0 once the model normalizes
-    train_ds = datasets.train_dataset(spec, global_batch, seed=run_plan.seed,
+    train_ds = datasets.train_dataset(spec, ctx.global_batch, seed=run_plan.config.seed, settings=ctx.settings,
                                       per_image=augment.per_image_op(regularization, fill))
-    test_ds = datasets.eval_dataset(spec, global_batch)
+    test_ds = datasets.eval_dataset(spec, ctx.global_batch, settings=ctx.settings)
     if regularization.soft_labels:  # one-hot labels (mixed by mixup / cutmix) and a loss that takes them
-        train_ds = augment.soft_labels(train_ds, regularization, len(names), seed=run_plan.seed)
-        test_ds = augment.soft_labels(test_ds, recipes.Regularization(), len(names))
-    steps = math.ceil(spec.train.count / global_batch)
-    if run_plan.steps_per_epoch is not None:
-        steps = min(steps, run_plan.steps_per_epoch)
+        train_ds = augment.soft_labels(train_ds, regularization, spec.num_classes, seed=run_plan.config.seed)
+        test_ds = augment.soft_labels(test_ds, recipes.Regularization(), spec.num_classes)
+    steps = math.ceil(spec.train.count / ctx.global_batch)
+    repeated = run_plan.config.steps_per_epoch is not None
+    if repeated:
+        steps = min(steps, run_plan.config.steps_per_epoch)
         train_ds = train_ds.repeat()  # capped epochs continue where the previous one stopped
-    if distribute.is_multi_worker(strategy):
+    if distribute.is_multi_worker(ctx.strategy):
         train_ds, test_ds = distribute.shard_by_data(train_ds), distribute.shard_by_data(test_ds)
+    return _Data(train_ds, test_ds, steps, repeated)
 
-    keras.utils.set_random_seed(run_plan.seed)
-    with strategy.scope():
+
+def _compile(model, ctx: _Context, data: _Data, phase_recipe: recipes.Recipe, epochs: int) -> None:
+    """Compiles ``model`` for ``epochs`` of ``phase_recipe``: its optimizer and schedule, the loss the labels need
+    (soft labels: categorical with the label smoothing), accuracy, and the runtime settings' compile options. Keras 3
+    runs whole executions when ``fit`` gets ``steps_per_epoch`` on a repeated dataset, so then that is passed on."""
+    from keras_convnets.models.backend import keras
+
+    optimizer = recipes.optimizer(phase_recipe, data.steps * epochs)
+    if ctx.precision.policy == "mixed_float16":
+        optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
+    regularization = ctx.plan.regularization
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=regularization.label_smoothing) \
+        if regularization.soft_labels else keras.losses.SparseCategoricalCrossentropy()
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
+                  **performance.compile_options(ctx.plan.info, data.steps if data.repeated else None,
+                                                settings=ctx.settings))
+
+
+def _build_and_compile(ctx: _Context, data: _Data):
+    """Phase 4: the seeded model built in the strategy's scope and compiled for the recipe; returns it and
+    ``compile_for(recipe, epochs)``, which the frozen-backbone phase compiles it again with."""
+    from keras_convnets.models.backend import keras
+
+    keras.utils.set_random_seed(ctx.plan.config.seed)
+    with ctx.strategy.scope():
         try:
-            model = build_model(run_plan, image_shape, len(names), policy=precision.policy)
+            model = build_model(ctx.plan, ctx.plan.spec.image_shape, ctx.plan.spec.num_classes,
+                                policy=ctx.precision.policy)
         except (TypeError, ValueError) as error:
-            raise ModelOptionError(f"{run_plan.info.name}: {error}") from None
-        # fit gets steps_per_epoch exactly when the dataset repeats: then Keras 3 runs whole executions.
-        repeated_steps = steps if run_plan.steps_per_epoch is not None else None
+            raise ModelOptionError(f"{ctx.plan.info.name}: {error}") from None
+        compile_for = functools.partial(_compile, model, ctx, data)
+        compile_for(ctx.recipe, ctx.recipe.epochs)
+    return model, compile_for
 
-        def compile_for(phase_recipe, epochs):
-            optimizer = recipes.optimizer(phase_recipe, steps * epochs)
-            if precision.policy == "mixed_float16":
-                optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
-            loss = keras.losses.CategoricalCrossentropy(label_smoothing=regularization.label_smoothing) \
-                if regularization.soft_labels else keras.losses.SparseCategoricalCrossentropy()
-            model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
-                          **performance.compile_options(run_plan.info, repeated_steps))
 
-        compile_for(recipe, recipe.epochs)
-    with contextlib.ExitStack() as held:
-        if chief:  # the model is built: OUT is touched only by a run that can start
-            _make_out_dir(out)
-            held.enter_context(lock.held(out))
-            _start_record(out, run_plan)
+@contextlib.contextmanager
+def _claimed_out_dir(ctx: _Context):
+    """Phase 5: the directory this process writes, for the rest of the run. The chief creates ``OUT`` (only now
+    that the model is built: OUT is touched only by a run that can start), holds its lock, marks the run running
+    and finishes an interrupted export; another worker writes to a temporary directory of its own (the standard
+    pattern), deleted at the end."""
+    from keras_convnets.training import distribute, export
+
+    out = ctx.plan.out
+    if ctx.chief:
+        _make_out_dir(out)
+        with lock.held(out):
+            _start_record(out, ctx.plan)
             export.recover(os.path.join(out, "saved_model"))
-        else:
-            os.makedirs(out, exist_ok=True)
-        # Non-chief workers: the standard pattern, a temporary directory of their own, deleted at the end.
-        write_dir = out if chief else tempfile.mkdtemp(prefix=f"keras_convnets-{distribute.task_name()}-")
-        guard = _divergence_guard_class()()
-        # The EMA's shadow weights are saved in each checkpoint and evaluated in place of the weights (ema.py).
-        averaging = ema.callback(regularization.ema, regularization.ema_warmup_steps) if regularization.ema else None
-        try:
-            callbacks = [
-                checkpoint.backup_and_restore(os.path.join(out, "backup"), extras=[averaging] if averaging else []),
-                _history_callback_class()(write_dir),  # after the backup: see its docstring
-                guard,
-            ] + ([averaging] if averaging else [])
-            if chief and importlib.util.find_spec("tensorboard") is not None:
-                callbacks.append(keras.callbacks.TensorBoard(os.path.join(out, "logs"), write_graph=False,
-                                                             profile_batch=0))
-            elif chief:
-                print("TensorBoard is not installed: no logs/ written (pip install tensorboard)", flush=True)
-            fit_steps = {} if repeated_steps is None else {"steps_per_epoch": steps}
-            head_epochs = run_plan.freeze_epochs
-            if head_epochs and not _has_backup(out):  # a run resumed after its frozen phase restores past it
-                head_callbacks = [c for c in callbacks[1:] if c is not averaging]  # the EMA starts with every layer
-                _train_head(model, strategy, compile_for, recipe, head_epochs, lambda: _fit(
-                    model, train_ds, test_ds, head_callbacks, head_epochs, verbose, fit_steps, evaluate=False,
-                    bf16=precision.onednn_bf16))
-            if guard.diverged_at is None:
-                test_loss, test_accuracy = _fit(model, train_ds, test_ds, callbacks, head_epochs + recipe.epochs,
-                                                verbose, fit_steps, initial_epoch=head_epochs,
-                                                bf16=precision.onednn_bf16)
-            history_path = os.path.join(write_dir, HISTORY_JSON)
-            rows = _read_json(history_path) if os.path.exists(history_path) else []
-            if chief:
-                plot_history(rows, os.path.join(out, CURVES_PNG))
-            if guard.diverged_at is not None:
-                message = f"loss became NaN at epoch {guard.diverged_at}; lower --lr (it was {recipe.lr:g})"
-                if chief:
-                    _remove_backup(out)  # its weights belong to a learning rate that diverges
-                    _write_json(os.path.join(out, RUN_FILE), {"status": "diverged", "arguments": run_plan.arguments,
-                                                              "diverged_at_epoch": guard.diverged_at, "error": message})
-                raise DivergedError(message)
-            check_images = next(iter(test_ds))[0].numpy()[:64].astype(np.uint8)
-            export_path = export.export_saved_model(model, os.path.join(write_dir, "saved_model"), names, check_images,
-                                                    crop_fraction=spec.crop_fraction)
-            distribute.debug_dump_weights(model)
-        finally:
-            if not chief:
-                shutil.rmtree(write_dir, ignore_errors=True)
-        if not chief:
-            export_path = os.path.join(out, "saved_model")  # where the chief writes it
-        history = {key: [row.get(key) for row in rows] for key in dict.fromkeys(k for row in rows for k in row)}
-        if chief:
-            _write_json(os.path.join(out, RUN_FILE), {"status": "complete", "arguments": run_plan.arguments,
-                                                      "data": spec.summary(), "test_accuracy": test_accuracy,
-                                                      "test_loss": test_loss,
-                                                      "export_path": export_path, "class_names": names,
-                                                      "strategy": distribute.strategy_label(strategy),
-                                                      "replicas": replicas, "global_batch_size": global_batch,
-                                                      "lr": recipe.lr, "compute_precision": precision.label})
-            _remove_backup(out)  # only now: a run killed before this line resumes with no epoch left to train
-        return TrainResult(out, export_path, test_accuracy, test_loss, history, run_plan.arguments)
+            yield out
+        return
+    os.makedirs(out, exist_ok=True)
+    write_dir = tempfile.mkdtemp(prefix=f"keras_convnets-{distribute.task_name()}-")
+    try:
+        yield write_dir
+    finally:
+        shutil.rmtree(write_dir, ignore_errors=True)
 
 
-def train(model_name, dataset="cifar10", *, epochs=None, batch_size=None, lr=None, weight_decay=None, schedule=None,
-          strategy="auto", precision="float32", out=None, data_dir=None, seed=0, model_kwargs=None,
-          augmentation=None, steps_per_epoch=None, scale_lr=False, force=False, image_size=None, weights=None,
-          freeze_backbone=None, steps_per_execution=None, jit_compile=None, weights_channels=None, recipe="paper",
-          regularization=None, warmup_epochs=None, verbose="auto") -> TrainResult:
-    """Trains the registered ``model_name`` on ``dataset`` with its paper's recipe and exports it.
+class _Callbacks(NamedTuple):
+    """A run's callbacks in ``fit``'s order, and the two a phase reads after ``fit``."""
 
-    ``dataset``: a tfds image-classification name (``"cifar10"``, ``"oxford_flowers102"``) or a folder of class
-    folders; ``image_size``: the training size (default: a CIFAR-family dataset's own 32, else the model's input).
-    ``weights``: ``"imagenet"`` or a weights file of the model's backbone: fine-tune it under a new classifier with
-    :data:`~keras_convnets.training.recipes.FINE_TUNE`, after ``freeze_backbone`` epochs training the head alone on
-    the frozen backbone (BatchNorm in inference mode) when given. ``weights_channels``: ``"rgb"`` or ``"bgr"``, the
-    channel order the weights were trained on (default: keras.applications' own ResNet-50/101/152 files and
-    ``"imagenet"`` are BGR, any other file RGB; :func:`keras_convnets.training.datasets.pretrained_statistics`).
-    ``epochs``, ``batch_size``, ``lr``, ``weight_decay`` (coupled L2, PyTorch convention), ``schedule``
-    (``piecewise``/``cosine``/``constant`` or boundary fractions) override the recipe; ``model_kwargs`` go to the
-    factory (``dropout``, ``stochastic_depth``, ``sync_bn``, ...). ``precision``: ``float32``; ``bf16``
-    (a CPU with native bf16: TensorFlow's oneDNN bf16 rewrite of the training graphs, variables, BN statistics and
-    the loss float32; a GPU/TPU host: ``mixed_bfloat16``; elsewhere a ValueError); ``auto`` (``bf16`` on a CPU-only
-    host with native bf16, else float32); ``mixed_float16`` or ``mixed_bfloat16`` (Keras' policies; the classifier's
-    softmax stays float32). The export serves float32 whatever the precision. ``strategy``: ``auto``, ``default``,
-    ``mirrored``, ``multi-worker`` (needs tf-keras, see :mod:`keras_convnets.training.distribute`) or ``tpu``.
-    ``batch_size`` is per replica: the global batch is it times the replicas; ``scale_lr=True`` scales the
-    learning rate by global batch / the paper's batch. ``steps_per_epoch`` caps an epoch (quick runs, tests).
-    ``out`` defaults to ``runs/MODEL_DATASET``; a complete run there is trained again only with ``force=True``.
-    ``steps_per_execution`` / ``jit_compile`` override the runtime settings chosen for this machine
-    (:func:`keras_convnets.training.performance.choose_settings`; the run's first line shows them).
-    ``recipe``: ``"paper"`` (default) or ``"modern"`` (torchvision's v2 recipe scaled to the epochs);
-    ``regularization``: a :class:`~keras_convnets.training.recipes.Regularization` or a dict of some of its fields
-    overriding the recipe's (label smoothing, mixup, cutmix, RandAugment / TrivialAugment, random erasing, EMA);
-    ``warmup_epochs``: a linear learning-rate warm-up before any schedule (:func:`plan`).
+    all: list
+    guard: Any
+    averaging: Any
+
+
+def _callbacks(ctx: _Context, write_dir: str) -> _Callbacks:
+    """Phase 6: the callbacks: the backup (with the EMA's shadow weights
+    in each checkpoint), the per-epoch history (after the backup: see its docstring), the divergence guard, the
+    EMA, and TensorBoard on the chief when it is installed."""
+    from keras_convnets.models.backend import keras
+    from keras_convnets.training import checkpoint, ema
+
+    out, regularization = ctx.plan.out, ctx.plan.regularization
+    guard = _divergence_guard_class()()
+    averaging = ema.callback(regularization.ema, regularization.ema_warmup_steps) if regularization.ema else None
+    callbacks = [checkpoint.backup_and_restore(os.path.join(out, "backup"), extras=[averaging] if averaging else []),
+                 _history_callback_class()(write_dir), guard] + ([averaging] if averaging else [])
+    if ctx.chief and importlib.util.find_spec("tensorboard") is not None:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(out, "logs"), write_graph=False, profile_batch=0))
+    elif ctx.chief:
+        print("TensorBoard is not installed: no logs/ written (pip install tensorboard)", flush=True)
+    return _Callbacks(callbacks, guard, averaging)
+
+
+def _fit_phases(ctx: _Context, model, compile_for, data: _Data, callbacks: _Callbacks, verbose):
+    """Phase 7: the frozen-backbone epochs (unless a resumed run restores past them), then the recipe's epochs;
+    the test ``[loss, accuracy]``, or None when the loss diverged first."""
+    fit_steps = {"steps_per_epoch": data.steps} if data.repeated else {}
+    bf16 = ctx.precision.onednn_bf16
+    head_epochs = ctx.plan.freeze_epochs
+    if head_epochs and not _has_backup(ctx.plan.out):
+        # not the backup (the head phase is not backed up), nor the EMA (it starts with every layer)
+        head_callbacks = [c for c in callbacks.all[1:] if c is not callbacks.averaging]
+        _train_head(model, ctx.strategy, compile_for, ctx.recipe, head_epochs, lambda: _fit(
+            model, data.train, data.test, head_callbacks, head_epochs, verbose, fit_steps, evaluate=False,
+            bf16=bf16))
+    if callbacks.guard.diverged_at is not None:
+        return None
+    return _fit(model, data.train, data.test, callbacks.all, head_epochs + ctx.recipe.epochs, verbose, fit_steps,
+                initial_epoch=head_epochs, bf16=bf16)
+
+
+def _history_rows(ctx: _Context, write_dir: str) -> List[Dict[str, Any]]:
+    """Phase 8: the epochs' rows as written, plotted on the chief as ``curves.png``."""
+    history_path = os.path.join(write_dir, HISTORY_JSON)
+    rows = _read_json(history_path) if os.path.exists(history_path) else []
+    if ctx.chief:
+        plot_history(rows, os.path.join(ctx.plan.out, CURVES_PNG))
+    return rows
+
+
+def _stop_if_diverged(ctx: _Context, guard) -> None:
+    """Phase 9: a :class:`DivergedError` if the loss became NaN, after the chief recorded it and dropped the
+    backup (its weights belong to a learning rate that diverges)."""
+    if guard.diverged_at is None:
+        return
+    message = f"loss became NaN at epoch {guard.diverged_at}; lower --lr (it was {ctx.recipe.lr:g})"
+    if ctx.chief:
+        _remove_backup(ctx.plan.out)
+        _write_json(os.path.join(ctx.plan.out, RUN_FILE), {"status": "diverged", "arguments": ctx.plan.arguments,
+                                                           "diverged_at_epoch": guard.diverged_at, "error": message})
+    raise DivergedError(message)
+
+
+def _export(ctx: _Context, model, data: _Data, write_dir: str) -> str:
+    """Phase 10: the SavedModel, checked on 64 test images; every worker takes part (reading synchronized
+    variables is a collective), the chief's lands in ``OUT/saved_model``, which is the path returned."""
+    import numpy as np
+
+    from keras_convnets.training import distribute, export
+
+    spec = ctx.plan.spec
+    check_images = next(iter(data.test))[0].numpy()[:64].astype(np.uint8)
+    path = export.export_saved_model(model, os.path.join(write_dir, "saved_model"), list(spec.class_names),
+                                     check_images, crop_fraction=spec.crop_fraction)
+    distribute.debug_dump_weights(model)
+    return path if ctx.chief else os.path.join(ctx.plan.out, "saved_model")
+
+
+def _record_complete(ctx: _Context, scores, export_path: str) -> None:
+    """Phase 11 (chief): ``run.json`` complete, then the backup deleted: a run killed before this resumes with no
+    epoch left to train."""
+    from keras_convnets.training import distribute
+
+    run_plan = ctx.plan
+    _write_json(os.path.join(run_plan.out, RUN_FILE), {
+        "status": "complete", "arguments": run_plan.arguments, "data": run_plan.spec.summary(),
+        "test_accuracy": scores[1], "test_loss": scores[0], "export_path": export_path,
+        "class_names": list(run_plan.spec.class_names), "strategy": distribute.strategy_label(ctx.strategy),
+        "replicas": ctx.replicas, "global_batch_size": ctx.global_batch, "lr": ctx.recipe.lr,
+        "compute_precision": ctx.precision.label})
+    _remove_backup(run_plan.out)
+
+
+def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
+    """A planned run, phase by phase (each function's docstring says what it does and why in that order)."""
+    ctx = _context(run_plan, strategy)
+    _announce(ctx)
+    data = _pipelines(ctx)
+    model, compile_for = _build_and_compile(ctx, data)
+    with _claimed_out_dir(ctx) as write_dir:
+        callbacks = _callbacks(ctx, write_dir)
+        scores = _fit_phases(ctx, model, compile_for, data, callbacks, verbose)
+        rows = _history_rows(ctx, write_dir)
+        _stop_if_diverged(ctx, callbacks.guard)
+        export_path = _export(ctx, model, data, write_dir)
+        if ctx.chief:
+            _record_complete(ctx, scores, export_path)
+    history = {key: [row.get(key) for row in rows] for key in dict.fromkeys(k for row in rows for k in row)}
+    return TrainResult(run_plan.out, export_path, scores[1], scores[0], history, run_plan.arguments)
+
+
+def train(model, dataset=None, *, verbose="auto", **options) -> TrainResult:
+    """Trains the registered ``model`` on ``dataset`` (default ``"cifar10"``) with its paper's recipe, evaluates it
+    and exports it: ``run(plan(model, dataset, **options))``.
+
+    ``options`` are the fields of :class:`~keras_convnets.training.train_config.TrainConfig`, documented there
+    (``epochs``, ``batch_size``, ``lr``, ``schedule``, ``weights``, ``freeze_backbone``, ``recipe``,
+    ``regularization``, ``precision``, ``strategy``, ``out``, ``force``, ...); ``model`` may be a ``TrainConfig``
+    itself. An unknown option is a TypeError naming the closest ones. ``verbose``: ``model.fit``'s.
     """
-    return run(plan(model_name, dataset, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                    schedule=schedule, strategy=strategy, precision=precision, out=out, data_dir=data_dir,
-                    seed=seed, model_kwargs=model_kwargs, augmentation=augmentation, steps_per_epoch=steps_per_epoch,
-                    scale_lr=scale_lr, force=force, image_size=image_size, weights=weights,
-                    freeze_backbone=freeze_backbone, steps_per_execution=steps_per_execution,
-                    jit_compile=jit_compile, weights_channels=weights_channels, recipe=recipe,
-                    regularization=regularization, warmup_epochs=warmup_epochs), verbose=verbose)
+    return run(plan(model, dataset, **options), verbose=verbose)

@@ -7,10 +7,13 @@ and training modules only call these.
 Call order: :func:`prefer_onednn` must run before TensorFlow is imported and :func:`configure_threads` before it
 executes its first op (TF reads both once); the CLI calls them first thing. This module imports TensorFlow only
 inside functions so that it can. :func:`dataset_options` and :func:`compile_options` can be called any time.
+Settings are values, passed explicitly: a training run chooses its :class:`RuntimeSettings` once (with its strategy
+and flags) and hands them to its pipelines and ``compile``; a caller that passes none gets :func:`default_settings`.
 """
 
 import contextlib
 import dataclasses
+import functools
 import os
 import re
 import sys
@@ -381,36 +384,27 @@ def choose_settings(machine: Machine, *, steps_per_execution: Optional[int] = No
         jit_compile=chosen.jit_compile if jit_compile is None else jit_compile, precision=chosen_precision)
 
 
-_current: Optional[RuntimeSettings] = None
-
-
-def current_settings() -> RuntimeSettings:
-    """The settings of this process: chosen for the detected machine on first use, or set by :func:`use_settings`."""
-    global _current  # pylint: disable=global-statement
-    if _current is None:
-        _current = choose_settings(detect_machine())
-    return _current
-
-
-def use_settings(settings: RuntimeSettings) -> RuntimeSettings:
-    """Makes ``settings`` this process' settings (a run calls it once, with its strategy and flags)."""
-    global _current  # pylint: disable=global-statement
-    _current = settings
-    return settings
+@functools.lru_cache(maxsize=None)
+def default_settings() -> RuntimeSettings:
+    """The settings :func:`choose_settings` picks for this process' machine with no flags: what a pipeline or
+    ``compile`` gets when no settings are passed (a run passes its own, chosen with its strategy and flags).
+    Computed once: the machine does not change under a running process."""
+    return choose_settings(detect_machine())
 
 
 def input_threads(decodes_images: bool, settings: Optional[RuntimeSettings] = None) -> int:
     """Threads for an input pipeline's maps. A small CPU keeps its measured single thread for pipelines of decoded
     32x32 arrays (a few percent of a core); pipelines that decode, crop and resize photos get every core (decoding is
     most of their work: issue 13's benchmarks/pipeline_imagenet.py), as every pipeline does on bigger machines."""
-    settings = settings or current_settings()
+    settings = settings or default_settings()
     if settings.data_threads and not decodes_images:
         return settings.data_threads
     return settings.machine.cpu_cores
 
 
 def dataset_options(settings: Optional[RuntimeSettings] = None, threads: Optional[int] = None):
-    """The ``tf.data.Options`` applied to every input pipeline we build, from ``settings`` (default: this process').
+    """The ``tf.data.Options`` applied to every input pipeline we build, from ``settings`` (default:
+    :func:`default_settings`).
 
     On a small CPU (the measured case): ``private_threadpool_size=1`` (without it tf.data runs its functions on
     TensorFlow's inter-op pool, the same 2 threads that run the training step's ops, so input work queues behind
@@ -421,7 +415,7 @@ def dataset_options(settings: Optional[RuntimeSettings] = None, threads: Optiona
     :func:`input_threads`) sizes the private pool of a pipeline that needs more than the settings' one thread.
     """
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    settings = settings or current_settings()
+    settings = settings or default_settings()
     options = tf.data.Options()
     options.autotune.enabled = settings.autotune
     if settings.data_threads:
@@ -442,7 +436,7 @@ def compile_options(info=None, steps_per_epoch=None, settings: Optional[RuntimeS
     decide it (False on CPUs, where XLA was slower for these convnets). ``info`` is accepted for per-model choices;
     none of the measured models needed one.
     """
-    settings = settings or current_settings()
+    settings = settings or default_settings()
     steps = settings.steps_per_execution
     if steps_per_epoch:
         steps = max(n for n in range(1, steps + 1) if int(steps_per_epoch) % n == 0)
