@@ -85,11 +85,11 @@ def test_readme_column_names_the_sources():
 
 def test_fine_tuning_takes_a_named_source_as_it_is():
     from keras_convnets.models import registry
-    from keras_convnets.training import loop
+    from keras_convnets.training import run_plan
 
-    assert loop._check_weights(registry.model_info("resnet18"), "timm:tv_in1k", 2) == ("timm:tv_in1k", 2)
+    assert run_plan._check_weights(registry.model_info("resnet18"), "timm:tv_in1k", 2) == ("timm:tv_in1k", 2)
     with pytest.raises(ValueError, match="keras.applications' layout"):
-        loop._check_weights(registry.model_info("resnet50"), "torchvision", None)
+        run_plan._check_weights(registry.model_info("resnet50"), "torchvision", None)
 
 
 def test_every_published_file_is_one_record_of_its_file_and_its_input():

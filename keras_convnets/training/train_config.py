@@ -2,7 +2,7 @@
 
 ``train("resnet20", epochs=3)``, ``plan(...)`` and ``keras-convnets train resnet20 --epochs 3`` all make one
 ``TrainConfig`` (the command line fills it from argparse) and hand it to
-:func:`keras_convnets.training.loop.plan`, which checks every field with a one-line reason, resolves the defaults
+:func:`keras_convnets.training.run_plan.plan`, which checks every field with a one-line reason, resolves the defaults
 against the model's paper recipe and the dataset, and returns the ``RunPlan`` the loop runs. Nothing here imports
 TensorFlow.
 """
