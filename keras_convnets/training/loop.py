@@ -33,7 +33,21 @@ import tempfile
 import time
 from typing import Any, Dict, List, NamedTuple
 
-from keras_convnets.training import data, datasets, lock, performance, recipes
+import numpy as np
+
+from keras_convnets.training import (
+    augment,
+    checkpoint,
+    data,
+    datasets,
+    distribute,
+    ema,
+    export,
+    finetune,
+    lock,
+    performance,
+    recipes,
+)
 
 # plan() and the run directory's checks, under the names users call them by here (loop.plan, loop.PRECISIONS, ...)
 from keras_convnets.training.run_plan import (  # noqa: F401
@@ -123,8 +137,6 @@ def _history_callback_class():
 
 
 def _current_lr(optimizer):
-    import numpy as np
-
     optimizer = getattr(optimizer, "inner_optimizer", optimizer)
     try:
         rate = optimizer.learning_rate
@@ -160,8 +172,6 @@ def build_model(run_plan: RunPlan, image_shape, num_classes, policy=None):
     ``weights``, the pretrained backbone under a new classifier (:func:`keras_convnets.training.finetune.build`).
     ``policy``: the Keras dtype policy (default: the plan's precision when it is a Keras mixed policy, else float32;
     ``bf16`` on a CPU is float32 layers under the oneDNN rewrite)."""
-    from keras_convnets.training import finetune
-
     kwargs = dict(run_plan.model_kwargs, input_shape=tuple(image_shape), weight_decay=run_plan.recipe.weight_decay)
     if policy is None:
         policy = run_plan.config.precision if run_plan.config.precision.startswith("mixed_") else "float32"
@@ -259,8 +269,6 @@ def run(run_plan: RunPlan, verbose="auto") -> TrainResult:
     tf-keras keeps the chief's checkpoint in ``backup/chief`` and each other worker's in its own
     ``backup/workertemp_<index>``; a restarted worker restores the chief's checkpoint, so all resume alike.
     """
-    from keras_convnets.training import distribute
-
     # First: a multi-worker strategy configures collective ops, which must happen before TF runs anything.
     return _run(run_plan, distribute.get_strategy(run_plan.config.strategy), verbose)
 
@@ -274,8 +282,6 @@ def _train_head(model, strategy, compile_for, recipe, epochs, fit):
     """The frozen-backbone phase: the backbone frozen (BatchNorm in inference mode), the head trained with
     :data:`~keras_convnets.training.recipes.FINE_TUNE_HEAD`'s rate by ``fit``; then every layer unfrozen and the
     model compiled again with ``recipe``. Not backed up: a run killed during it trains it again."""
-    from keras_convnets.training import finetune
-
     head_recipe = dataclasses.replace(recipes.FINE_TUNE_HEAD, batch_size=recipe.batch_size,
                                       lr=recipes.FINE_TUNE_HEAD.lr * recipe.lr / recipes.FINE_TUNE.lr)
     print(f"Frozen backbone: training the new head alone at lr {head_recipe.lr:g} first (BatchNorm in inference "
@@ -335,8 +341,6 @@ class _Data:
 
 def _context(run_plan: RunPlan, strategy) -> _Context:
     """Phase 1: the runtime settings for this machine and the plan's flags, and the recipe for the replicas."""
-    from keras_convnets.training import distribute
-
     config = run_plan.config
     settings = performance.choose_settings(
         performance.detect_machine(strategy), steps_per_execution=config.steps_per_execution,
@@ -348,8 +352,6 @@ def _context(run_plan: RunPlan, strategy) -> _Context:
 def _announce(ctx: _Context) -> None:
     """Phase 2: the run's first lines: what it chose on this machine and why, what the data is (splits, skipped
     files, the normalization pretrained weights need), how it is distributed, and the recipe when not the paper's."""
-    from keras_convnets.training import distribute
-
     run_plan, recipe, spec = ctx.plan, ctx.recipe, ctx.plan.spec
     print(ctx.settings.describe(), flush=True)
     if not (ctx.settings.machine.onednn or ctx.settings.machine.accelerators):
@@ -373,8 +375,6 @@ def _announce(ctx: _Context) -> None:
 def _pipelines(ctx: _Context) -> _Data:
     """Phase 3: the training and test pipelines at the global batch, with the regularization's per-image ops and
     soft labels, capped and repeated for ``steps_per_epoch``, sharded by data across workers."""
-    from keras_convnets.training import augment, distribute
-
     run_plan, spec, regularization = ctx.plan, ctx.plan.spec, ctx.plan.regularization
     fill = tuple(int(round(255 * m)) for m in spec.statistics.mean)  # erased pixels: 0 once the model normalizes
     train_ds = datasets.train_dataset(spec, ctx.global_batch, seed=run_plan.config.seed, settings=ctx.settings,
@@ -433,8 +433,6 @@ def _claimed_out_dir(ctx: _Context):
     that the model is built: OUT is touched only by a run that can start), holds its lock, marks the run running
     and finishes an interrupted export; another worker writes to a temporary directory of its own (the standard
     pattern), deleted at the end."""
-    from keras_convnets.training import distribute, export
-
     out = ctx.plan.out
     if ctx.chief:
         _make_out_dir(out)
@@ -464,8 +462,6 @@ def _callbacks(ctx: _Context, write_dir: str) -> _Callbacks:
     in each checkpoint), the per-epoch history (after the backup: see its docstring), the divergence guard, the
     EMA, and TensorBoard on the chief when it is installed."""
     from keras_convnets.models.backend import keras
-    from keras_convnets.training import checkpoint, ema
-
     out, regularization = ctx.plan.out, ctx.plan.regularization
     guard = _divergence_guard_class()()
     averaging = ema.callback(regularization.ema, regularization.ema_warmup_steps) if regularization.ema else None
@@ -521,10 +517,6 @@ def _stop_if_diverged(ctx: _Context, guard) -> None:
 def _export(ctx: _Context, model, data: _Data, write_dir: str) -> str:
     """Phase 10: the SavedModel, checked on 64 test images; every worker takes part (reading synchronized
     variables is a collective), the chief's lands in ``OUT/saved_model``, which is the path returned."""
-    import numpy as np
-
-    from keras_convnets.training import distribute, export
-
     spec = ctx.plan.spec
     check_images = next(iter(data.test))[0].numpy()[:64].astype(np.uint8)
     path = export.export_saved_model(model, os.path.join(write_dir, "saved_model"), list(spec.class_names),
@@ -536,8 +528,6 @@ def _export(ctx: _Context, model, data: _Data, write_dir: str) -> str:
 def _record_complete(ctx: _Context, scores, export_path: str) -> None:
     """Phase 11 (chief): ``run.json`` complete, then the backup deleted: a run killed before this resumes with no
     epoch left to train."""
-    from keras_convnets.training import distribute
-
     run_plan = ctx.plan
     _write_json(os.path.join(run_plan.out, RUN_FILE), {
         "status": "complete", "arguments": run_plan.arguments, "data": run_plan.spec.summary(),

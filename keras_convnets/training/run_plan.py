@@ -11,7 +11,7 @@ import os
 from typing import Any, Dict, Optional, Tuple
 
 from keras_convnets import checks
-from keras_convnets.training import data, datasets, lock, performance, recipes
+from keras_convnets.training import data, datasets, distribute, lock, performance, recipes
 from keras_convnets.training.train_config import TrainConfig, config_from
 
 #: ``precision`` values (:func:`keras_convnets.training.performance.choose_precision` says what each computes where).
@@ -116,8 +116,6 @@ def _check_weights(info, weights, freeze_backbone):
 
 def _check_choices(config: TrainConfig) -> None:
     """The fields that name one of a few choices, and the numbers a recipe does not resolve (one-line ValueErrors)."""
-    from keras_convnets.training import distribute
-
     if not isinstance(config.dataset, (str, os.PathLike)):
         raise ValueError(f"dataset must be a tfds name or a folder path; got {config.dataset!r}")
     checks.one_of("weights_channels", config.weights_channels, (None, *datasets.CHANNEL_ORDERS))
@@ -208,8 +206,6 @@ def plan(config, dataset=None, **options) -> RunPlan:
     :class:`~keras_convnets.training.recipes.Regularization` (used as given), or a mapping of some of its fields
     overriding the recipe's (the command line's flags)."""
     from keras_convnets.models import registry
-    from keras_convnets.training import distribute
-
     config = config_from(config, dataset, options)
     info = registry.model_info(config.model)
     config = _checked(config, info)
