@@ -17,6 +17,7 @@ import os
 from typing import Optional, Tuple
 
 from keras_convnets import checks
+from keras_convnets.training.transforms import augment, chain, extra_seed  # noqa: F401 -- their old home
 
 #: The environment variable tfds reads its data directory from.
 DATA_DIR_ENV = "TFDS_DATA_DIR"
@@ -112,35 +113,6 @@ def load_split(name: str, split: str, data_dir: Optional[str] = None, download: 
     builder = _builder(name, data_dir, download)
     ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
     return ds.with_options(performance.dataset_options())
-
-
-def augment(image, seed):
-    """Zero-pad 4 pixels, random crop back to the image's size, random horizontal flip: one image, stateless
-    randomness from ``seed`` (shape [2] int64), so each image of a batch is cropped and flipped on its own."""
-    import tensorflow as tf
-
-    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
-    shape = tf.shape(image)
-    padded = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
-    image = tf.image.stateless_random_crop(padded, size=shape, seed=crop_seed)
-    return tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
-
-
-def extra_seed(seed):
-    """The seed of the per-image op that follows the usual augmentation: ``seed`` folded with 1."""
-    import tensorflow as tf
-
-    return tf.random.experimental.stateless_fold_in(seed, 1)
-
-
-def chain(first, then):
-    """``(image, seed) -> image``: ``first`` (or nothing) with ``seed``, then ``then`` (or nothing) with
-    :func:`extra_seed` of it."""
-    def transform(image, seed):
-        if first is not None:
-            image = first(image, seed)
-        return image if then is None else then(image, extra_seed(seed))
-    return transform
 
 
 def load_dataset(name: str, split: str = "train", *, batch_size: int = 128, training: bool = True,

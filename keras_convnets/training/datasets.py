@@ -13,8 +13,8 @@ per-image tf.data pipelines that yield ``(uint8 [B, S, S, 3], int64 [B])``.
   decided by its provenance: :func:`pretrained_statistics`), else the table of
   :mod:`keras_convnets.training.data` (cifar10, cifar100, svhn_cropped), else computed once on a bounded, deterministic
   sample of the training images (:func:`compute_statistics`).
-- **Augmentation**: ``"cifar"`` (pad 4, random 32x32 crop, flip: :func:`keras_convnets.training.data.augment`) at
-  32x32 and below, ``"imagenet"`` (random-resized crop + flip, :mod:`keras_convnets.training.transforms`) above,
+- **Augmentation**: ``"cifar"`` (pad 4, random 32x32 crop, flip: :func:`keras_convnets.training.transforms.augment`)
+  at 32x32 and below, ``"imagenet"`` (random-resized crop + flip, :mod:`keras_convnets.training.transforms`) above,
   ``"none"`` for SVHN as the papers train it. Evaluation: the short side resized and centre-cropped
   (:func:`keras_convnets.training.transforms.eval_transform`, crop fraction 0.875 for ``"imagenet"``, 1 otherwise).
 
@@ -435,7 +435,7 @@ def train_dataset(description: DatasetDescription, batch_size: int, *, seed: int
     (:func:`keras_convnets.training.transforms.decode_train_transform`: 1.1-1.6x the images/s of decoding whole on
     256-320 px JPEGs in two runs here, benchmarks/pipeline_imagenet.py); False: decode whole, then crop (the same
     crops). ``per_image``: a further ``(uint8 image, seed) -> uint8 image`` op after the usual augmentation (the
-    modern recipe's, :func:`keras_convnets.training.data.chain`)."""
+    modern recipe's, :func:`keras_convnets.training.transforms.chain`)."""
     import tensorflow as tf
 
     from keras_convnets.training import transforms
@@ -456,7 +456,7 @@ def train_dataset(description: DatasetDescription, batch_size: int, *, seed: int
                 return transforms.decode_train_transform(encoded, size, image_seed, jpeg)
             return transforms.train_transform(transforms.decode_rgb(encoded), size, image_seed)
 
-        augment = data.chain(crop, per_image)
+        augment = transforms.chain(crop, per_image)
 
         ds = tf.data.Dataset.zip((_encoded_examples(description, description.train, shuffle_seed=seed), seeds))
         ds = ds.map(lambda example, s: (augment(example[0], s), example[1]), num_parallel_calls=threads)
@@ -466,7 +466,8 @@ def train_dataset(description: DatasetDescription, batch_size: int, *, seed: int
             num_parallel_calls=threads).cache()
         ds = ds.shuffle(description.train.count, seed=seed, reshuffle_each_iteration=True)
         if description.augmentation == "cifar" or per_image is not None:
-            transform = data.chain(data.augment if description.augmentation == "cifar" else None, per_image)
+            transform = transforms.chain(transforms.augment if description.augmentation == "cifar" else None,
+                                         per_image)
             ds = tf.data.Dataset.zip((ds, seeds)).map(lambda example, s: (transform(example[0], s), example[1]),
                                                       num_parallel_calls=threads)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
