@@ -446,8 +446,7 @@ def describe(dataset: str, *, image_size: int | None = None, augmentation: str |
     known = DATASETS.get(dataset)
     if os.path.isdir(dataset):
         kind, name = "folder", os.path.abspath(dataset)
-        class_names, train, evaluation, note, report, formats = _folder_splits(name, holdout_fraction, split_seed,
-                                                                               threads)
+        classes, train, evaluation, note, report, formats = _folder_splits(name, holdout_fraction, split_seed, threads)
         native_size, image_format = None, next(iter(formats)) if len(formats) == 1 else None
     elif _looks_like_path(dataset):
         raise UnknownDatasetError(f"dataset {dataset!r} is not a folder (expected a tfds name or a folder of class "
@@ -457,7 +456,7 @@ def describe(dataset: str, *, image_size: int | None = None, augmentation: str |
         data_dir = resolve_data_dir(data_dir)
         info = dataset_info(dataset, data_dir, download)
         image_key, label_key = _image_and_label_keys(dataset, info)
-        class_names = tuple(info.features[label_key].names)
+        classes = tuple(info.features[label_key].names)
         train, evaluation, note = _tfds_splits(dataset, info, holdout_fraction, split_seed)
         shape = info.features[image_key].shape
         native_size = shape[0] if shape[0] is not None and shape[0] == shape[1] else None
@@ -467,7 +466,7 @@ def describe(dataset: str, *, image_size: int | None = None, augmentation: str |
     if augmentation is None:
         augmentation = ("cifar" if known.augment else "none") if known and size == native_size else \
             "cifar" if size <= 32 else "imagenet"
-    description = DatasetDescription(name, kind, size, class_names, augmentation, train, evaluation, note,
+    description = DatasetDescription(name, kind, size, classes, augmentation, train, evaluation, note,
                                       PLACEHOLDER_STATISTICS, holdout_fraction, split_seed, data_dir, image_key,
                                       label_key, report, image_format)
     if isinstance(statistics, dict):
