@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from keras_convnets import ResNet20
-from keras_convnets.training import data
+from keras_convnets.training import data, datasets
 from tests._data_dir import real_data_dir, requires_cifar10
 
 
@@ -104,7 +104,7 @@ def test_download_is_attempted_when_the_source_is_reachable(tmp_path, monkeypatc
     import tensorflow_datasets as tfds
 
     calls = []
-    monkeypatch.setattr(data, "_reachable", lambda host, timeout=5.0: calls.append(host) or True)
+    monkeypatch.setattr(datasets, "_reachable", lambda host, timeout=5.0: calls.append(host) or True)
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare",
                         lambda self, *a, **k: calls.append("download") or (_ for _ in ()).throw(RuntimeError("stop")))
     with pytest.raises(RuntimeError, match="stop"):
@@ -113,7 +113,7 @@ def test_download_is_attempted_when_the_source_is_reachable(tmp_path, monkeypatc
 
 
 def test_offline_download_fails_at_once_saying_how_to_point_at_a_local_copy(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_reachable", lambda host, timeout=5.0: False)
+    monkeypatch.setattr(datasets, "_reachable", lambda host, timeout=5.0: False)
     with pytest.raises(data.DatasetUnavailableError,
                        match="cannot be reached to download it; point --data-dir .*TFDS_DATA_DIR"):
         data.dataset_info("cifar10", data_dir=str(tmp_path), download=True)

@@ -1,6 +1,6 @@
 """The modern recipe's data augmentation: RandAugment, TrivialAugment, random erasing (per image) and mixup / cutmix
 (per batch), as pure TensorFlow functions with stateless randomness from a seed, like
-:func:`keras_convnets.training.data.augment`.
+:func:`keras_convnets.training.transforms.augment`.
 
 Per-image ops take ``(uint8 image [H, W, 3], seed [2] int64)`` and return a uint8 image of the same shape; the
 pipeline draws one seed per image from ``tf.data.Dataset.random(seed)``, so every image of a batch gets its own ops

@@ -1,52 +1,111 @@
-"""Datasets by name or path: any tfds image-classification dataset, or a folder of class sub-folders, described once
-(:class:`DatasetDescription`: image size, classes, per-channel statistics, augmentation, splits) and read by seeded
-per-image tf.data pipelines that yield ``(uint8 [B, S, S, 3], int64 [B])``.
+"""The data layer: datasets by name or path (any tfds image-classification dataset, or a folder of class
+sub-folders), described once (:class:`DatasetDescription`: image size, classes, per-channel statistics, augmentation,
+splits) and read by seeded per-image tf.data pipelines that yield ``(uint8 [B, S, S, 3], int64 [B])``.
 
 ``describe("oxford_flowers102")``, ``describe("imagenette/320px", image_size=160)``, ``describe("path/to/photos")``.
 
+- **tfds.** One builder helper (:func:`tfds_builder`): the name checked (an unknown one gets the closest tfds names),
+  a prepared copy in the data directory (``data_dir``, else ``$TFDS_DATA_DIR``: :func:`resolve_data_dir`), else,
+  when asked, downloaded; for the datasets of :data:`DATASETS` only after their host answers (offline, tfds' own
+  download retries for minutes first). Every failure is one line saying how to point at a local copy.
 - **Splits.** tfds: training on ``train``; evaluation on ``test``, else ``validation``, else a seeded held-out
   fraction of ``train``. Folders: see :mod:`keras_convnets.training.image_folder`. :attr:`DatasetDescription.split_note`
   says which, in one line, for the run's first lines.
 - **Statistics** (per channel, pixels in [0, 1]): recorded ones passed back in (a resumed run reads them from its
   ``run.json``), else the input normalization of the pretrained weights the model starts from (keras.applications'
   ``preprocess_input`` modes: the features were learned on that input, whatever the new dataset; for a weights file,
-  decided by its provenance: :func:`pretrained_statistics`), else the table of
-  :mod:`keras_convnets.training.data` (cifar10, cifar100, svhn_cropped), else computed once on a bounded, deterministic
-  sample of the training images (:func:`compute_statistics`).
-- **Augmentation**: ``"cifar"`` (pad 4, random 32x32 crop, flip: :func:`keras_convnets.training.data.augment`) at
-  32x32 and below, ``"imagenet"`` (random-resized crop + flip, :mod:`keras_convnets.training.transforms`) above,
+  decided by its provenance: :func:`pretrained_statistics`), else the table :data:`DATASETS` (cifar10, cifar100,
+  svhn_cropped), else computed once on a bounded, deterministic sample of the training images
+  (:func:`compute_statistics`, which also computes the table's figures over a whole split).
+- **Augmentation**: ``"cifar"`` (pad 4, random 32x32 crop, flip: :func:`keras_convnets.training.transforms.augment`)
+  at 32x32 and below, ``"imagenet"`` (random-resized crop + flip, :mod:`keras_convnets.training.transforms`) above,
   ``"none"`` for SVHN as the papers train it. Evaluation: the short side resized and centre-cropped
   (:func:`keras_convnets.training.transforms.eval_transform`, crop fraction 0.875 for ``"imagenet"``, 1 otherwise).
+- **Pipelines.** Every pipeline is built from the same two steps: :func:`_seeded_per_image` (each image its own
+  seed, drawn from ``tf.data.Dataset.random(seed)``, so every image of a batch gets its own crop and a seeded run sees
+  the same images in the same order with the same crops) and :func:`_batched` (batch, prefetch, the runtime settings'
+  ``tf.data.Options``). The CIFAR papers' datasets at their own size take the papers' pipeline
+  (:func:`cifar_pipeline`: decode, cache, shuffle over the whole split, pad-crop-flip); other small images are decoded
+  and sized once, cached, then augmented per epoch; larger ones are decoded in the pipeline, after shuffling (tfds
+  images are read encoded), so a large dataset's shuffle buffer holds compressed bytes.
 
-Images are decoded in the pipeline, after shuffling (tfds images are read encoded), so a large dataset's shuffle
-buffer holds compressed bytes. The CIFAR-family tfds datasets at 32x32 keep today's pipeline
-(:func:`keras_convnets.training.data.load_dataset`) unchanged.
+Normalization is *not* done here: it is the first layer of the trained model
+(:func:`keras_convnets.training.data.preprocessing_model`), so the exported SavedModel takes raw ``uint8`` images.
+Pipeline builders take ``settings`` (a :class:`keras_convnets.training.performance.RuntimeSettings`; None: this
+machine's). TensorFlow is imported only when a pipeline is built, so the CLI can check a dataset name without it.
 """
 
 import dataclasses
 import difflib
 import os
+import socket
+from typing import Optional, Tuple
 
 import numpy as np
 
 from keras_convnets import checks
 from keras_convnets.models import pretrained as pretrained_weights
 from keras_convnets.models.checkpoints import checkpoint_format
-from keras_convnets.training import data, image_folder
+from keras_convnets.training import image_folder, performance, transforms
 
 AUGMENTATIONS = ("cifar", "imagenet", "none")
 #: Default training size of a dataset whose images have no fixed size: the ImageNet models' input.
 DEFAULT_IMAGE_SIZE = 224
 #: Held-out fraction of train when a dataset has no test or validation split (or a folder no test folder).
 DEFAULT_HOLDOUT_FRACTION = 0.1
-#: Images :func:`compute_statistics` reads at most.
+#: Images :func:`compute_statistics` reads at most (unless told otherwise).
 STATISTICS_IMAGES = 2000
 #: Encoded examples a tfds training pipeline shuffles over (at ~110 kB per ImageNet JPEG, ~1 GB).
 SHUFFLE_BUFFER = 10_000
+#: The environment variable tfds reads its data directory from.
+DATA_DIR_ENV = "TFDS_DATA_DIR"
 
 
-class UnknownDatasetError(data.DatasetUnavailableError):
+# ------------------------------------------------------------------------------------- the CIFAR papers' datasets --
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """A supported tfds dataset. ``mean``/``std``: per-channel statistics of the train split's pixels in [0, 1]
+    (population std over every pixel), computed from the full train split; ``augment``: whether the papers train on
+    it with pad-crop-flip (CIFAR: yes; SVHN: no, WRN and DenseNet train SVHN without augmentation)."""
+
+    name: str
+    mean: Tuple[float, float, float]
+    std: Tuple[float, float, float]
+    source_host: str             # where tfds downloads it from (probed before a download is attempted)
+    augment: bool = True
+    train_split: str = "train"
+    test_split: str = "test"
+
+
+DATASETS = {spec.name: spec for spec in [
+    DatasetSpec("cifar10", mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616),
+                source_host="www.cs.toronto.edu"),
+    DatasetSpec("cifar100", mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762),
+                source_host="www.cs.toronto.edu"),
+    DatasetSpec("svhn_cropped", mean=(0.4377, 0.4438, 0.4728), std=(0.1980, 0.2010, 0.1970),
+                source_host="ufldl.stanford.edu", augment=False),
+]}
+
+
+class DatasetUnavailableError(ValueError):
+    """The dataset is unknown, or tfds has no prepared copy of it and cannot download one."""
+
+
+class UnknownDatasetError(DatasetUnavailableError):
     """Neither a tfds dataset nor a folder of class folders."""
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    """The :class:`DatasetSpec` of ``name``, or a :class:`DatasetUnavailableError` listing the supported ones."""
+    if name not in DATASETS:
+        raise DatasetUnavailableError(f"unknown dataset {name!r}; supported datasets: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def resolve_data_dir(data_dir: Optional[str] = None) -> Optional[str]:
+    """``data_dir``, else ``$TFDS_DATA_DIR``, else None (tfds' own default, ``~/tensorflow_datasets``)."""
+    return data_dir or os.environ.get(DATA_DIR_ENV) or None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +125,10 @@ class Statistics:
     @classmethod
     def from_json(cls, obj: dict) -> "Statistics":
         return cls(tuple(obj["mean"]), tuple(obj["std"]), obj["source"], bool(obj.get("reverse_channels", False)))
+
+
+#: Statistics that stand for none: a description's before they are chosen, or where they are not used.
+PLACEHOLDER_STATISTICS = Statistics((0.0,) * 3, (1.0,) * 3, "not computed")
 
 
 def _statistics(preprocessing: pretrained_weights.Preprocessing) -> Statistics:
@@ -135,7 +198,7 @@ class Split:
 
 @dataclasses.dataclass(frozen=True)
 class DatasetDescription:
-    """Everything a run needs to know about its data (the generalization of :class:`data.DatasetSpec`)."""
+    """Everything a run needs to know about its data (the generalization of :class:`DatasetSpec`)."""
 
     name: str                     # the tfds name, or the folder's absolute path
     kind: str                     # "tfds" or "folder"
@@ -224,28 +287,73 @@ def _cached_tfds_names() -> list[str]:
     return _NAMES_CACHE
 
 
-def _tfds_builder(name: str, data_dir: str | None, download: bool):
-    """The prepared tfds builder of ``name`` (downloading it when ``download``), or a one-line error."""
+def _reachable(host: str, timeout: float = 5.0) -> bool:
+    """Whether an HTTPS connection to ``host`` opens: offline, tfds' own download retries for minutes first."""
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def tfds_builder(name: str, data_dir: str | None = None, download: bool = False):
+    """The prepared tfds builder of ``name`` in ``data_dir`` (:func:`resolve_data_dir`), or a one-line error: an
+    unknown name (:class:`UnknownDatasetError`, with the closest tfds names), or no prepared copy
+    (:class:`DatasetUnavailableError`, saying how to point at one). ``download=True``: tfds downloads and prepares a
+    missing one, as ``tfds.load`` does (:func:`_download`)."""
     import tensorflow_datasets as tfds
 
-    base = name.split("/")[0].split(":")[0]
-    if base not in _cached_tfds_names():
+    if name.split("/")[0].split(":")[0] not in _cached_tfds_names():
         raise _unknown_name_error(name)
+    data_dir = resolve_data_dir(data_dir)
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except (ValueError, KeyError, tfds.core.registered.DatasetNotFoundError) as error:
         raise UnknownDatasetError(f"tfds cannot build {name!r}: {str(error).splitlines()[0]}") from None
     if not builder.is_prepared():
-        if not download:
-            raise data.DatasetUnavailableError(
-                f"dataset {name!r} is not prepared in {data_dir or 'tfds default directory'}; point --data-dir (or "
-                f"{data.DATA_DIR_ENV}) at a tensorflow_datasets directory holding it, or let tfds download it")
-        try:
-            builder.download_and_prepare()
-        except Exception as error:  # noqa: BLE001 -- tfds raises many kinds (no network, manual download, ...)
-            raise data.DatasetUnavailableError(f"tfds could not download and prepare {name!r}: "
-                                               f"{' '.join(str(error).split())[:300]}") from None
+        _download(builder, name, data_dir, download)
     return builder
+
+
+def _download(builder, name: str, data_dir: str | None, download: bool) -> None:
+    """Downloads and prepares ``builder`` when ``download``, else a one-line error. For a dataset of
+    :data:`DATASETS` its host is probed first (an unreachable one is the same error, at once) and, since the source
+    answered, a failure of tfds is raised as it is; for any other, tfds' many kinds of failure (no network, a manual
+    download) become one line."""
+    host = DATASETS[name].source_host if name in DATASETS else None
+    if not download or (host and not _reachable(host)):
+        where = data_dir or "tfds' default directory (~/tensorflow_datasets)"
+        why = f" and {host} cannot be reached to download it" if download else ""
+        how = "" if download else ", or let it download (download=True) on a machine with internet"
+        raise DatasetUnavailableError(
+            f"dataset {name!r} is not prepared in {where}{why}; point --data-dir (or {DATA_DIR_ENV}, or data_dir=) "
+            f"at a tensorflow_datasets directory holding {name}/{how}")
+    print(f"tfds: downloading and preparing {name} into {builder.data_dir}", flush=True)
+    if host:
+        builder.download_and_prepare()
+        return
+    try:
+        builder.download_and_prepare()
+    except Exception as error:  # noqa: BLE001 -- tfds raises many kinds (no network, manual download, ...)
+        raise DatasetUnavailableError(f"tfds could not download and prepare {name!r}: "
+                                      f"{' '.join(str(error).split())[:300]}") from None
+
+
+def dataset_info(name: str, data_dir: str | None = None, download: bool = False):
+    """tfds' ``DatasetInfo`` of a prepared dataset (class names, split sizes, image shape): :func:`tfds_builder`'s."""
+    return tfds_builder(name, data_dir, download).info
+
+
+def class_names(info) -> list:
+    """The class names of a tfds ``DatasetInfo`` whose label feature is ``"label"``."""
+    return list(info.features["label"].names)
+
+
+def load_split(name: str, split: str, data_dir: str | None = None, download: bool = False, *, settings=None):
+    """The raw ``(uint8 image, int64 label)`` examples of one tfds split, in file order, with our dataset options."""
+    builder = tfds_builder(name, data_dir, download)
+    ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+    return ds.with_options(pipeline_options(settings=settings))
 
 
 def _image_and_label_keys(name: str, info) -> tuple[str, str]:
@@ -320,7 +428,7 @@ def _folder_splits(path: str, holdout_fraction: float, split_seed: int, threads:
 def describe(dataset: str, *, image_size: int | None = None, augmentation: str | None = None,
              pretrained: str | None = None, statistics: Statistics | dict | None = None,
              data_dir: str | None = None, holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION, split_seed: int = 0,
-             download: bool = False, threads: int | None = None) -> DatasetDescription:
+             download: bool = False, threads: int | None = None, settings=None) -> DatasetDescription:
     """Describes ``dataset``, a tfds name (``"oxford_flowers102"``, ``"imagenette/320px"``) or a folder of class
     sub-folders, for training at ``image_size`` (default: the dataset's fixed size, else 224).
 
@@ -335,21 +443,20 @@ def describe(dataset: str, *, image_size: int | None = None, augmentation: str |
         checks.integer_in("image_size", image_size, 8, 4096)
     checks.number_in("holdout_fraction", holdout_fraction, 0.0, 1.0, low_open=True, high_open=True)
     image_key, label_key, report = "image", "label", ""
-    known = data.DATASETS.get(dataset)
+    known = DATASETS.get(dataset)
     if os.path.isdir(dataset):
         kind, name = "folder", os.path.abspath(dataset)
-        class_names, train, evaluation, note, report, formats = _folder_splits(name, holdout_fraction, split_seed,
-                                                                               threads)
+        classes, train, evaluation, note, report, formats = _folder_splits(name, holdout_fraction, split_seed, threads)
         native_size, image_format = None, next(iter(formats)) if len(formats) == 1 else None
     elif _looks_like_path(dataset):
         raise UnknownDatasetError(f"dataset {dataset!r} is not a folder (expected a tfds name or a folder of class "
                                   "sub-folders, PATH/CLASS/IMAGE.jpg)")
     else:
         kind, name = "tfds", dataset
-        data_dir = data.resolve_data_dir(data_dir)
-        info = _tfds_builder(dataset, data_dir, download).info
+        data_dir = resolve_data_dir(data_dir)
+        info = dataset_info(dataset, data_dir, download)
         image_key, label_key = _image_and_label_keys(dataset, info)
-        class_names = tuple(info.features[label_key].names)
+        classes = tuple(info.features[label_key].names)
         train, evaluation, note = _tfds_splits(dataset, info, holdout_fraction, split_seed)
         shape = info.features[image_key].shape
         native_size = shape[0] if shape[0] is not None and shape[0] == shape[1] else None
@@ -359,9 +466,9 @@ def describe(dataset: str, *, image_size: int | None = None, augmentation: str |
     if augmentation is None:
         augmentation = ("cifar" if known.augment else "none") if known and size == native_size else \
             "cifar" if size <= 32 else "imagenet"
-    description = DatasetDescription(name, kind, size, class_names, augmentation, train, evaluation, note,
-                                      Statistics((0.0,) * 3, (1.0,) * 3, "not yet computed"), holdout_fraction,
-                                      split_seed, data_dir, image_key, label_key, report, image_format)
+    description = DatasetDescription(name, kind, size, classes, augmentation, train, evaluation, note,
+                                      PLACEHOLDER_STATISTICS, holdout_fraction, split_seed, data_dir, image_key,
+                                      label_key, report, image_format)
     if isinstance(statistics, dict):
         statistics = Statistics.from_json(statistics)
     if statistics is None and pretrained:
@@ -369,26 +476,64 @@ def describe(dataset: str, *, image_size: int | None = None, augmentation: str |
     if statistics is None and known:
         statistics = Statistics(known.mean, known.std, f"{known.name} train split (table)")
     if statistics is None:
-        statistics = compute_statistics(description, threads=threads)
+        statistics = compute_statistics(description, threads=threads, settings=settings)
     return dataclasses.replace(description, statistics=statistics)
 
 
 # ------------------------------------------------------------------------------------------------------ pipelines --
 
-def pipeline_options(threads: int):
-    """This machine's :func:`keras_convnets.training.performance.dataset_options` for a pipeline of ``threads``."""
-    from keras_convnets.training import performance
+def pipeline_options(threads: int | None = None, settings=None):
+    """:func:`keras_convnets.training.performance.dataset_options` of ``settings`` (None: this machine's) for a
+    pipeline of ``threads`` (None: the settings' own)."""
+    return performance.dataset_options(settings, threads=threads)
 
-    return performance.dataset_options(threads=threads)
 
-
-def _threads(description: DatasetDescription, threads: int | None) -> int:
+def _threads(description: DatasetDescription, threads: int | None, settings) -> int:
     """``threads`` if given, else what the runtime settings give a pipeline of this kind (performance decides)."""
-    from keras_convnets.training import performance
-
     if threads is not None:
         return threads
-    return performance.input_threads(decodes_images=description.augmentation == "imagenet")
+    return performance.input_threads(description.augmentation == "imagenet", settings)
+
+
+def _seeded_per_image(examples, first, then, seed: int, parallel):
+    """``(image, label)`` examples with ``first`` and then ``then`` (either may be None:
+    :func:`keras_convnets.training.transforms.chain`) applied to each image, seeded by the image's own draw of
+    ``tf.data.Dataset.random(seed)`` (new draws each epoch); ``examples`` as they are when both are None."""
+    import tensorflow as tf
+
+    if first is None and then is None:
+        return examples
+    transform = transforms.chain(first, then)
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    return tf.data.Dataset.zip((examples, seeds)).map(
+        lambda example, image_seed: (transform(example[0], image_seed), example[1]), num_parallel_calls=parallel)
+
+
+def _batched(examples, batch_size: int, *, drop_remainder: bool = False, threads: int | None = None, settings=None):
+    """``examples`` batched, prefetched, with the runtime settings' options for a pipeline of ``threads``."""
+    import tensorflow as tf
+
+    ds = examples.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+    return ds.with_options(pipeline_options(threads, settings))
+
+
+def cifar_pipeline(examples, batch_size: int, *, training: bool = True, augment: bool = True, seed: int = 0,
+                   cache: bool = True, drop_remainder: bool = False, per_image=None, settings=None):
+    """The CIFAR papers' pipeline of a split's decoded ``(uint8 image, int64 label)`` examples (:func:`load_split`):
+    cached; in training shuffled over the whole split (again each epoch, reproducibly from ``seed``) and, per image,
+    padded, cropped and flipped (:func:`keras_convnets.training.transforms.augment`) when ``augment``, then
+    ``per_image`` (seeded by :func:`keras_convnets.training.transforms.extra_seed` of the image's seed, so the crops
+    and flips stay those of a run without it); batched."""
+    import tensorflow as tf
+
+    if cache:
+        examples = examples.cache()
+    if training:
+        size = int(examples.cardinality())
+        examples = examples.shuffle(size if size > 0 else 50_000, seed=seed, reshuffle_each_iteration=True)
+        examples = _seeded_per_image(examples, transforms.augment if augment else None, per_image, seed,
+                                     tf.data.AUTOTUNE)
+    return _batched(examples, batch_size, drop_remainder=drop_remainder, settings=settings)
 
 
 def _encoded_examples(description: DatasetDescription, split: Split, *, shuffle_seed: int | None = None):
@@ -403,7 +548,7 @@ def _encoded_examples(description: DatasetDescription, split: Split, *, shuffle_
         return ds.map(lambda path, label: (tf.io.read_file(path), label), num_parallel_calls=tf.data.AUTOTUNE)
     import tensorflow_datasets as tfds
 
-    builder = tfds.builder(description.name, data_dir=description.data_dir)
+    builder = tfds_builder(description.name, description.data_dir)
     shuffle_files = shuffle_seed is not None and split.holdout is None  # held-out membership needs file order
     read_config = tfds.ReadConfig(shuffle_seed=shuffle_seed, shuffle_reshuffle_each_iteration=True) \
         if shuffle_files else None
@@ -423,31 +568,26 @@ def _encoded_examples(description: DatasetDescription, split: Split, *, shuffle_
 
 
 def _uses_cifar_pipeline(description: DatasetDescription) -> bool:
-    """The CIFAR-family tfds datasets at their own size, with their own splits: today's pipeline, unchanged."""
-    return (description.kind == "tfds" and description.name in data.DATASETS and description.image_size == 32
+    """The CIFAR-family tfds datasets at their own size, with their own splits: the papers' pipeline."""
+    return (description.kind == "tfds" and description.name in DATASETS and description.image_size == 32
             and description.augmentation != "imagenet" and description.evaluation.holdout is None)
 
 
 def train_dataset(description: DatasetDescription, batch_size: int, *, seed: int = 0, threads: int | None = None,
-                  drop_remainder: bool = False, crop_decode_jpeg: bool = True, per_image=None):
+                  drop_remainder: bool = False, crop_decode_jpeg: bool = True, per_image=None, settings=None):
     """The training pipeline: shuffled (again each epoch, reproducibly from ``seed``), augmented per image,
     batched: ``(uint8 [B, S, S, 3], int64 [B])``. ``crop_decode_jpeg``: decode JPEGs cropped
     (:func:`keras_convnets.training.transforms.decode_train_transform`: 1.1-1.6x the images/s of decoding whole on
     256-320 px JPEGs in two runs here, benchmarks/pipeline_imagenet.py); False: decode whole, then crop (the same
     crops). ``per_image``: a further ``(uint8 image, seed) -> uint8 image`` op after the usual augmentation (the
-    modern recipe's, :func:`keras_convnets.training.data.chain`)."""
-    import tensorflow as tf
-
-    from keras_convnets.training import transforms
-
+    modern recipe's, :func:`keras_convnets.training.transforms.chain`)."""
     checks.positive_int("batch_size", batch_size)
     if _uses_cifar_pipeline(description):
-        return data.load_dataset(description.name, description.train.source, batch_size=batch_size, training=True,
-                                 augmentation=description.augment, seed=seed, data_dir=description.data_dir,
-                                 drop_remainder=drop_remainder, per_image=per_image)
-    threads = _threads(description, threads)
+        examples = load_split(description.name, description.train.source, description.data_dir, settings=settings)
+        return cifar_pipeline(examples, batch_size, augment=description.augment, seed=seed,
+                              drop_remainder=drop_remainder, per_image=per_image, settings=settings)
+    threads = _threads(description, threads, settings)
     size = description.image_size
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     if description.augmentation == "imagenet":
         jpeg = None if description.image_format is None else description.image_format == "JPEG"
 
@@ -456,70 +596,62 @@ def train_dataset(description: DatasetDescription, batch_size: int, *, seed: int
                 return transforms.decode_train_transform(encoded, size, image_seed, jpeg)
             return transforms.train_transform(transforms.decode_rgb(encoded), size, image_seed)
 
-        augment = data.chain(crop, per_image)
-
-        ds = tf.data.Dataset.zip((_encoded_examples(description, description.train, shuffle_seed=seed), seeds))
-        ds = ds.map(lambda example, s: (augment(example[0], s), example[1]), num_parallel_calls=threads)
+        ds = _seeded_per_image(_encoded_examples(description, description.train, shuffle_seed=seed), crop,
+                               per_image, seed, threads)
     else:  # small images: decode and size once, cache, then shuffle and augment per epoch
         ds = _encoded_examples(description, description.train).map(
             lambda encoded, label: (transforms.eval_transform(transforms.decode_rgb(encoded), size, 1.0), label),
             num_parallel_calls=threads).cache()
         ds = ds.shuffle(description.train.count, seed=seed, reshuffle_each_iteration=True)
-        if description.augmentation == "cifar" or per_image is not None:
-            transform = data.chain(data.augment if description.augmentation == "cifar" else None, per_image)
-            ds = tf.data.Dataset.zip((ds, seeds)).map(lambda example, s: (transform(example[0], s), example[1]),
-                                                      num_parallel_calls=threads)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
-    return ds.with_options(pipeline_options(threads))
+        ds = _seeded_per_image(ds, transforms.augment if description.augmentation == "cifar" else None, per_image,
+                               seed, threads)
+    return _batched(ds, batch_size, drop_remainder=drop_remainder, threads=threads, settings=settings)
 
 
 def eval_dataset(description: DatasetDescription, batch_size: int, *, threads: int | None = None,
-                 crop_fraction: float | None = None, interpolation: str = "bilinear"):
+                 crop_fraction: float | None = None, interpolation: str = "bilinear", settings=None):
     """The evaluation pipeline, in file order: short side resized, centre crop (the exported model's own
     preprocessing), batched: ``(uint8 [B, S, S, 3], int64 [B])``. ``crop_fraction`` (default: the description's)
     and ``interpolation``: another view's, e.g. a converted checkpoint's export (224/256, bicubic)."""
-    import tensorflow as tf
-
-    from keras_convnets.training import transforms
-
     checks.positive_int("batch_size", batch_size)
     if _uses_cifar_pipeline(description):
-        return data.load_dataset(description.name, description.evaluation.source, batch_size=batch_size,
-                                 training=False, data_dir=description.data_dir)
-    threads = _threads(description, threads)
+        examples = load_split(description.name, description.evaluation.source, description.data_dir,
+                              settings=settings)
+        return cifar_pipeline(examples, batch_size, training=False, settings=settings)
+    threads = _threads(description, threads, settings)
     size, fraction = description.image_size, crop_fraction or description.crop_fraction
     ds = _encoded_examples(description, description.evaluation).map(
         lambda encoded, label: (transforms.eval_transform(transforms.decode_rgb(encoded), size, fraction,
                                                           interpolation), label),
         num_parallel_calls=threads)
-    ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    return ds.with_options(pipeline_options(threads))
+    return _batched(ds, batch_size, threads=threads, settings=settings)
 
 
-def compute_statistics(description: DatasetDescription, max_images: int = STATISTICS_IMAGES,
-                       threads: int | None = None) -> Statistics:
-    """Per-channel mean and std (pixels in [0, 1]) of up to ``max_images`` training images as decoded (any size),
-    each image weighing the same: the first ones in file order for tfds (tfds shuffles examples when it prepares a
-    dataset), evenly spaced over the (class-sorted) file list for a folder. Deterministic; float64."""
+def compute_statistics(description: DatasetDescription, max_images: int | None = STATISTICS_IMAGES,
+                       threads: int | None = None, *, split: Split | None = None, settings=None) -> Statistics:
+    """Per-channel mean and std (pixels in [0, 1]) of up to ``max_images`` (None: every one) training images (or
+    those of ``split``) as decoded (any size), each image weighing the same: the first ones in file order for tfds
+    (tfds shuffles examples when it prepares a dataset), evenly spaced over the (class-sorted) file list for a folder.
+    Deterministic; float64, summed image by image in file order."""
     import tensorflow as tf
 
-    from keras_convnets.training import transforms
-
-    train = description.train
-    if description.kind == "folder" and train.count > max_images:
-        picked = np.linspace(0, train.count - 1, max_images).round().astype(int)
-        train = dataclasses.replace(train, files=tuple(train.files[i] for i in picked),
-                                    labels=tuple(train.labels[i] for i in picked), count=max_images)
+    images = split or description.train
+    if description.kind == "folder" and max_images is not None and images.count > max_images:
+        picked = np.linspace(0, images.count - 1, max_images).round().astype(int)
+        images = dataclasses.replace(images, files=tuple(images.files[i] for i in picked),
+                                     labels=tuple(images.labels[i] for i in picked), count=max_images)
 
     def moments(encoded, label):
         pixels = tf.reshape(tf.cast(transforms.decode_rgb(encoded), tf.float64) / 255.0, [-1, 3])
         return tf.reduce_mean(pixels, 0), tf.reduce_mean(tf.square(pixels), 0)
 
-    threads = threads or os.cpu_count() or 1
-    ds = _encoded_examples(description, train).take(max_images).map(moments, num_parallel_calls=threads)
+    threads = threads or performance.input_threads(True, settings)
+    examples = _encoded_examples(description, images)
+    ds = examples.take(-1 if max_images is None else max_images).map(moments, num_parallel_calls=threads)
     first, second, count = np.zeros(3), np.zeros(3), 0
-    for mean, square in ds.with_options(pipeline_options(threads)).as_numpy_iterator():
-        first, second, count = first + mean, second + square, count + 1
+    for means, squares in ds.batch(1024).with_options(pipeline_options(threads, settings)).as_numpy_iterator():
+        for mean, square in zip(means, squares):  # one image at a time, in order: the sums never depend on batching
+            first, second, count = first + mean, second + square, count + 1
     if count == 0:
         raise ValueError(f"{description.name}: no training images to compute statistics from")
     mean = first / count

@@ -1,9 +1,11 @@
-"""ImageNet-style per-image transforms as TensorFlow ops on decoded uint8 images (tf.data maps and serving signatures).
+"""Per-image transforms as TensorFlow ops on decoded uint8 images (tf.data maps and serving signatures).
 
-- Training (:func:`train_transform`): random-resized crop, then a random horizontal flip, resized to ``size x size``
-  (Szegedy et al. 2015, "Going deeper with convolutions", §6: crops of 8%-100% of the image's area with an aspect
-  ratio in [3/4, 4/3]; the form torchvision's ``RandomResizedCrop`` and the ResNet / DenseNet reference code use:
-  up to 10 tries, then a centre crop of the whole image clamped to the ratio range).
+- CIFAR-style training (:func:`augment`): zero-pad 4 pixels, random crop back to the image's size, random horizontal
+  flip (He et al. 2016, §4.2); :func:`chain` runs a further per-image op after it, seeded by :func:`extra_seed`.
+- ImageNet-style training (:func:`train_transform`): random-resized crop, then a random horizontal flip, resized to
+  ``size x size`` (Szegedy et al. 2015, "Going deeper with convolutions", §6: crops of 8%-100% of the image's area
+  with an aspect ratio in [3/4, 4/3]; the form torchvision's ``RandomResizedCrop`` and the ResNet / DenseNet
+  reference code use: up to 10 tries, then a centre crop of the whole image clamped to the ratio range).
 - Evaluation (:func:`eval_transform`): resize the short side to ``size / 0.875`` (256 for 224) and take the centre
   ``size x size`` crop (He et al. 2016, §3.4's single-crop testing, torchvision's reference). One function serves the
   pipeline and the exported SavedModel, so a client's photo of any size is seen exactly as the evaluation saw it.
@@ -185,3 +187,32 @@ def decode_train_transform(encoded, size: int, seed, jpeg: bool | None = None):
     if jpeg is None:
         return tf.cond(tf.io.is_jpeg(encoded), cropped_jpeg, whole)
     return cropped_jpeg() if jpeg else whole()
+
+
+def augment(image, seed):
+    """Zero-pad 4 pixels, random crop back to the image's size, random horizontal flip: one image, stateless
+    randomness from ``seed`` (shape [2] int64), so each image of a batch is cropped and flipped on its own."""
+    import tensorflow as tf
+
+    crop_seed, flip_seed = _crop_and_flip_seeds(seed)
+    shape = tf.shape(image)
+    padded = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
+    image = tf.image.stateless_random_crop(padded, size=shape, seed=crop_seed)
+    return tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+
+
+def extra_seed(seed):
+    """The seed of the per-image op that follows the usual augmentation: ``seed`` folded with 1."""
+    import tensorflow as tf
+
+    return tf.random.experimental.stateless_fold_in(seed, 1)
+
+
+def chain(first, then):
+    """``(image, seed) -> image``: ``first`` (or nothing) with ``seed``, then ``then`` (or nothing) with
+    :func:`extra_seed` of it."""
+    def transform(image, seed):
+        if first is not None:
+            image = first(image, seed)
+        return image if then is None else then(image, extra_seed(seed))
+    return transform
