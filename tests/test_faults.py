@@ -25,16 +25,11 @@ class Killed(BaseException):
 
 @pytest.fixture(autouse=True)
 def small_data(monkeypatch):
-    from keras_convnets.training import data
+    from keras_convnets.training import datasets
 
     monkeypatch.setenv("TFDS_DATA_DIR", real_data_dir())
-    load = data.load_dataset
-
-    def load_small(name, split="train", **kwargs):
-        ds = load(name, split, **kwargs)
-        return ds if kwargs.get("training", True) else ds.take(2)
-
-    monkeypatch.setattr(data, "load_dataset", load_small)
+    evaluation = datasets.eval_dataset
+    monkeypatch.setattr(datasets, "eval_dataset", lambda *args, **kwargs: evaluation(*args, **kwargs).take(2))
 
 
 def train(capsys, out, *extra, epochs=2):
