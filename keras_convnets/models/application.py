@@ -355,8 +355,6 @@ def _deep_graph_recursion(limit=30_000):
         sys.setrecursionlimit(previous)
 
 
-
-
 # 15 arguments: keras.applications' eight-argument factory signature plus our seven model options, which every factory
 # forwards; the one exception to ruff's max-args (pyproject.toml).
 def build_model(include_top: bool = True, weights: Any = None, input_tensor: Any = None,  # noqa: PLR0913
