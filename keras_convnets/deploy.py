@@ -381,53 +381,82 @@ def export(source: str, format: str, out: str, *, quantize: Optional[str] = None
     out = os.path.abspath(str(out))
     if format == "saved_model":
         return _export_saved_model(source_dir, saved_model, out, names, view, check_images)
-    calibration, calibration_note = None, ""
+    calibration, held, calibration_note = None, None, ""
     if quantize:
-        pulled, calibration_note = training_images(source_dir, saved_model, calibration_images + INT8_CHECK_IMAGES,
-                                                   calibration_dataset, data_dir)
-        if len(pulled) <= INT8_CHECK_IMAGES:
-            raise ValueError(f"calibration needs more than {INT8_CHECK_IMAGES} training images; got {len(pulled)}")
-        calibration, held = pulled[:-INT8_CHECK_IMAGES], pulled[-INT8_CHECK_IMAGES:]
-        calibration_note = calibration_note.replace(f"{len(pulled)} images", f"{len(calibration)} images", 1)
-        if check_images is None:
-            check_images = held
-    if check_images is None:
-        check_images = np.random.default_rng(0).integers(0, 256, (8, height, width, 3), dtype=np.uint8)
-    check_images = np.asarray(check_images, np.uint8)
-    if check_images.shape[1:] != (height, width, 3):
-        checks.fail("check_images", f"uint8 [n, {height}, {width}, 3] images", f"shape {check_images.shape}")
+        calibration, held, calibration_note = _calibration(source_dir, saved_model, calibration_images,
+                                                           calibration_dataset, data_dir)
+    check_images = _check_images(held if check_images is None else check_images, height, width)
 
     parent = os.path.dirname(out)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.tmp-", dir=parent)
     try:
         written_path = os.path.join(tmp, os.path.basename(out))
-        if format == "onnx":
-            written = _write_onnx(saved_model, written_path, names, view)
-        elif format == "litert":
-            written = _write_litert(saved_model, written_path, quantize, calibration)
-        else:
-            written = _write_openvino(saved_model, written_path, names, view)
-        expected = _in_batches(runner(source_dir), check_images)
-        got = _in_batches(runner(written_path), check_images)
-        difference = float(np.max(np.abs(got - expected))) if len(check_images) else 0.0
-        agreement = float(np.mean(got.argmax(-1) == expected.argmax(-1))) if len(check_images) else 1.0
+        written = _write_format(format, saved_model, written_path, names, view, quantize, calibration)
+        difference, agreement = _compare(source_dir, written_path, check_images)
         if not quantize and not difference <= PARITY_ATOL:
             raise ExportError(f"the {format} file does not reproduce the SavedModel (max probability difference "
                               f"{difference:.3g} > {PARITY_ATOL:g}); {out} was left unchanged")
         labels = labels_path(out)
-        with open(os.path.join(tmp, os.path.basename(labels)), "w", encoding="utf-8") as f:
-            f.write("".join(f"{name}\n" for name in names))
-        files = []
-        for path in written + [os.path.join(tmp, os.path.basename(labels))]:
-            target = os.path.join(parent, os.path.basename(path))
-            os.replace(path, target)
-            files.append(target)
+        files = _move_into_place(written, labels, names, tmp, parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return ExportResult(format, out, tuple(files), labels, tuple(names), (height, width, 3), fraction, method,
                         quantize, sum(os.path.getsize(f) for f in files[:-1]), difference, agreement,
                         len(check_images), calibration_note)
+
+
+def _calibration(source_dir, saved_model, count, dataset, data_dir):
+    """``(calibration images, check images, what they are)`` of an int8 export: ``count`` training images of the
+    run (:func:`training_images`) to calibrate on, and the next :data:`INT8_CHECK_IMAGES` to check it with."""
+    pulled, note = training_images(source_dir, saved_model, count + INT8_CHECK_IMAGES, dataset, data_dir)
+    if len(pulled) <= INT8_CHECK_IMAGES:
+        raise ValueError(f"calibration needs more than {INT8_CHECK_IMAGES} training images; got {len(pulled)}")
+    calibration, held = pulled[:-INT8_CHECK_IMAGES], pulled[-INT8_CHECK_IMAGES:]
+    return calibration, held, note.replace(f"{len(pulled)} images", f"{len(calibration)} images", 1)
+
+
+def _check_images(images, height, width):
+    """``images`` as uint8 (8 random images when None), refused unless they are ``[n, height, width, 3]``."""
+    if images is None:
+        images = np.random.default_rng(0).integers(0, 256, (8, height, width, 3), dtype=np.uint8)
+    images = np.asarray(images, np.uint8)
+    if images.shape[1:] != (height, width, 3):
+        checks.fail("check_images", f"uint8 [n, {height}, {width}, 3] images", f"shape {images.shape}")
+    return images
+
+
+def _write_format(format, saved_model, path, names, view, quantize, calibration):
+    """Writes ``saved_model`` as ``format`` at ``path``; the files written."""
+    if format == "onnx":
+        return _write_onnx(saved_model, path, names, view)
+    if format == "litert":
+        return _write_litert(saved_model, path, quantize, calibration)
+    return _write_openvino(saved_model, path, names, view)
+
+
+def _compare(source_dir, path, check_images):
+    """``(max probability difference, top-1 agreement)`` of the file at ``path`` with the SavedModel in
+    ``source_dir`` on ``check_images``, each run in its own runtime."""
+    expected = _in_batches(runner(source_dir), check_images)
+    got = _in_batches(runner(path), check_images)
+    difference = float(np.max(np.abs(got - expected))) if len(check_images) else 0.0
+    agreement = float(np.mean(got.argmax(-1) == expected.argmax(-1))) if len(check_images) else 1.0
+    return difference, agreement
+
+
+def _move_into_place(written, labels, names, tmp, parent):
+    """Writes the class names ``names`` into ``tmp`` under the name of ``labels``, then moves the files ``written``
+    and that one into ``parent``, each replacing its namesake; their paths there, the labels last."""
+    staged_labels = os.path.join(tmp, os.path.basename(labels))
+    with open(staged_labels, "w", encoding="utf-8") as f:
+        f.write("".join(f"{name}\n" for name in names))
+    files = []
+    for path in written + [staged_labels]:
+        target = os.path.join(parent, os.path.basename(path))
+        os.replace(path, target)
+        files.append(target)
+    return files
 
 
 def _directory_size(path):

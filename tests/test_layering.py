@@ -98,6 +98,17 @@ def _layer(module: str) -> int:
                          "test_layering.py): add it to its layer, and to CONTRIBUTING.md's table")
 
 
+def _pop_component(root: str, stack: List[str], on_stack: Set[str]) -> List[str]:
+    """Tarjan's step once ``root`` is a component's root: pops the stack down to ``root``; the modules popped."""
+    component = []
+    while True:
+        member = stack.pop()
+        on_stack.discard(member)
+        component.append(member)
+        if member == root:
+            return component
+
+
 def _cycles(graph: Dict[str, List[Tuple[str, int]]]) -> List[List[str]]:
     """The strongly connected components of more than one module, or of one that imports itself (Tarjan)."""
     index, low, stack, on_stack, components = {}, {}, [], set(), []
@@ -113,13 +124,7 @@ def _cycles(graph: Dict[str, List[Tuple[str, int]]]) -> List[List[str]]:
             elif target in on_stack:
                 low[node] = min(low[node], index[target])
         if low[node] == index[node]:
-            component = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                component.append(member)
-                if member == node:
-                    break
+            component = _pop_component(node, stack, on_stack)
             if len(component) > 1 or any(t == node for t, _ in graph.get(node, ())):
                 components.append(sorted(component))
 

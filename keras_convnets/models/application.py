@@ -355,9 +355,9 @@ def _deep_graph_recursion(limit=30_000):
         sys.setrecursionlimit(previous)
 
 
-
-
-def build_model(include_top: bool = True, weights: Any = None, input_tensor: Any = None,
+# 15 arguments: keras.applications' eight-argument factory signature plus our seven model options, which every factory
+# forwards; the one exception to ruff's max-args (pyproject.toml).
+def build_model(include_top: bool = True, weights: Any = None, input_tensor: Any = None,  # noqa: PLR0913
                 input_shape: Optional[tuple] = None, pooling: Optional[str] = None, classes: Optional[int] = None,
                 classifier_activation: Any = "softmax", name: Optional[str] = None, *, architecture: Architecture,
                 data_format: str = "channels_last", dtype: Any = None, weight_decay: float = 0.0,

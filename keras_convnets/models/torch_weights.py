@@ -182,6 +182,21 @@ class LoadReport:
     skipped: List[str]
 
 
+def _leftover_keys(state, used, head: Optional[str], has_head: bool, origin: str, model_name: str) -> List[str]:
+    """The keys of ``state`` that no layer took (not in ``used``), to skip: those of the checkpoint's classifier
+    (``head``) when the model has none (``has_head`` False). Any other is a :class:`CheckpointMismatchError`."""
+    skipped = []
+    for key in state:
+        if key in used:
+            continue
+        if not has_head and key.split(".")[0] == head:
+            skipped.append(key)
+            continue
+        raise CheckpointMismatchError(f"{origin} has a tensor '{key}' that no layer of '{model_name}' takes: not a "
+                                      "checkpoint of this architecture (or of another depth)")
+    return skipped
+
+
 def load_state(model, state: Dict[str, np.ndarray], *, skip_mismatch: bool = False,
                source_epsilon: float = TORCH_BN_EPSILON, origin: str = "the checkpoint",
                architecture=None) -> LoadReport:
@@ -223,14 +238,7 @@ def load_state(model, state: Dict[str, np.ndarray], *, skip_mismatch: bool = Fal
         skipped.extend(key for key, _ in tensors)
         warnings.warn(f"skipped the classifier: '{head}.weight' of {origin} has {state[head + '.weight'].shape[0]} "
                       f"classes, the model {targets[-1][0]}; the backbone was loaded", stacklevel=2)
-    for key in state:
-        if key in used:
-            continue
-        if not has_head and key.split(".")[0] == head:
-            skipped.append(key)
-            continue
-        raise CheckpointMismatchError(f"{origin} has a tensor '{key}' that no layer of '{model.name}' takes: not a "
-                                      "checkpoint of this architecture (or of another depth)")
+    skipped.extend(_leftover_keys(state, used, head, has_head, origin, model.name))
     for layer, values in assignments:
         layer.set_weights(values)
     return LoadReport(sum(len(values) for _, values in assignments), skipped)

@@ -50,6 +50,55 @@ def backup_and_restore(backup_dir, extras=()):
     return _atomic_class()(backup_dir, extras)
 
 
+def _remove_temporaries(backup_dir):
+    """Removes the temporary directories a killed writer left in ``backup_dir``."""
+    for stale in glob.glob(os.path.join(backup_dir, ".tmp-*")):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _restore_newest(model, backup_dir, extras):
+    """Loads the newest complete checkpoint of ``backup_dir`` that loads (weights, then the ``extras``' state) into
+    ``model`` and returns the number of finished epochs it records, or None when none loads. Each one that does not
+    load is reported on stdout."""
+    for _, directory in _complete_checkpoints(backup_dir):
+        try:
+            with open(os.path.join(directory, METADATA)) as f:
+                recorded = json.load(f)["epoch"]
+            model.load_weights(os.path.join(directory, WEIGHTS))
+            for extra in extras:
+                extra.load_state(directory)
+        except (OSError, ValueError, KeyError) as error:
+            print(f"Checkpoint {directory} cannot be loaded ({' '.join(str(error).split())[:120]}); "
+                  "trying the previous one", flush=True)
+            continue
+        return int(recorded)
+    return None
+
+
+def _write_checkpoint(model, backup_dir, extras, epoch):
+    """Writes ``model``'s weights, the ``extras``' state and ``epoch`` into a temporary directory of ``backup_dir``
+    and renames it to the epoch's checkpoint; the older checkpoints beyond :data:`KEEP` go."""
+    os.makedirs(backup_dir, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=backup_dir)
+    try:
+        model.save_weights(os.path.join(tmp, WEIGHTS))
+        for extra in extras:
+            extra.save_state(tmp)
+        with open(os.path.join(tmp, METADATA), "w") as f:
+            json.dump({"epoch": epoch}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        target = os.path.join(backup_dir, f"{PREFIX}{epoch:05d}")
+        if os.path.exists(target):  # the same epoch again (a resumed run): replace it
+            shutil.rmtree(target)
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for _, old in _complete_checkpoints(backup_dir)[KEEP:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def _atomic_class():
     from keras_convnets.models.backend import keras
 
@@ -63,23 +112,12 @@ def _atomic_class():
             self.extras = tuple(extras)
 
         def on_train_begin(self, logs=None):
-            for stale in glob.glob(os.path.join(self.backup_dir, ".tmp-*")):
-                shutil.rmtree(stale, ignore_errors=True)
+            _remove_temporaries(self.backup_dir)
             if not self.model.optimizer.built:
                 self.model.optimizer.build(self.model.trainable_variables)
-            for epoch, directory in _complete_checkpoints(self.backup_dir):
-                try:
-                    with open(os.path.join(directory, METADATA)) as f:
-                        recorded = json.load(f)["epoch"]
-                    self.model.load_weights(os.path.join(directory, WEIGHTS))
-                    for extra in self.extras:
-                        extra.load_state(directory)
-                except (OSError, ValueError, KeyError) as error:
-                    print(f"Checkpoint {directory} cannot be loaded ({' '.join(str(error).split())[:120]}); "
-                          "trying the previous one", flush=True)
-                    continue
-                self.model._initial_epoch = int(recorded)  # pylint: disable=protected-access
-                return
+            epoch = _restore_newest(self.model, self.backup_dir, self.extras)
+            if epoch is not None:
+                self.model._initial_epoch = epoch  # pylint: disable=protected-access
 
         def on_epoch_end(self, epoch, logs=None):
             loss = (logs or {}).get("loss")
@@ -89,24 +127,6 @@ def _atomic_class():
 
         def save(self, epoch):
             """Writes the checkpoint of ``epoch`` finished epochs; the older ones beyond :data:`KEEP` go."""
-            os.makedirs(self.backup_dir, exist_ok=True)
-            tmp = tempfile.mkdtemp(prefix=".tmp-", dir=self.backup_dir)
-            try:
-                self.model.save_weights(os.path.join(tmp, WEIGHTS))
-                for extra in self.extras:
-                    extra.save_state(tmp)
-                with open(os.path.join(tmp, METADATA), "w") as f:
-                    json.dump({"epoch": epoch}, f)
-                    f.flush()
-                    os.fsync(f.fileno())
-                target = os.path.join(self.backup_dir, f"{PREFIX}{epoch:05d}")
-                if os.path.exists(target):  # the same epoch again (a resumed run): replace it
-                    shutil.rmtree(target)
-                os.rename(tmp, target)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-            for _, old in _complete_checkpoints(self.backup_dir)[KEEP:]:
-                shutil.rmtree(old, ignore_errors=True)
+            _write_checkpoint(self.model, self.backup_dir, self.extras, epoch)
 
     return AtomicBackupAndRestore

@@ -21,6 +21,8 @@ Variables are recognised by dtype name (in Keras 3 a variable's ``dtype`` is a s
 
 import os
 
+import numpy as np
+
 STATE_FILE = "ema.npz"
 
 
@@ -45,97 +47,101 @@ def callback(decay: float, warmup_steps: int = 0):
     return _ema_class()(decay, warmup_steps)
 
 
-def _ema_class():
-    import numpy as np
+class _EMAMixin:
+    """The :class:`EMA` callback's state and hooks, which need no Keras: :func:`_ema_class` mixes them into
+    ``keras.callbacks.Callback`` once Keras is imported (:mod:`keras_convnets.models.backend` chooses which). They
+    are defined here, not in that function, where every method would count toward its complexity."""
 
+    def __init__(self, decay, warmup_steps=0):
+        super().__init__()  # keras.callbacks.Callback's: it follows the mixin in EMA's bases
+        self.decay = float(decay)
+        self.warmup_steps = int(warmup_steps)
+        self.shadow = None
+        self.steps = 0          # optimizer steps the shadow has seen
+        self._last = None       # the optimizer's iterations at the last update
+        self._held = None       # the training weights while the shadow is swapped in
+
+    def _variables(self):
+        return averaged_variables(self.model)
+
+    def _iterations(self):
+        optimizer = getattr(self.model.optimizer, "inner_optimizer", self.model.optimizer)
+        return int(np.asarray(optimizer.iterations))
+
+    def on_train_begin(self, logs=None):
+        if self.shadow is None:  # not restored from a checkpoint
+            self.shadow = [np.array(v.numpy()) for v in self._variables()]
+        self._last = self._iterations()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = self._iterations()
+        k = now - self._last
+        if k <= 0:
+            return
+        self._last = now
+        weights = [v.numpy() for v in self._variables()]
+        if self.steps + k <= self.warmup_steps:
+            self.shadow = [np.array(w) for w in weights]
+        else:
+            keep = self.decay ** (k if self.steps >= self.warmup_steps else self.steps + k - self.warmup_steps)
+            for s, w in zip(self.shadow, weights):
+                s *= keep
+                s += (1.0 - keep) * w
+        self.steps += k
+
+    def swap_in(self):
+        """Puts the shadow in the model, keeping the training weights to :meth:`swap_out`."""
+        variables = self._variables()
+        self._held = [np.array(v.numpy()) for v in variables]
+        for v, s in zip(variables, self.shadow):
+            v.assign(s.astype(v.numpy().dtype, copy=False))
+
+    def swap_out(self):
+        if self._held is None:
+            return
+        for v, w in zip(self._variables(), self._held):
+            v.assign(w)
+        self._held = None
+
+    def on_test_begin(self, logs=None):
+        if self.shadow is not None and self._held is None:
+            self.swap_in()
+
+    def on_test_end(self, logs=None):
+        self.swap_out()
+
+    def on_train_end(self, logs=None):
+        if self.shadow is not None:
+            self.swap_in()
+            self._held = None  # the average stays: the final evaluation and the export use it
+
+    def save_state(self, directory):
+        """Writes the shadow and step count into ``directory`` (beside a checkpoint's weights)."""
+        if self.shadow is None:
+            return
+        with open(os.path.join(directory, STATE_FILE), "wb") as f:
+            np.savez(f, *self.shadow, steps=np.asarray(self.steps))
+            f.flush()
+            os.fsync(f.fileno())
+
+    def load_state(self, directory):
+        """Restores what :meth:`save_state` wrote; a ValueError when it is missing or does not fit the model."""
+        path = os.path.join(directory, STATE_FILE)
+        if not os.path.isfile(path):
+            raise ValueError(f"{path} is missing")
+        with np.load(path) as saved:
+            shadow = [saved[f"arr_{i}"] for i in range(len(saved.files) - 1)]
+            steps = int(saved["steps"])
+        shapes = [tuple(v.shape) for v in self._variables()]
+        if [s.shape for s in shadow] != shapes:
+            raise ValueError(f"{path} does not fit the model")
+        self.shadow, self.steps = shadow, steps
+
+
+def _ema_class():
     from keras_convnets.models.backend import keras
 
-    class EMA(keras.callbacks.Callback):
+    class EMA(_EMAMixin, keras.callbacks.Callback):
         """See the module docstring. ``shadow``: numpy arrays, one per :func:`averaged_variables` entry."""
-
-        def __init__(self, decay, warmup_steps=0):
-            super().__init__()
-            self.decay = float(decay)
-            self.warmup_steps = int(warmup_steps)
-            self.shadow = None
-            self.steps = 0          # optimizer steps the shadow has seen
-            self._last = None       # the optimizer's iterations at the last update
-            self._held = None       # the training weights while the shadow is swapped in
-
-        def _variables(self):
-            return averaged_variables(self.model)
-
-        def _iterations(self):
-            optimizer = getattr(self.model.optimizer, "inner_optimizer", self.model.optimizer)
-            return int(np.asarray(optimizer.iterations))
-
-        def on_train_begin(self, logs=None):
-            if self.shadow is None:  # not restored from a checkpoint
-                self.shadow = [np.array(v.numpy()) for v in self._variables()]
-            self._last = self._iterations()
-
-        def on_train_batch_end(self, batch, logs=None):
-            now = self._iterations()
-            k = now - self._last
-            if k <= 0:
-                return
-            self._last = now
-            weights = [v.numpy() for v in self._variables()]
-            if self.steps + k <= self.warmup_steps:
-                self.shadow = [np.array(w) for w in weights]
-            else:
-                keep = self.decay ** (k if self.steps >= self.warmup_steps else self.steps + k - self.warmup_steps)
-                for s, w in zip(self.shadow, weights):
-                    s *= keep
-                    s += (1.0 - keep) * w
-            self.steps += k
-
-        def swap_in(self):
-            """Puts the shadow in the model, keeping the training weights to :meth:`swap_out`."""
-            variables = self._variables()
-            self._held = [np.array(v.numpy()) for v in variables]
-            for v, s in zip(variables, self.shadow):
-                v.assign(s.astype(v.numpy().dtype, copy=False))
-
-        def swap_out(self):
-            if self._held is None:
-                return
-            for v, w in zip(self._variables(), self._held):
-                v.assign(w)
-            self._held = None
-
-        def on_test_begin(self, logs=None):
-            if self.shadow is not None and self._held is None:
-                self.swap_in()
-
-        def on_test_end(self, logs=None):
-            self.swap_out()
-
-        def on_train_end(self, logs=None):
-            if self.shadow is not None:
-                self.swap_in()
-                self._held = None  # the average stays: the final evaluation and the export use it
-
-        def save_state(self, directory):
-            """Writes the shadow and step count into ``directory`` (beside a checkpoint's weights)."""
-            if self.shadow is None:
-                return
-            with open(os.path.join(directory, STATE_FILE), "wb") as f:
-                np.savez(f, *self.shadow, steps=np.asarray(self.steps))
-                f.flush()
-                os.fsync(f.fileno())
-
-        def load_state(self, directory):
-            """Restores what :meth:`save_state` wrote; a ValueError when it is missing or does not fit the model."""
-            path = os.path.join(directory, STATE_FILE)
-            if not os.path.isfile(path):
-                raise ValueError(f"{path} is missing")
-            with np.load(path) as saved:
-                shadow = [saved[f"arr_{i}"] for i in range(len(saved.files) - 1)]
-                steps = int(saved["steps"])
-            shapes = [tuple(v.shape) for v in self._variables()]
-            if [s.shape for s in shadow] != shapes:
-                raise ValueError(f"{path} does not fit the model")
-            self.shadow, self.steps = shadow, steps
 
     return EMA
