@@ -329,7 +329,7 @@ class _Context:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Data:
+class _Pipelines:
     """A run's two pipelines, its optimizer steps per epoch on one replica, and whether the training pipeline
     repeats (``steps_per_epoch`` given: an epoch is that many steps, and ``fit`` is told so)."""
 
@@ -372,7 +372,7 @@ def _announce(ctx: _Context) -> None:
               f"{recipe.warmup_epochs:g} epochs; {options}", flush=True)
 
 
-def _pipelines(ctx: _Context) -> _Data:
+def _pipelines(ctx: _Context) -> _Pipelines:
     """Phase 3: the training and test pipelines at the global batch, with the regularization's per-image ops and
     soft labels, capped and repeated for ``steps_per_epoch``, sharded by data across workers."""
     run_plan, spec, regularization = ctx.plan, ctx.plan.spec, ctx.plan.regularization
@@ -390,27 +390,27 @@ def _pipelines(ctx: _Context) -> _Data:
         train_ds = train_ds.repeat()  # capped epochs continue where the previous one stopped
     if distribute.is_multi_worker(ctx.strategy):
         train_ds, test_ds = distribute.shard_by_data(train_ds), distribute.shard_by_data(test_ds)
-    return _Data(train_ds, test_ds, steps, repeated)
+    return _Pipelines(train_ds, test_ds, steps, repeated)
 
 
-def _compile(model, ctx: _Context, data: _Data, phase_recipe: recipes.Recipe, epochs: int) -> None:
+def _compile(model, ctx: _Context, pipelines: _Pipelines, phase_recipe: recipes.Recipe, epochs: int) -> None:
     """Compiles ``model`` for ``epochs`` of ``phase_recipe``: its optimizer and schedule, the loss the labels need
     (soft labels: categorical with the label smoothing), accuracy, and the runtime settings' compile options. Keras 3
     runs whole executions when ``fit`` gets ``steps_per_epoch`` on a repeated dataset, so then that is passed on."""
     from keras_convnets.models.backend import keras
 
-    optimizer = recipes.optimizer(phase_recipe, data.steps * epochs)
+    optimizer = recipes.optimizer(phase_recipe, pipelines.steps * epochs)
     if ctx.precision.policy == "mixed_float16":
         optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
     regularization = ctx.plan.regularization
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=regularization.label_smoothing) \
         if regularization.soft_labels else keras.losses.SparseCategoricalCrossentropy()
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
-                  **performance.compile_options(ctx.plan.info, data.steps if data.repeated else None,
+                  **performance.compile_options(ctx.plan.info, pipelines.steps if pipelines.repeated else None,
                                                 settings=ctx.settings))
 
 
-def _build_and_compile(ctx: _Context, data: _Data):
+def _build_and_compile(ctx: _Context, pipelines: _Pipelines):
     """Phase 4: the seeded model built in the strategy's scope and compiled for the recipe; returns it and
     ``compile_for(recipe, epochs)``, which the frozen-backbone phase compiles it again with."""
     from keras_convnets.models.backend import keras
@@ -422,7 +422,7 @@ def _build_and_compile(ctx: _Context, data: _Data):
                                 policy=ctx.precision.policy)
         except (TypeError, ValueError) as error:
             raise ModelOptionError(f"{ctx.plan.info.name}: {error}") from None
-        compile_for = functools.partial(_compile, model, ctx, data)
+        compile_for = functools.partial(_compile, model, ctx, pipelines)
         compile_for(ctx.recipe, ctx.recipe.epochs)
     return model, compile_for
 
@@ -474,22 +474,22 @@ def _callbacks(ctx: _Context, write_dir: str) -> _Callbacks:
     return _Callbacks(callbacks, guard, averaging)
 
 
-def _fit_phases(ctx: _Context, model, compile_for, data: _Data, callbacks: _Callbacks, verbose):
+def _fit_phases(ctx: _Context, model, compile_for, pipelines: _Pipelines, callbacks: _Callbacks, verbose):
     """Phase 7: the frozen-backbone epochs (unless a resumed run restores past them), then the recipe's epochs;
     the test ``[loss, accuracy]``, or None when the loss diverged first."""
-    fit_steps = {"steps_per_epoch": data.steps} if data.repeated else {}
+    fit_steps = {"steps_per_epoch": pipelines.steps} if pipelines.repeated else {}
     bf16 = ctx.precision.onednn_bf16
     head_epochs = ctx.plan.freeze_epochs
     if head_epochs and not _has_backup(ctx.plan.out):
         # not the backup (the head phase is not backed up), nor the EMA (it starts with every layer)
         head_callbacks = [c for c in callbacks.all[1:] if c is not callbacks.averaging]
         _train_head(model, ctx.strategy, compile_for, ctx.recipe, head_epochs, lambda: _fit(
-            model, data.train, data.test, head_callbacks, head_epochs, verbose, fit_steps, evaluate=False,
+            model, pipelines.train, pipelines.test, head_callbacks, head_epochs, verbose, fit_steps, evaluate=False,
             bf16=bf16))
     if callbacks.guard.diverged_at is not None:
         return None
-    return _fit(model, data.train, data.test, callbacks.all, head_epochs + ctx.recipe.epochs, verbose, fit_steps,
-                initial_epoch=head_epochs, bf16=bf16)
+    return _fit(model, pipelines.train, pipelines.test, callbacks.all, head_epochs + ctx.recipe.epochs, verbose,
+                fit_steps, initial_epoch=head_epochs, bf16=bf16)
 
 
 def _history_rows(ctx: _Context, write_dir: str) -> List[Dict[str, Any]]:
@@ -514,11 +514,11 @@ def _stop_if_diverged(ctx: _Context, guard) -> None:
     raise DivergedError(message)
 
 
-def _export(ctx: _Context, model, data: _Data, write_dir: str) -> str:
+def _export(ctx: _Context, model, pipelines: _Pipelines, write_dir: str) -> str:
     """Phase 10: the SavedModel, checked on 64 test images; every worker takes part (reading synchronized
     variables is a collective), the chief's lands in ``OUT/saved_model``, which is the path returned."""
     spec = ctx.plan.spec
-    check_images = next(iter(data.test))[0].numpy()[:64].astype(np.uint8)
+    check_images = next(iter(pipelines.test))[0].numpy()[:64].astype(np.uint8)
     path = export.export_saved_model(model, os.path.join(write_dir, "saved_model"), list(spec.class_names),
                                      check_images, crop_fraction=spec.crop_fraction)
     distribute.debug_dump_weights(model)
@@ -542,14 +542,14 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
     """A planned run, phase by phase (each function's docstring says what it does and why in that order)."""
     ctx = _context(run_plan, strategy)
     _announce(ctx)
-    data = _pipelines(ctx)
-    model, compile_for = _build_and_compile(ctx, data)
+    pipelines = _pipelines(ctx)
+    model, compile_for = _build_and_compile(ctx, pipelines)
     with _claimed_out_dir(ctx) as write_dir:
         callbacks = _callbacks(ctx, write_dir)
-        scores = _fit_phases(ctx, model, compile_for, data, callbacks, verbose)
+        scores = _fit_phases(ctx, model, compile_for, pipelines, callbacks, verbose)
         rows = _history_rows(ctx, write_dir)
         _stop_if_diverged(ctx, callbacks.guard)
-        export_path = _export(ctx, model, data, write_dir)
+        export_path = _export(ctx, model, pipelines, write_dir)
         if ctx.chief:
             _record_complete(ctx, scores, export_path)
     history = {key: [row.get(key) for row in rows] for key in dict.fromkeys(k for row in rows for k in row)}

@@ -11,7 +11,7 @@ import os
 from typing import Any, Dict, Optional, Tuple
 
 from keras_convnets import checks
-from keras_convnets.training import data, datasets, distribute, lock, performance, recipes
+from keras_convnets.training import datasets, distribute, lock, performance, recipes
 from keras_convnets.training.train_config import TrainConfig, config_from
 
 #: ``precision`` values (:func:`keras_convnets.training.performance.choose_precision` says what each computes where).
@@ -147,7 +147,7 @@ def _checked(config: TrainConfig, info) -> TrainConfig:
     dataset = os.fspath(config.dataset)
     out = config.out or os.path.join("runs", f"{info.name}_{os.path.basename(dataset.rstrip('/'))}")
     return dataclasses.replace(config, dataset=dataset, weights=weights, freeze_backbone=freeze_epochs or None,
-                               data_dir=data.resolve_data_dir(config.data_dir), out=os.path.abspath(out),
+                               data_dir=datasets.resolve_data_dir(config.data_dir), out=os.path.abspath(out),
                                scale_lr=bool(config.scale_lr), force=bool(config.force))
 
 
@@ -264,8 +264,8 @@ def describe_dataset(info, dataset, *, image_size=None, augmentation=None, pretr
     default the model's input size. ``augmentation`` False: none; True: the size's usual kind even where the dataset
     usually has none (SVHN); None: the dataset's usual setting. ``pretrained``: normalize as the model's ImageNet
     weights expect (:func:`keras_convnets.training.datasets.imagenet_statistics`)."""
-    if dataset in data.DATASETS:
-        data.dataset_info(dataset, data_dir, download=True)  # downloads, or says how to point at a copy
+    if dataset in datasets.DATASETS:
+        datasets.dataset_info(dataset, data_dir, download=True)  # downloads, or says how to point at a copy
     elif image_size is None:
         image_size = info.input_size
     kind = "none" if augmentation is False else None
