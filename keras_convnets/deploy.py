@@ -380,7 +380,8 @@ def export(source: str, format: str, out: str, *, quantize: Optional[str] = None
     (height, width), fraction, method = view
     out = os.path.abspath(str(out))
     if format == "saved_model":
-        return _export_saved_model(source_dir, saved_model, out, names, view, check_images)
+        return _export_saved_model(source_dir, saved_model, out, names, view,
+                                   _check_images(check_images, height, width))
     calibration, held, calibration_note = None, None, ""
     if quantize:
         calibration, held, calibration_note = _calibration(source_dir, saved_model, calibration_images,
@@ -417,12 +418,13 @@ def _calibration(source_dir, saved_model, count, dataset, data_dir):
 
 
 def _check_images(images, height, width):
-    """``images`` as uint8 (8 random images when None), refused unless they are ``[n, height, width, 3]``."""
+    """``images`` as uint8 (8 random images when None), refused unless they are ``[n, height, width, 3]`` with at
+    least one image (a check on none would pass anything)."""
     if images is None:
         images = np.random.default_rng(0).integers(0, 256, (8, height, width, 3), dtype=np.uint8)
     images = np.asarray(images, np.uint8)
-    if images.shape[1:] != (height, width, 3):
-        checks.fail("check_images", f"uint8 [n, {height}, {width}, 3] images", f"shape {images.shape}")
+    if images.shape[1:] != (height, width, 3) or len(images) == 0:
+        checks.fail("check_images", f"uint8 images of shape [n >= 1, {height}, {width}, 3]", images.shape)
     return images
 
 
@@ -440,8 +442,8 @@ def _compare(source_dir, path, check_images):
     ``source_dir`` on ``check_images``, each run in its own runtime."""
     expected = _in_batches(runner(source_dir), check_images)
     got = _in_batches(runner(path), check_images)
-    difference = float(np.max(np.abs(got - expected))) if len(check_images) else 0.0
-    agreement = float(np.mean(got.argmax(-1) == expected.argmax(-1))) if len(check_images) else 1.0
+    difference = float(np.max(np.abs(got - expected)))
+    agreement = float(np.mean(got.argmax(-1) == expected.argmax(-1)))
     return difference, agreement
 
 
@@ -465,10 +467,11 @@ def _directory_size(path):
 
 def _export_saved_model(source_dir, saved_model, out, names, view, check_images):
     """A copy of the SavedModel at ``out``, re-saved (:func:`_resave`) when it lacks ``serving_bytes`` or its class
-    names are ImageNet placeholders, then checked signature by signature against the source."""
+    names are ImageNet placeholders, then checked signature by signature against the source on ``check_images``
+    (:func:`_check_images`)."""
     import tensorflow as tf
 
-    (height, width), fraction, method = view
+    _, fraction, method = view
     if os.path.abspath(source_dir) == out:
         checks.fail("out", "another directory than the SavedModel exported", out)
     parent = os.path.dirname(out)
@@ -483,9 +486,6 @@ def _export_saved_model(source_dir, saved_model, out, names, view, check_images)
         else:
             _resave(saved_model, written, names, view, tmp)
         reloaded = tf_export.load(written)
-        if check_images is None:
-            check_images = np.random.default_rng(0).integers(0, 256, (8, height, width, 3), dtype=np.uint8)
-        check_images = np.asarray(check_images, np.uint8)
         expected = tf_export.predict(saved_model, check_images)
         got = tf_export.predict(reloaded, check_images)
         encoded = tf.constant([tf.io.encode_png(image).numpy() for image in check_images])

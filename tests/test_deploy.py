@@ -12,6 +12,7 @@ reading a restored SavedModel's captured constants as inputs, NaN out, was found
 import importlib
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -251,6 +252,17 @@ def test_bad_bytes_are_a_clear_error_and_the_model_keeps_serving(exported):
     with pytest.raises(tf.errors.InvalidArgumentError, match="Invalid JPEG data"):
         serve_bytes(image_bytes=tf.constant([tf.io.encode_jpeg(_real_images(32, 1)[0]).numpy()[:200]]))
     assert serve_bytes(image_bytes=tf.constant([good]))[export.SIGNATURE_OUTPUT].shape == (1, 10)
+
+
+@requires_cifar10
+def test_check_images_must_hold_an_image_and_nothing_is_written(exported, tmp_path):
+    """A check on no image would pass any file: refused before anything is written, as every shape mismatch is."""
+    for images, shape in ((np.zeros((0, 32, 32, 3), np.uint8), "(0, 32, 32, 3)"),
+                          (np.zeros((2, 16, 16, 3), np.uint8), "(2, 16, 16, 3)")):
+        with pytest.raises(ValueError, match=re.escape(f"check_images must be uint8 images of shape [n >= 1, 32, 32, "
+                                                       f"3]; got {shape}")):
+            deploy.export(exported("resnet20"), "saved_model", str(tmp_path / "copy"), check_images=images)
+    assert not (tmp_path / "copy").exists()
 
 
 def test_old_imagenet_export_is_resaved_with_names_and_the_bytes_signature(tmp_path, capsys):
