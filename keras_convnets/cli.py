@@ -98,7 +98,8 @@ def _add_train(sub):
     modern.add_argument("--cutmix", type=float, metavar="A",
                         help="cutmix with lam ~ Beta(A, A) per batch (0: off); with --mixup, one of them per batch")
     modern.add_argument("--randaugment", metavar="N,M", help="RandAugment: N ops at magnitude M of 0-30, e.g. 2,9")
-    modern.add_argument("--trivialaugment", action="store_true", default=None, help="TrivialAugmentWide")
+    modern.add_argument("--trivialaugment", action=argparse.BooleanOptionalAction, default=None,
+                        help="TrivialAugmentWide (--no-trivialaugment: off, e.g. in the modern recipe)")
     modern.add_argument("--random-erasing", type=float, metavar="P",
                         help="erase a random box of an image with probability P (torchvision's boxes)")
     modern.add_argument("--ema", type=float, metavar="DECAY",

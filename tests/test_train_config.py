@@ -23,6 +23,14 @@ def test_the_command_line_fills_a_train_config():
     assert _parsed("resnet20") == TrainConfig("resnet20", model_kwargs={}, regularization={})
 
 
+def test_the_modern_recipes_trivialaugment_can_be_turned_off():
+    assert _parsed("resnet20", "--recipe", "modern", "--no-trivialaugment").regularization == {"trivialaugment": False}
+    assert _parsed("resnet20", "--trivialaugment").regularization == {"trivialaugment": True}
+    # RandAugment replaces the modern recipe's TrivialAugment unless both are asked for (then plan says choose one)
+    assert _parsed("resnet20", "--recipe", "modern", "--randaugment", "2,9").regularization == {
+        "randaugment": (2, 9), "trivialaugment": False}
+
+
 def test_every_field_has_a_flag():
     """argparse and the dataclass cannot drift apart: each field is a flag's destination, or gathered from a group
     of flags (the factory options, the modern options)."""
