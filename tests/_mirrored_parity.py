@@ -4,7 +4,9 @@ layers, fewer of them) for 3 SGD steps on one device, then under MirroredStrateg
 sync_bn and without it, all from the same initial weights on the same global batches, and prints one JSON line with,
 for each mirrored run, the largest weight difference from the one-device run (BN moving statistics included; moving
 variances also as a relative difference). The run without sync_bn shows that the comparison notices per-replica batch
-statistics.
+statistics. A last pair of runs, one device and mirrored with sync_bn, adds the weights' EMA
+(keras_convnets/training/ema.py): its shadow variables live beside the mirrored weights, and at the end both models
+hold the same average.
 
 The claim is "the same function": synchronized BN over two replicas computes the one-device batch statistics, and the
 two-replica gradient is the sum of the halves. Both sides differ only in the order of floating-point sums, so the
@@ -23,7 +25,7 @@ tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU"
 
 from keras_convnets.models.backend import KERAS_3, keras  # noqa: E402
 from keras_convnets.models.resnet import CifarResNet  # noqa: E402
-from keras_convnets.training import distribute  # noqa: E402  (after the device configuration)
+from keras_convnets.training import distribute, ema  # noqa: E402  (after the device configuration)
 
 keras.backend.set_floatx("float64")
 GLOBAL_BATCH, STEPS, SHAPE = 16, 3, (16, 16, 3)
@@ -36,7 +38,7 @@ def build(**kwargs):
     return CifarResNet(8, input_shape=SHAPE, classes=10, **kwargs)
 
 
-def train(strategy, initial, sync_bn):
+def train(strategy, initial, sync_bn, callbacks=()):
     with strategy.scope():
         keras.utils.set_random_seed(0)
         model = build(sync_bn=sync_bn, weight_decay=1e-4)
@@ -47,7 +49,7 @@ def train(strategy, initial, sync_bn):
     initial = model.get_weights() if initial is None else initial
     # The dataset's batch is the global batch; MirroredStrategy splits it into equal per-replica halves.
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(GLOBAL_BATCH)
-    model.fit(dataset, epochs=1, verbose=0, shuffle=False)
+    model.fit(dataset, epochs=1, verbose=0, shuffle=False, callbacks=list(callbacks))
     return strategy.num_replicas_in_sync, initial, model.get_weights()
 
 
@@ -67,4 +69,10 @@ mirrored_strategy = distribute.get_strategy("mirrored")  # one for both runs: tw
 for key, sync_bn in (("sync_bn", True), ("no_sync_bn", False)):
     replicas, _, mirrored = train(mirrored_strategy, initial, sync_bn)
     report[key] = dict(differences(single, mirrored, names), replicas=replicas)
+averages = [ema.callback(0.5), ema.callback(0.5)]
+_, _, single_average = train(distribute.get_strategy("default"), initial, False, [averages[0]])
+replicas, _, mirrored_average = train(mirrored_strategy, initial, True, [averages[1]])
+report["ema"] = dict(differences(single_average, mirrored_average, names), replicas=replicas,
+                     steps=[average.steps for average in averages],
+                     from_raw=max(float(np.max(np.abs(a - b))) for a, b in zip(single, single_average)))
 print(json.dumps(report))

@@ -139,6 +139,17 @@ def test_mirrored_without_sync_bn_is_told_apart(mirrored_parity):
     assert unsynced["max_diff"] > 1e4 * SAME_FUNCTION_BOUND, mirrored_parity
 
 
+def test_the_weights_average_under_mirrored_matches_one_device(mirrored_parity):
+    """The EMA's shadow variables under a mirrored strategy (tf-keras' mirrored optimizer step counter once broke
+    the callback there): after the same three steps both models hold the same average, which is not the raw
+    weights (the same-function bound: the average is linear in the weights, it amplifies no rounding)."""
+    average = mirrored_parity["ema"]
+    assert average["replicas"] == 2 and average["steps"] == [3, 3]
+    assert average["max_diff"] <= SAME_FUNCTION_BOUND, mirrored_parity
+    assert average["moving_variance_rel_diff"] <= SAME_FUNCTION_BOUND, mirrored_parity
+    assert average["from_raw"] > 1e-3, "the average is not the last weights"
+
+
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory):
     if real_data_dir() is None:

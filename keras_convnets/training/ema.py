@@ -14,6 +14,10 @@ callback runs once per call and applies ``decay ** k`` for the ``k`` steps it co
 32 steps with its decay adjusted the same way); with one step per call the average is exact. For the first
 ``warmup_steps`` the shadow is the weights (torchvision restarts its EMA during the learning-rate warm-up).
 
+The shadow lives where the weights do: one non-trainable ``tf.Variable`` per averaged variable, updated by one
+compiled function per optimizer step, so a GPU run never copies its weights to the host for the average (only a
+checkpoint does, once per epoch).
+
 Resumption: :func:`keras_convnets.training.checkpoint.backup_and_restore` saves :meth:`EMA.save_state` beside each
 epoch's weights in the same atomic checkpoint and restores it with them, so a killed run resumes with its average.
 Variables are recognised by dtype name (in Keras 3 a variable's ``dtype`` is a string, in tf-keras a ``tf.DType``).
@@ -56,7 +60,7 @@ class _EMAMixin:
         super().__init__()  # keras.callbacks.Callback's: it follows the mixin in EMA's bases
         self.decay = float(decay)
         self.warmup_steps = int(warmup_steps)
-        self.shadow = None
+        self.shadow = None      # tf.Variables; numpy arrays between load_state and the start of training
         self.steps = 0          # optimizer steps the shadow has seen
         self._last = None       # the optimizer's iterations at the last update
         self._held = None       # the training weights while the shadow is swapped in
@@ -66,11 +70,13 @@ class _EMAMixin:
 
     def _iterations(self):
         optimizer = getattr(self.model.optimizer, "inner_optimizer", self.model.optimizer)
-        return int(np.asarray(optimizer.iterations))
+        return int(optimizer.iterations.numpy())  # (np.asarray fails on tf-keras' mirrored variables)
 
     def on_train_begin(self, logs=None):
-        if self.shadow is None:  # not restored from a checkpoint
-            self.shadow = [np.array(v.numpy()) for v in self._variables()]
+        variables = self._variables()
+        if self.shadow is None or isinstance(self.shadow[0], np.ndarray):  # new, or restored from a checkpoint
+            self.shadow = _shadow_variables(variables, self.shadow)
+        self._blend = _blend_function(self.shadow, variables)
         self._last = self._iterations()
 
     def on_train_batch_end(self, batch, logs=None):
@@ -79,22 +85,21 @@ class _EMAMixin:
         if k <= 0:
             return
         self._last = now
-        weights = [v.numpy() for v in self._variables()]
         if self.steps + k <= self.warmup_steps:
-            self.shadow = [np.array(w) for w in weights]
+            keep = 0.0  # the shadow is the weights
         else:
             keep = self.decay ** (k if self.steps >= self.warmup_steps else self.steps + k - self.warmup_steps)
-            for s, w in zip(self.shadow, weights):
-                s *= keep
-                s += (1.0 - keep) * w
+        self._blend(keep)
         self.steps += k
 
     def swap_in(self):
         """Puts the shadow in the model, keeping the training weights to :meth:`swap_out`."""
+        import tensorflow as tf
+
         variables = self._variables()
-        self._held = [np.array(v.numpy()) for v in variables]
+        self._held = [tf.identity(tf.convert_to_tensor(v)) for v in variables]
         for v, s in zip(variables, self.shadow):
-            v.assign(s.astype(v.numpy().dtype, copy=False))
+            v.assign(tf.convert_to_tensor(s))
 
     def swap_out(self):
         if self._held is None:
@@ -120,7 +125,7 @@ class _EMAMixin:
         if self.shadow is None:
             return
         with open(os.path.join(directory, STATE_FILE), "wb") as f:
-            np.savez(f, *self.shadow, steps=np.asarray(self.steps))
+            np.savez(f, *[np.asarray(s) for s in self.shadow], steps=np.asarray(self.steps))
             f.flush()
             os.fsync(f.fileno())
 
@@ -138,10 +143,34 @@ class _EMAMixin:
         self.shadow, self.steps = shadow, steps
 
 
+def _shadow_variables(variables, initial=None) -> list:
+    """One non-trainable ``tf.Variable`` per variable of ``variables``, on its device and of its dtype, holding
+    ``initial`` (arrays restored from a checkpoint) or the variable's current value."""
+    import tensorflow as tf
+
+    values = initial if initial is not None else [tf.convert_to_tensor(v) for v in variables]
+    return [tf.Variable(tf.cast(value, tf.convert_to_tensor(v).dtype), trainable=False)
+            for v, value in zip(variables, values)]
+
+
+def _blend_function(shadow, variables):
+    """``blend(keep)``: every ``shadow = keep * shadow + (1 - keep) * variable`` in one compiled call, on the
+    variables' device (``keep = 0`` copies the weights exactly: ``0 * s + 1 * w``). In float32 even in a bf16 run:
+    TensorFlow's bf16 rewrite starts from convolutions and matmuls, and this graph has none."""
+    import tensorflow as tf
+
+    @tf.function
+    def blend(keep):
+        for s, v in zip(shadow, variables):
+            s.assign(tf.cast(keep, s.dtype) * s + tf.cast(1.0 - keep, s.dtype) * tf.convert_to_tensor(v))
+
+    return lambda keep: blend(tf.constant(keep, tf.float64))
+
+
 def _ema_class():
     from keras_convnets.models.backend import keras
 
     class EMA(_EMAMixin, keras.callbacks.Callback):
-        """See the module docstring. ``shadow``: numpy arrays, one per :func:`averaged_variables` entry."""
+        """See the module docstring. ``shadow``: one variable per :func:`averaged_variables` entry."""
 
     return EMA
