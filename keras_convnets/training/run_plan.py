@@ -206,6 +206,7 @@ def plan(config, dataset=None, **options) -> RunPlan:
     :class:`~keras_convnets.training.recipes.Regularization` (used as given), or a mapping of some of its fields
     overriding the recipe's (the command line's flags)."""
     from keras_convnets.models import registry
+
     config = config_from(config, dataset, options)
     info = registry.model_info(config.model)
     config = _checked(config, info)
