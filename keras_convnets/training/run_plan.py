@@ -205,9 +205,9 @@ def plan(config, dataset=None, **options) -> RunPlan:
     the explicit fields override either. ``regularization``: a
     :class:`~keras_convnets.training.recipes.Regularization` (used as given), or a mapping of some of its fields
     overriding the recipe's (the command line's flags)."""
+    config = config_from(config, dataset, options)  # a misspelt option fails before TensorFlow is imported
     from keras_convnets.models import registry
 
-    config = config_from(config, dataset, options)
     info = registry.model_info(config.model)
     config = _checked(config, info)
     recipe, reference_batch_size = _resolved_recipe(config, info)
