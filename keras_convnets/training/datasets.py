@@ -329,12 +329,11 @@ def _download(builder, name: str, data_dir: str | None, download: bool) -> None:
             f"dataset {name!r} is not prepared in {where}{why}; point --data-dir (or {DATA_DIR_ENV}, or data_dir=) "
             f"at a tensorflow_datasets directory holding {name}/{how}")
     print(f"tfds: downloading and preparing {name} into {builder.data_dir}", flush=True)
-    if host:
-        builder.download_and_prepare()
-        return
     try:
         builder.download_and_prepare()
     except Exception as error:  # noqa: BLE001 -- tfds raises many kinds (no network, manual download, ...)
+        if host:
+            raise  # the source answered: tfds' own error says what went wrong
         raise DatasetUnavailableError(f"tfds could not download and prepare {name!r}: "
                                       f"{' '.join(str(error).split())[:300]}") from None
 
