@@ -30,9 +30,13 @@ import numpy as np
 STATE_FILE = "ema.npz"
 
 
+def _dtype_name(variable) -> str:
+    """A variable's dtype as a name (Keras 3 gives a string, tf-keras a ``tf.DType``)."""
+    return str(getattr(variable.dtype, "name", variable.dtype))
+
+
 def _is_float(variable) -> bool:
-    name = getattr(variable.dtype, "name", variable.dtype)
-    return str(name).startswith(("float", "bfloat"))
+    return _dtype_name(variable).startswith(("float", "bfloat"))
 
 
 def averaged_variables(model) -> list:
@@ -149,8 +153,7 @@ def _shadow_variables(variables, initial=None) -> list:
     import tensorflow as tf
 
     values = initial if initial is not None else [tf.convert_to_tensor(v) for v in variables]
-    return [tf.Variable(tf.cast(value, tf.convert_to_tensor(v).dtype), trainable=False)
-            for v, value in zip(variables, values)]
+    return [tf.Variable(tf.cast(value, _dtype_name(v)), trainable=False) for v, value in zip(variables, values)]
 
 
 def _blend_function(shadow, variables):
