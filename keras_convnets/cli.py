@@ -8,9 +8,11 @@ unless the user set it).
 """
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
 import importlib.util
+import logging
 import os
 import sys
 
@@ -163,9 +165,7 @@ def _add_export(sub):
                                    "LiteRT and OpenVINO take the model's fixed input size (the command says which); "
                                    "the file is checked against the SavedModel in its own runtime before it is kept.")
     p.add_argument("dir", help=DIR_HELP)
-    p.add_argument("--format", required=True, choices=deploy.FORMATS,
-                   help="saved_model (with the serving_bytes signature), onnx (extra [onnx]), litert (extra "
-                        "[litert]), openvino (extra [openvino])")
+    p.add_argument("--format", required=True, choices=list(deploy.FORMATS), help=deploy.format_help())
     p.add_argument("--out", required=True, help="file to write: NAME.onnx, NAME.tflite, NAME.xml (+ NAME.bin), or a "
                                                 "SavedModel directory")
     p.add_argument("--quantize", choices=deploy.QUANTIZATIONS,
@@ -224,10 +224,7 @@ def _regularization_flags(args):
     given = dict(label_smoothing=args.label_smoothing, mixup=args.mixup, cutmix=args.cutmix,
                  trivialaugment=args.trivialaugment, random_erasing=args.random_erasing, ema=args.ema,
                  randaugment=None if args.randaugment is None else _randaugment(args.randaugment))
-    given = {key: value for key, value in given.items() if value is not None}
-    if "randaugment" in given and args.recipe == "modern" and not args.trivialaugment:
-        given["trivialaugment"] = False  # RandAugment replaces the modern recipe's TrivialAugment
-    return given
+    return {key: value for key, value in given.items() if value is not None}
 
 
 #: The ``train`` flags that are factory options (``TrainConfig.model_kwargs``), given only when set.
@@ -249,6 +246,7 @@ def train_config(args):
 
 
 def _train(args):
+    from keras_convnets.training.export import ExportError
     from keras_convnets.training.loop import DivergedError, plan, run
 
     try:
@@ -261,8 +259,8 @@ def _train(args):
         result = run(run_plan)
     except ValueError as error:  # a model option the factory rejects, no TPU, OUT locked or unusable, bad data
         raise UsageError(str(error)) from None
-    except (DivergedError, OSError) as error:  # e.g. the disk is full: the last checkpoint is kept
-        reason = str(error) if isinstance(error, DivergedError) else \
+    except (DivergedError, ExportError, OSError) as error:  # e.g. the disk is full: the last checkpoint is kept
+        reason = str(error) if isinstance(error, (DivergedError, ExportError)) else \
             f"{error.strerror or error}{f': {error.filename}' if error.filename else ''}; re-run the same command " \
             f"to resume from the last finished epoch"
         print(f"{PROG}: error: {' '.join(reason.split())}", file=sys.stderr)
@@ -278,11 +276,14 @@ def _train(args):
 
 
 def _saved_model_dir(path):
-    """``path`` itself if it is a SavedModel, else ``path/saved_model``."""
-    for candidate in (path, os.path.join(path, "saved_model")):
-        if os.path.isfile(os.path.join(candidate, "saved_model.pb")):
-            return candidate
-    raise UsageError(f"no SavedModel in {path} (expected {path}/saved_model.pb or {path}/saved_model/saved_model.pb)")
+    """``path`` itself if it is a SavedModel, else ``path/saved_model`` (:func:`keras_convnets.training.export.
+    saved_model_dir`), its error as a usage error."""
+    from keras_convnets.training import export
+
+    try:
+        return export.saved_model_dir(path)
+    except export.SavedModelError as error:
+        raise UsageError(str(error)) from None
 
 
 def _recorded_dataset(saved_model_dir):
@@ -311,22 +312,41 @@ def _evaluate(args):
     try:
         if dataset in data.DATASETS:
             data.dataset_info(dataset, args.data_dir, download=True)
-        accuracy, count = export.evaluate_saved_model(path, dataset, args.split, data_dir=args.data_dir,
-                                                      batch_size=args.batch_size, tta=args.tta)
+        scores = export.evaluate_saved_model(path, dataset, args.split, data_dir=args.data_dir,
+                                             batch_size=args.batch_size, tta=args.tta)
     except ValueError as error:
         raise UsageError(str(error)) from None
     except (tf.errors.DataLossError, tf.errors.NotFoundError) as error:
         raise UsageError(f"{dataset}'s files cannot be read ({' '.join(str(error).split())[:160]}); they are corrupt "
                          "or missing: prepare the dataset again or point --data-dir at a good copy") from None
-    split = args.split or ("test" if dataset in data.DATASETS else "evaluation")
     tta = f", test-time augmentation: {args.tta}" if args.tta else ""
-    print(f"{dataset} {split} accuracy: {accuracy:.4f} ({count} images{tta})")
+    print(f"{dataset} {scores.split} accuracy: {scores.accuracy:.4f} ({scores.count} images{tta})")
     return 0
+
+
+def _read_image(path, saved_model):
+    """``(uint8 [H, W, 3] image, None)`` of the file ``path`` as the SavedModel takes it (resized for an export older
+    than the any-size signature), or ``(None, why not)``."""
+    import tensorflow as tf
+
+    from keras_convnets.training import export
+
+    if os.path.isdir(path):
+        return None, "is a directory, not an image file (pass the image files: DIR/*.jpg)"
+    try:
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    except tf.errors.NotFoundError:
+        return None, "no such file"
+    except (tf.errors.OpError, ValueError):
+        return None, "not a decodable image: JPEG, PNG, GIF, BMP or WebP"
+    height, width = export.input_size(saved_model)
+    if not export.resizes_images(saved_model) and tuple(image.shape[:2]) != (height, width):
+        image = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(image, (height, width))), 0, 255), tf.uint8)
+    return image.numpy(), None
 
 
 def _predict(args):
     import numpy as np
-    import tensorflow as tf
 
     from keras_convnets.models import imagenet
     from keras_convnets.training import export
@@ -338,23 +358,15 @@ def _predict(args):
     except ValueError as error:
         raise UsageError(str(error)) from None
     names = imagenet.readable(export.load_class_names(saved_model))  # an older ImageNet export's "0".."999"
-    height, width = export.input_size(saved_model)
     paths, images, failed = [], [], 0
     for path in args.images:
-        try:
-            image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        except tf.errors.NotFoundError:
-            reason = "no such file"
-        except (tf.errors.OpError, ValueError):
-            reason = "not a decodable image: JPEG, PNG, GIF, BMP or WebP"
-        else:
-            if not export.resizes_images(saved_model) and tuple(image.shape[:2]) != (height, width):
-                image = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(image, (height, width))), 0, 255), tf.uint8)
-            paths.append(path)
-            images.append(image.numpy())
+        image, reason = _read_image(path, saved_model)
+        if image is None:
+            print(f"{PROG}: error: {path}: {reason}", file=sys.stderr)
+            failed += 1
             continue
-        print(f"{PROG}: error: {path}: {reason}", file=sys.stderr)
-        failed += 1
+        paths.append(path)
+        images.append(image)
     if images:
         # An any-size export resizes and crops each image itself (the evaluation view), so images go one by one.
         rows = np.concatenate([export.predict(saved_model, image[None]) for image in images]) \
@@ -385,13 +397,17 @@ def _export(args):
 
 def _convert(args):
     from keras_convnets import convert
+    from keras_convnets.training.export import ExportError
 
     if args.classes is not None and args.classes <= 0:
         raise UsageError(f"--classes must be a positive integer; got {args.classes}")
     try:
         lines = convert.convert(args.source, args.model, args.out, classes=args.classes, export_dir=args.export)
-    except (ValueError, ImportError, OSError) as error:  # a misfit, a missing extra, no download
+    except (ValueError, ImportError, OSError) as error:  # a misfit, a missing extra, no download, a refused --out
         raise UsageError(str(error)) from None
+    except ExportError as error:
+        print(f"{PROG}: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1
     print("\n".join(lines))
     return 0
 
@@ -440,8 +456,42 @@ def _use_legacy_keras(args, reexec):
     os.execv(sys.executable, [sys.executable, "-m", "keras_convnets.cli", *sys.argv[1:]])
 
 
+class _PrintHandler(logging.Handler):
+    """The library's log records as the command's output lines: the message alone, on the ``sys.stdout`` of the
+    moment (what the user reads; warnings included, as the command always printed them)."""
+
+    def emit(self, record):
+        try:
+            print(self.format(record), flush=True)
+        except Exception:  # noqa: BLE001 (logging's contract: a handler never raises)
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _library_messages_printed():
+    """The ``keras_convnets`` logger's INFO records printed for the duration of a command (library code logs; only
+    the command line prints), then the logger as it was."""
+    logger = logging.getLogger("keras_convnets")
+    handler = _PrintHandler()
+    before = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(before[0])
+        logger.propagate = before[1]
+
+
 def main(argv=None) -> int:
     """Runs the command line ``argv`` (default ``sys.argv[1:]``) and returns the exit status."""
+    with _library_messages_printed():
+        return _main(argv)
+
+
+def _main(argv) -> int:
     performance.prefer_onednn()  # before anything imports TensorFlow
     performance.quiet_tensorflow_logs()  # TF_CPP_MIN_LOG_LEVEL=2 unless the user set it
     try:

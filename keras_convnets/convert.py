@@ -10,6 +10,7 @@ import os
 import warnings
 from typing import List, Optional
 
+from keras_convnets import publish
 from keras_convnets.models import pretrained, registry, resnet, torch_weights
 from keras_convnets.models.backend import KERAS_3
 from keras_convnets.models.imagenet import imagenet_class_names
@@ -34,10 +35,19 @@ def convert(source, model_name: str, out: str, *, classes: Optional[int] = None,
     the weights expect (short side resized to ``resize_size`` with their interpolation, centre ``input_size`` crop,
     ImageNet normalisation in front; torchvision's 256 -> 224 bilinear for a file) for ``keras-convnets predict``.
     Returns what was done, in lines.
+
+    Both outputs are published (:func:`keras_convnets.publish.publishing`): written beside their place, checked
+    (the weights file loaded back), then swapped in; an ``out`` or ``export_dir`` that exists and is not a weights
+    file or SavedModel this package wrote is refused before anything is done, and a missing folder is created.
     """
     suffix = ".weights.h5" if KERAS_3 else ".h5"
     if not str(out).endswith(suffix):
         raise ValueError(f"--out must end in {suffix} (a Keras weights file); got {out!r}")
+    out = os.path.abspath(os.fspath(out))
+    publish.check_replaceable(out, publish.WEIGHTS)
+    if export_dir:
+        export_dir = os.path.abspath(os.fspath(export_dir))
+        publish.check_replaceable(export_dir, publish.SAVED_MODEL, "--export")
     name = registry.model_info(model_name).name
     kwargs = {} if classes is None else {"classes": classes}
     model = build_for_checkpoint(name, **kwargs)
@@ -52,7 +62,7 @@ def convert(source, model_name: str, out: str, *, classes: Optional[int] = None,
         warnings.simplefilter("always")
         report = torch_weights.load_checkpoint(model, source, skip_mismatch=classes is not None)
     lines = [str(w.message) for w in caught if "skipped the classifier" in str(w.message)]
-    model.save_weights(out)
+    write_weights(model, out)
     layout = f" (load with keras_convnets.ResNet({name[6:]}, layout=\"torchvision\", weights=...))" \
         if name in pretrained.KERAS_LAYOUT_RESNETS else ""
     lines.append(f"wrote {out}: {report.loaded} tensors of {source} into {model.name}{layout}")
@@ -69,3 +79,13 @@ def convert(source, model_name: str, out: str, *, classes: Optional[int] = None,
                      f"short side to {preprocessing.resize_size} ({preprocessing.interpolation}) and centre-crops "
                      f"{size}x{size}, as the weights expect)")
     return lines
+
+
+def write_weights(model, out: str) -> str:
+    """Publishes ``model``'s weights as the Keras weights file ``out``: written beside it, marked as ours
+    (:func:`keras_convnets.publish.mark_hdf5`), loaded back into ``model`` as the check, then swapped in."""
+    with publish.publishing({out: publish.WEIGHTS}) as staged:
+        model.save_weights(staged[out])
+        publish.mark_hdf5(staged[out])
+        model.load_weights(staged[out])  # the file reads back whole (a failed write raises here, out untouched)
+    return out

@@ -161,8 +161,20 @@ def test_mix_batch_switches_between_mixup_and_cutmix_per_batch_and_repeats_under
 
 def test_soft_labels_pipeline_is_one_hot_without_mixing():
     ds = tf.data.Dataset.from_tensor_slices((np.zeros((6, 8, 8, 3), np.uint8), np.arange(6) % 3)).batch(3)
-    images, labels = next(iter(augment.soft_labels(ds, Regularization(label_smoothing=0.1), 3)))
+    images, labels = next(iter(augment.soft_labels(ds, 3)))
     np.testing.assert_array_equal(labels.numpy(), np.eye(3))
+
+
+def test_the_batch_op_is_one_hot_and_mixes_only_when_asked():
+    images = tf.constant(np.arange(3 * 4 * 4 * 3).reshape(3, 4, 4, 3) % 256, tf.uint8)
+    labels = tf.constant([0, 1, 2], tf.int64)
+    assert augment.per_batch_op(Regularization(), 3) is None, "sparse labels stay as they are"
+    same, one_hot = augment.per_batch_op(Regularization(label_smoothing=0.1), 3)(images, labels, SEED)
+    np.testing.assert_array_equal(one_hot.numpy(), np.eye(3))
+    np.testing.assert_array_equal(same.numpy(), images.numpy())
+    mixed, soft = augment.per_batch_op(Regularization(mixup=1.0), 3)(images, labels, SEED)
+    assert not np.array_equal(mixed.numpy(), images.numpy()) and not np.array_equal(soft.numpy(), np.eye(3))
+    np.testing.assert_allclose(soft.numpy().sum(1), 1.0, atol=1e-6)
 
 
 def test_the_folder_pipeline_applies_the_op_after_its_own_crops_which_stay_the_same(tmp_path):

@@ -29,14 +29,20 @@ def one_line_error(status, err, *fragments):
         assert fragment in err, err
 
 
-def tiny_export(path, classes=10, size=32):
-    """A SavedModel of our export format: uint8 images in, ``classes`` probabilities out."""
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def tiny_export(path, classes=10, size=32, names=None):
+    """A SavedModel of our export format: uint8 images in, ``classes`` probabilities out, named ``names`` (default:
+    CIFAR-10's for 10 classes, else ``class0``, ...)."""
     from keras_convnets.models.backend import keras
     from keras_convnets.training import data, export
 
     inner = keras.Sequential([keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(classes, activation="softmax")])
     model = data.preprocessing_model(inner, data.dataset_spec("cifar10"), (size, size, 3))
-    return export.export_saved_model(model, str(path), [f"class{i}" for i in range(classes)])
+    if names is None:
+        names = CIFAR10_CLASSES if classes == 10 else [f"class{i}" for i in range(classes)]
+    return export.export_saved_model(model, str(path), list(names))
 
 
 @pytest.fixture(scope="module")

@@ -263,14 +263,14 @@ def test_kill_during_export_resumes_without_retraining_and_cleans_leftovers(caps
 
 
 def test_saved_model_left_aside_by_a_kill_between_the_renames_is_restored(tmp_path):
-    from keras_convnets.training import export
+    from keras_convnets import publish
 
     path = tmp_path / "saved_model"
     aside = tmp_path / ".saved_model.old-abc" / "previous"
     aside.mkdir(parents=True)
     (aside / "saved_model.pb").write_bytes(b"model")
     (tmp_path / ".saved_model.tmp-xyz").mkdir()
-    export.recover(str(path))
+    publish.recover(str(path))
     assert (path / "saved_model.pb").read_bytes() == b"model"
     assert sorted(os.listdir(tmp_path)) == ["saved_model"]
 
@@ -306,3 +306,66 @@ def test_second_train_into_a_locked_out_is_one_line_and_touches_nothing(capsys, 
     assert status == 2 and len(err.strip().splitlines()) == 1
     assert f"{out} is in use by process {sleeper.pid}" in err
     assert sorted(os.listdir(out)) == [lock.LOCK_FILE]
+
+
+# -- 8. a resumed run sees the uninterrupted run's data; a checkpoint is one unit ---------------------------------
+
+
+def test_a_resumed_run_sees_the_uninterrupted_runs_batches_and_a_damaged_checkpoint_loads_nothing(
+        capsys, tmp_path, monkeypatch):
+    """A seeded run (with an EMA) killed after epoch 1 and resumed trains epoch 2 on the batches the uninterrupted
+    run trained it on (hashes of the pipelines' batches, not the weights). The same killed run with its checkpoint's
+    EMA state lost loads none of that checkpoint: it says so and starts over at epoch 1, and its history is the
+    epochs trained."""
+    import hashlib
+    import shutil
+
+    from keras_convnets.training import datasets, ema, loop
+
+    made = []
+    pipeline = datasets.train_dataset
+
+    def recorded(*args, **kwargs):
+        made.append((kwargs["first_epoch"], pipeline(*args, **kwargs)))
+        return made[-1][1]
+
+    def hashes(stream):
+        return [hashlib.sha256(images.numpy().tobytes()).hexdigest() for images, _ in stream]
+
+    monkeypatch.setattr(datasets, "train_dataset", recorded)
+    status, _, err = train(capsys, tmp_path / "whole", "--ema", "0.99")
+    assert status == 0, err
+    (first, whole), = made
+    assert first == 0
+
+    guard_class = loop._divergence_guard_class
+
+    def killing_guard():
+        class KillAtEpoch2(guard_class()):
+            def on_epoch_begin(self, epoch, logs=None):
+                if epoch == 1:
+                    raise Killed()
+                super().on_epoch_begin(epoch, logs)
+        return KillAtEpoch2
+
+    monkeypatch.setattr(loop, "_divergence_guard_class", killing_guard)
+    with pytest.raises(Killed):
+        train(capsys, tmp_path / "killed", "--ema", "0.99")
+    monkeypatch.setattr(loop, "_divergence_guard_class", guard_class)
+    shutil.copytree(tmp_path / "killed", tmp_path / "damaged")
+    os.remove(tmp_path / "damaged" / "backup" / "epoch-00001" / ema.STATE_FILE)
+
+    made.clear()
+    status, stdout, err = train(capsys, tmp_path / "killed", "--ema", "0.99")
+    assert status == 0, err
+    (first, resumed), = made
+    assert first == 1 and "Resuming at epoch 2" in stdout
+    assert hashes(resumed) == hashes(whole)[2:], "epoch 2's batches are the uninterrupted run's"
+
+    made.clear()
+    status, stdout, err = train(capsys, tmp_path / "damaged", "--ema", "0.99")
+    assert status == 0, err
+    assert "epoch-00001 cannot be loaded" in stdout and "ema.npz is missing" in stdout
+    (first, _), = made
+    assert first == 0 and "Epoch 1/2" in stdout and stdout.count("Epoch ") == 2
+    assert epochs_in_history(tmp_path / "damaged") == [1, 2]

@@ -156,13 +156,13 @@ def test_every_option_on_trains_resumes_with_its_ema_and_exports(tmp_path, monke
 
     def spying_callback(*args, **kwargs):
         averaging = make(*args, **kwargs)
-        load = averaging.load_state
+        apply = averaging.apply_state
 
-        def spy(directory):
-            load(directory)
+        def spy(state):
+            apply(state)
             loaded.append(averaging.steps)
 
-        averaging.load_state = spy
+        averaging.apply_state = spy
         return averaging
 
     monkeypatch.setattr(ema, "callback", spying_callback)

@@ -366,18 +366,29 @@ def per_image_op(regularization, fill=(0, 0, 0)):
     return op
 
 
-def soft_labels(ds, regularization, num_classes, seed=0):
-    """A batched ``(uint8 images, int64 labels)`` dataset with one-hot float32 labels, mixed by mixup / cutmix
-    (:func:`mix_batch`, one seed per batch from ``seed``) when the regularization has them; for the evaluation
-    pipeline (no mixing) pass a regularization without them."""
+def per_batch_op(regularization, num_classes):
+    """The ``(uint8 images, int64 labels, seed) -> (images, float32 labels)`` op of a training batch under a
+    :class:`~keras_convnets.training.recipes.Regularization` that needs soft labels: one-hot labels, mixed by mixup /
+    cutmix (:func:`mix_batch`) when it has them; None when the labels stay integers."""
     import tensorflow as tf
 
-    ds = ds.map(lambda images, labels: (images, tf.one_hot(labels, num_classes)))
-    if not (regularization.mixup or regularization.cutmix):
-        return ds
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2).map(
-        lambda s: tf.random.experimental.stateless_fold_in(s, 2))
+    if not regularization.soft_labels:
+        return None
     mixup_alpha, cutmix_alpha = regularization.mixup, regularization.cutmix
-    return tf.data.Dataset.zip((ds, seeds)).map(
-        lambda batch, s: mix_batch(batch[0], batch[1], s, mixup_alpha, cutmix_alpha),
-        num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+    def op(images, labels, seed):
+        one_hot = tf.one_hot(labels, num_classes)
+        if not (mixup_alpha or cutmix_alpha):
+            return images, one_hot
+        return mix_batch(images, one_hot, tf.random.experimental.stateless_fold_in(seed, 2), mixup_alpha,
+                         cutmix_alpha)
+
+    return op
+
+
+def soft_labels(ds, num_classes):
+    """A batched ``(uint8 images, int64 labels)`` dataset with one-hot float32 labels: the evaluation pipeline of a
+    run trained on soft labels (the training one gets them from :func:`per_batch_op`)."""
+    import tensorflow as tf
+
+    return ds.map(lambda images, labels: (images, tf.one_hot(labels, num_classes)))

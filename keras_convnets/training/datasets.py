@@ -35,6 +35,7 @@ Pipeline builders take ``settings`` (a :class:`keras_convnets.training.performan
 machine's). TensorFlow is imported only when a pipeline is built, so the CLI can check a dataset name without it.
 """
 
+import contextlib
 import dataclasses
 import difflib
 import os
@@ -494,18 +495,31 @@ def _threads(description: DatasetDescription, threads: int | None, settings) -> 
     return performance.input_threads(description.augmentation == "imagenet", settings)
 
 
-def _seeded_per_image(examples, first, then, seed: int, parallel):
+def _seeded_per_image(examples, first, then, seed, parallel):
     """``(image, label)`` examples with ``first`` and then ``then`` (either may be None:
     :func:`keras_convnets.training.transforms.chain`) applied to each image, seeded by the image's own draw of
-    ``tf.data.Dataset.random(seed)`` (new draws each epoch); ``examples`` as they are when both are None."""
+    ``tf.data.Dataset.random(seed)`` (``seed``: an int or an int64 tensor); ``examples`` as they are when both are
+    None."""
     import tensorflow as tf
 
     if first is None and then is None:
         return examples
     transform = transforms.chain(first, then)
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=False).batch(2)
     return tf.data.Dataset.zip((examples, seeds)).map(
         lambda example, image_seed: (transform(example[0], image_seed), example[1]), num_parallel_calls=parallel)
+
+
+def _seeded_per_batch(batches, op, seed):
+    """``(images, labels)`` batches with ``op(images, labels, seed)`` applied to each, seeded by the batch's own draw
+    of ``tf.data.Dataset.random(seed)``; ``batches`` as they are when ``op`` is None."""
+    import tensorflow as tf
+
+    if op is None:
+        return batches
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=False).batch(2)
+    return tf.data.Dataset.zip((batches, seeds)).map(lambda batch, batch_seed: op(batch[0], batch[1], batch_seed),
+                                                     num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _batched(examples, batch_size: int, *, drop_remainder: bool = False, threads: int | None = None, settings=None):
@@ -516,40 +530,110 @@ def _batched(examples, batch_size: int, *, drop_remainder: bool = False, threads
     return ds.with_options(pipeline_options(threads, settings))
 
 
+#: Epoch ``e`` of a run seeded ``seed`` draws from ``seed * EPOCH_SEED_STRIDE + e`` (:func:`epoch_seed`).
+EPOCH_SEED_STRIDE = 1_000_003
+
+
+def epoch_seed(seed, epoch):
+    """The seed of epoch ``epoch`` (0-based) of a run seeded ``seed``: the epoch's shuffle, per-image and per-batch
+    draws all derive from it, so they depend on ``(seed, epoch)`` alone."""
+    return seed * EPOCH_SEED_STRIDE + epoch
+
+
+def _epoch_streams(seed):
+    """The shuffle, per-image and per-batch seeds of an epoch seeded ``seed`` (an int64 tensor)."""
+    return 3 * seed, 3 * seed + 1, 3 * seed + 2
+
+
 def cifar_pipeline(examples, batch_size: int, *, training: bool = True, augment: bool = True, seed: int = 0,
                    cache: bool = True, drop_remainder: bool = False, per_image=None, settings=None):
     """The CIFAR papers' pipeline of a split's decoded ``(uint8 image, int64 label)`` examples (:func:`load_split`):
-    cached; in training shuffled over the whole split (again each epoch, reproducibly from ``seed``) and, per image,
-    padded, cropped and flipped (:func:`keras_convnets.training.transforms.augment`) when ``augment``, then
+    cached; in training shuffled over the whole split (again each iteration, reproducibly from ``seed``) and, per
+    image, padded, cropped and flipped (:func:`keras_convnets.training.transforms.augment`) when ``augment``, then
     ``per_image`` (seeded by :func:`keras_convnets.training.transforms.extra_seed` of the image's seed, so the crops
     and flips stay those of a run without it); batched."""
-    import tensorflow as tf
 
     if cache:
         examples = examples.cache()
-    if training:
-        size = int(examples.cardinality())
-        examples = examples.shuffle(size if size > 0 else 50_000, seed=seed, reshuffle_each_iteration=True)
-        examples = _seeded_per_image(examples, transforms.augment if augment else None, per_image, seed,
-                                     tf.data.AUTOTUNE)
-    return _batched(examples, batch_size, drop_remainder=drop_remainder, settings=settings)
+    if not training:
+        return _batched(examples, batch_size, drop_remainder=drop_remainder, settings=settings)
+    epoch = _cifar_epoch(examples, augment, per_image)
+    def batches(seed):
+        with _without_graph_seed():
+            return epoch(seed).batch(batch_size, drop_remainder=drop_remainder)
+
+    return _epochs(_iteration_seeds(seed), batches, options=pipeline_options(settings=settings))
 
 
-def _encoded_examples(description: DatasetDescription, split: Split, *, shuffle_seed: int | None = None):
-    """``(encoded image bytes, int64 label)`` of ``split`` in file order, or shuffled by ``shuffle_seed``
-    (reshuffled each epoch)."""
+def _cifar_epoch(cached, augment: bool, per_image):
+    """One training epoch of cached CIFAR examples, from its seed: shuffled over the whole split, padded, cropped
+    and flipped per image (when ``augment``), then ``per_image``."""
+    import tensorflow as tf
+
+    size = int(cached.cardinality())
+
+    def epoch(seed):
+        shuffle_seed, image_seed, _ = _epoch_streams(seed)
+        examples = cached.shuffle(size if size > 0 else 50_000, seed=shuffle_seed, reshuffle_each_iteration=False)
+        return _seeded_per_image(examples, transforms.augment if augment else None, per_image, image_seed,
+                                 tf.data.AUTOTUNE)
+
+    return epoch
+
+
+def _iteration_seeds(seed: int):
+    """One epoch seed per iteration of a dataset, a new one each time it is iterated (reproducibly from ``seed``):
+    what a dataset made for a user's own loop or ``fit(epochs=N)`` takes."""
+    import tensorflow as tf
+
+    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+
+
+def _run_seeds(seed: int, first_epoch: int, epochs: int):
+    """The seeds of epochs ``first_epoch`` .. ``epochs - 1`` of a run (:func:`epoch_seed`)."""
+    import tensorflow as tf
+
+    return tf.data.Dataset.range(first_epoch, epochs).map(lambda epoch: epoch_seed(tf.constant(seed, tf.int64), epoch))
+
+
+@contextlib.contextmanager
+def _without_graph_seed():
+    """While an epoch's pipeline is traced: no graph-level seed, so its draws depend on the epoch's seed alone, not
+    on a global ``tf.random.set_seed`` (TensorFlow mixes that into every op seed, and with a global seed of 0 its
+    ``get_seed`` cannot take a seed tensor at all: "Using a symbolic tf.Tensor as a Python bool")."""
+    import tensorflow as tf
+
+    graph = tf.compat.v1.get_default_graph()
+    previous, graph.seed = graph.seed, None
+    try:
+        yield
+    finally:
+        graph.seed = previous
+
+
+def _epochs(seeds, batches, *, options):
+    """The batches of one epoch per seed of ``seeds`` (``batches(seed)``: one epoch's), prefetched, with
+    ``options``."""
+    import tensorflow as tf
+
+    return seeds.flat_map(batches).prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def _encoded_examples(description: DatasetDescription, split: Split, *, shuffle_seed=None):
+    """``(encoded image bytes, int64 label)`` of ``split`` in file order, or shuffled by ``shuffle_seed`` (an int64
+    tensor inside an epoch's function: the files' order and the shuffle buffer's draw from it alone)."""
     import tensorflow as tf
 
     if description.kind == "folder":
         ds = tf.data.Dataset.from_tensor_slices((list(split.files), np.asarray(split.labels, np.int64)))
         if shuffle_seed is not None:
-            ds = ds.shuffle(len(split.files), seed=shuffle_seed, reshuffle_each_iteration=True)
+            ds = ds.shuffle(len(split.files), seed=shuffle_seed, reshuffle_each_iteration=False)
         return ds.map(lambda path, label: (tf.io.read_file(path), label), num_parallel_calls=tf.data.AUTOTUNE)
     import tensorflow_datasets as tfds
 
     builder = tfds_builder(description.name, description.data_dir)
     shuffle_files = shuffle_seed is not None and split.holdout is None  # held-out membership needs file order
-    read_config = tfds.ReadConfig(shuffle_seed=shuffle_seed, shuffle_reshuffle_each_iteration=True) \
+    read_config = tfds.ReadConfig(shuffle_seed=shuffle_seed, shuffle_reshuffle_each_iteration=False) \
         if shuffle_files else None
     ds = builder.as_dataset(split=split.source, shuffle_files=shuffle_files, read_config=read_config,
                             decoders={description.image_key: tfds.decode.SkipDecoding()})
@@ -562,7 +646,7 @@ def _encoded_examples(description: DatasetDescription, split: Split, *, shuffle_
         ds = ds.enumerate().filter(lambda index, _: tf.gather(mask, index))
         ds = ds.map(lambda _, example: example)
     if shuffle_seed is not None:
-        ds = ds.shuffle(min(split.count, SHUFFLE_BUFFER), seed=shuffle_seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(min(split.count, SHUFFLE_BUFFER), seed=shuffle_seed, reshuffle_each_iteration=False)
     return ds
 
 
@@ -572,20 +656,14 @@ def _uses_cifar_pipeline(description: DatasetDescription) -> bool:
             and description.augmentation != "imagenet" and description.evaluation.holdout is None)
 
 
-def train_dataset(description: DatasetDescription, batch_size: int, *, seed: int = 0, threads: int | None = None,
-                  drop_remainder: bool = False, crop_decode_jpeg: bool = True, per_image=None, settings=None):
-    """The training pipeline: shuffled (again each epoch, reproducibly from ``seed``), augmented per image,
-    batched: ``(uint8 [B, S, S, 3], int64 [B])``. ``crop_decode_jpeg``: decode JPEGs cropped
-    (:func:`keras_convnets.training.transforms.decode_train_transform`: 1.1-1.6x the images/s of decoding whole on
-    256-320 px JPEGs in two runs here, benchmarks/pipeline_imagenet.py); False: decode whole, then crop (the same
-    crops). ``per_image``: a further ``(uint8 image, seed) -> uint8 image`` op after the usual augmentation (the
-    modern recipe's, :func:`keras_convnets.training.transforms.chain`)."""
-    checks.positive_int("batch_size", batch_size)
+def _training_epoch(description: DatasetDescription, threads: int, crop_decode_jpeg: bool, per_image, settings):
+    """``epoch(seed) -> (uint8 image, int64 label) examples`` of one training epoch of ``description``, its order
+    and augmentation drawn from ``seed`` alone; what is decoded once (CIFAR splits, small images) is cached outside
+    it and shared by every epoch."""
+
     if _uses_cifar_pipeline(description):
         examples = load_split(description.name, description.train.source, description.data_dir, settings=settings)
-        return cifar_pipeline(examples, batch_size, augment=description.augment, seed=seed,
-                              drop_remainder=drop_remainder, per_image=per_image, settings=settings)
-    threads = _threads(description, threads, settings)
+        return _cifar_epoch(examples.cache(), description.augment, per_image)
     size = description.image_size
     if description.augmentation == "imagenet":
         jpeg = None if description.image_format is None else description.image_format == "JPEG"
@@ -595,16 +673,70 @@ def train_dataset(description: DatasetDescription, batch_size: int, *, seed: int
                 return transforms.decode_train_transform(encoded, size, image_seed, jpeg)
             return transforms.train_transform(transforms.decode_rgb(encoded), size, image_seed)
 
-        ds = _seeded_per_image(_encoded_examples(description, description.train, shuffle_seed=seed), crop,
-                               per_image, seed, threads)
-    else:  # small images: decode and size once, cache, then shuffle and augment per epoch
-        ds = _encoded_examples(description, description.train).map(
-            lambda encoded, label: (transforms.eval_transform(transforms.decode_rgb(encoded), size, 1.0), label),
-            num_parallel_calls=threads).cache()
-        ds = ds.shuffle(description.train.count, seed=seed, reshuffle_each_iteration=True)
-        ds = _seeded_per_image(ds, transforms.augment if description.augmentation == "cifar" else None, per_image,
-                               seed, threads)
-    return _batched(ds, batch_size, drop_remainder=drop_remainder, threads=threads, settings=settings)
+        def photos(seed):
+            shuffle_seed, image_seed, _ = _epoch_streams(seed)
+            return _seeded_per_image(_encoded_examples(description, description.train, shuffle_seed=shuffle_seed),
+                                     crop, per_image, image_seed, threads)
+
+        return photos
+    # small images: decode and size once, cache, then shuffle and augment per epoch
+    cached = _encoded_examples(description, description.train).map(
+        lambda encoded, label: (transforms.eval_transform(transforms.decode_rgb(encoded), size, 1.0), label),
+        num_parallel_calls=threads).cache()
+
+    def small(seed):
+        shuffle_seed, image_seed, _ = _epoch_streams(seed)
+        examples = cached.shuffle(description.train.count, seed=shuffle_seed, reshuffle_each_iteration=False)
+        return _seeded_per_image(examples, transforms.augment if description.augmentation == "cifar" else None,
+                                 per_image, image_seed, threads)
+
+    return small
+
+
+def train_dataset(description: DatasetDescription, batch_size: int, *, seed: int = 0, epochs: int | None = None,
+                  first_epoch: int = 0, steps_per_epoch: int | None = None, threads: int | None = None,
+                  drop_remainder: bool = False, crop_decode_jpeg: bool = True, per_image=None, per_batch=None,
+                  settings=None):
+    """The training pipeline: shuffled, augmented per image, batched: ``(uint8 [B, S, S, 3], int64 [B])``.
+
+    Args:
+        description: the dataset (:func:`describe`).
+        batch_size: images per batch (the global batch of a run).
+        seed: what every draw derives from.
+        epochs: None: each iteration of the dataset is one epoch, a new order each time (reproducibly from
+            ``seed``), for a loop of your own or ``fit(epochs=N)``. A number: one dataset of the run's epochs
+            ``first_epoch`` .. ``epochs - 1`` in a row, epoch ``e`` drawn from :func:`epoch_seed` ``(seed, e)``
+            alone, so a run resumed at epoch ``e`` sees the batches the uninterrupted run saw (``fit`` it with
+            ``steps_per_epoch``).
+        first_epoch: the first epoch of that stream (a resumed run's).
+        steps_per_epoch: at most that many batches of each epoch.
+        threads: the input pipeline's threads (default: the runtime settings').
+        drop_remainder: drop each epoch's last, partial batch.
+        crop_decode_jpeg: decode JPEGs cropped (:func:`keras_convnets.training.transforms.decode_train_transform`:
+            1.1-1.6x the images/s of decoding whole on 256-320 px JPEGs in two runs here,
+            benchmarks/pipeline_imagenet.py); False: decode whole, then crop (the same crops).
+        per_image: a further ``(uint8 image, seed) -> uint8 image`` op after the usual augmentation (the modern
+            recipe's, :func:`keras_convnets.training.transforms.chain`).
+        per_batch: an ``(images, labels, seed) -> (images, labels)`` op on each batch (mixup / cutmix,
+            :func:`keras_convnets.training.augment.per_batch_op`), seeded per batch from the epoch's seed.
+        settings: the runtime settings (:mod:`keras_convnets.training.performance`).
+
+    Returns:
+        A ``tf.data.Dataset`` of ``(images, labels)`` batches.
+    """
+    checks.positive_int("batch_size", batch_size)
+    threads = _threads(description, threads, settings)
+    epoch = _training_epoch(description, threads, crop_decode_jpeg, per_image, settings)
+
+    def batches(seed):
+        with _without_graph_seed():
+            ds = _seeded_per_batch(epoch(seed).batch(batch_size, drop_remainder=drop_remainder), per_batch,
+                                   _epoch_streams(seed)[2])
+        return ds if steps_per_epoch is None else ds.take(steps_per_epoch)
+
+    seeds = _iteration_seeds(seed) if epochs is None else _run_seeds(seed, first_epoch, epochs)
+    cifar = _uses_cifar_pipeline(description)
+    return _epochs(seeds, batches, options=pipeline_options(None if cifar else threads, settings))
 
 
 def eval_dataset(description: DatasetDescription, batch_size: int, *, threads: int | None = None,

@@ -24,6 +24,7 @@ Variables are recognised by dtype name (in Keras 3 a variable's ``dtype`` is a s
 """
 
 import os
+import zipfile
 
 import numpy as np
 
@@ -133,18 +134,30 @@ class _EMAMixin:
             f.flush()
             os.fsync(f.fileno())
 
-    def load_state(self, directory):
-        """Restores what :meth:`save_state` wrote; a ValueError when it is missing or does not fit the model."""
+    def read_state(self, directory):
+        """``(shadow, steps)`` as :meth:`save_state` wrote them into ``directory``, checked against the model;
+        nothing is changed. A ValueError when the file is missing, damaged or does not fit the model."""
         path = os.path.join(directory, STATE_FILE)
         if not os.path.isfile(path):
             raise ValueError(f"{path} is missing")
-        with np.load(path) as saved:
-            shadow = [saved[f"arr_{i}"] for i in range(len(saved.files) - 1)]
-            steps = int(saved["steps"])
+        try:
+            with np.load(path) as saved:
+                shadow = [saved[f"arr_{i}"] for i in range(len(saved.files) - 1)]
+                steps = int(saved["steps"])
+        except (OSError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            raise ValueError(f"{path} cannot be read ({error})") from None
         shapes = [tuple(v.shape) for v in self._variables()]
         if [s.shape for s in shadow] != shapes:
             raise ValueError(f"{path} does not fit the model")
-        self.shadow, self.steps = shadow, steps
+        return shadow, steps
+
+    def apply_state(self, state):
+        """Takes a state :meth:`read_state` returned: the shadow and its step count."""
+        self.shadow, self.steps = state
+
+    def load_state(self, directory):
+        """Restores what :meth:`save_state` wrote (:meth:`read_state`, then :meth:`apply_state`)."""
+        self.apply_state(self.read_state(directory))
 
 
 def _shadow_variables(variables, initial=None) -> list:

@@ -34,15 +34,12 @@ with the rewrite off, so the check compares float32 with float32.
 
 import contextlib
 import dataclasses
-import glob
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
-from keras_convnets import checks
+from keras_convnets import checks, publish
 from keras_convnets.training import datasets, performance, transforms
 
 LABELS_FILE = "labels.txt"
@@ -56,10 +53,16 @@ BYTES_INPUT = "image_bytes"
 #: What the ``serving_bytes`` signature decodes: each format's identifying bytes, as ``(offset, bytes)`` pairs.
 IMAGE_MAGIC = {"JPEG": ((0, b"\xff\xd8\xff"),), "PNG": ((0, b"\x89PNG\r\n\x1a\n"),), "GIF": ((0, b"GIF8"),),
                "BMP": ((0, b"BM"),), "WebP": ((0, b"RIFF"), (8, b"WEBP"))}
+#: How each format's file ends when it is whole: JPEG's end-of-image marker, PNG's IEND chunk, GIF's trailer. (BMP
+#: and WebP record their length in their header: :func:`_complete`.)
+IMAGE_TRAILERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82", "GIF": b";"}
+#: What ``serving_default`` takes, as its errors say.
+IMAGES_CONTRACT = "images must be uint8 [batch, height, width, channels] with height and width >= 1 and 1 to 4 channels"
 
 
 class ExportError(RuntimeError):
-    """The reloaded SavedModel does not reproduce the in-memory model."""
+    """A written model does not reproduce the model it was written from (a reloaded SavedModel, a converted file):
+    the one export error of the package (:mod:`keras_convnets.deploy` raises it too)."""
 
 
 class SavedModelError(ValueError):
@@ -122,18 +125,82 @@ def _known_image_format(image_bytes):
     return tf.reduce_any(tf.stack([matches(pairs) for pairs in IMAGE_MAGIC.values()]), axis=0)
 
 
+def _is_format(image_bytes, name):
+    import tensorflow as tf
+
+    offset, magic = IMAGE_MAGIC[name][0]
+    return tf.equal(tf.strings.substr(tf.strings.join([image_bytes, b"\0" * 12]), offset, len(magic)), magic)
+
+
+def _complete(image_bytes):
+    """Per item of a string batch of known formats: whether the file is whole, so a truncated upload is refused by
+    index instead of failing inside the decoder: JPEG, PNG and GIF end with their trailer (:data:`IMAGE_TRAILERS`),
+    BMP and WebP are at least as long as their header says."""
+    import tensorflow as tf
+
+    length = tf.strings.length(image_bytes)
+    whole = tf.ones_like(length, tf.bool)
+    for name, trailer in IMAGE_TRAILERS.items():
+        end = tf.strings.substr(image_bytes, tf.maximum(length - len(trailer), 0), tf.fill(tf.shape(length),
+                                                                                           len(trailer)))
+        whole &= ~_is_format(image_bytes, name) | tf.equal(end, trailer)
+    padded = tf.strings.join([image_bytes, b"\0" * 12])
+    for name, offset, extra in (("BMP", 2, 0), ("WebP", 4, 8)):  # a little-endian uint32 length field
+        field = tf.reshape(tf.io.decode_raw(tf.strings.substr(padded, offset, 4), tf.int32, little_endian=True),
+                           [-1])  # [batch] (an empty batch too)
+        declared = tf.bitwise.bitwise_and(tf.cast(field, tf.int64), 0xFFFFFFFF)  # the field is unsigned
+        whole &= ~_is_format(image_bytes, name) | (declared + extra <= tf.cast(length, tf.int64))
+    return whole
+
+
+def _assert_all(flags, message):
+    """An op asserting every item of ``flags`` [batch] is true; its message names the first that is not."""
+    import tensorflow as tf
+
+    first_bad = tf.argmin(tf.concat([tf.cast(flags, tf.int32), [1]], 0), output_type=tf.int32)  # [1]: empty batch
+    return tf.debugging.Assert(tf.reduce_all(flags), [f"{BYTES_INPUT} item", first_bad, message])
+
+
+def checked_bytes(image_bytes):
+    """``image_bytes`` (string, any shape) as a ``[batch]`` of whole image files of a known format, or an
+    ``InvalidArgumentError`` saying what is wrong: not a 1-D batch, or the first item that is not a JPEG, PNG, GIF,
+    BMP or WebP file, or is truncated."""
+    import tensorflow as tf
+
+    rank = tf.debugging.Assert(tf.equal(tf.rank(image_bytes), 1), [
+        f"{BYTES_INPUT} must be a 1-D batch of encoded images, [batch] strings; got shape", tf.shape(image_bytes)])
+    with tf.control_dependencies([rank]):
+        image_bytes = tf.ensure_shape(image_bytes, [None])
+    known = _known_image_format(image_bytes)
+    formats = _assert_all(known, "is not a JPEG, PNG, GIF, BMP or WebP image")
+    with tf.control_dependencies([formats]):
+        whole = _assert_all(_complete(image_bytes), "is truncated: the file ends before its image data does")
+    with tf.control_dependencies([whole]):
+        return tf.identity(image_bytes)
+
+
+def checked_images(images):
+    """``images`` (uint8, any shape) as ``[batch, height, width, channels]``, or an ``InvalidArgumentError`` saying
+    what ``serving_default`` takes (:data:`IMAGES_CONTRACT`) and the shape it got. An empty batch passes."""
+    import tensorflow as tf
+
+    rank = tf.debugging.Assert(tf.equal(tf.rank(images), 4), [IMAGES_CONTRACT + "; got shape", tf.shape(images)])
+    with tf.control_dependencies([rank]):
+        images = tf.ensure_shape(images, [None, None, None, None])
+    shape = tf.shape(images)
+    sizes = tf.debugging.Assert((shape[0] == 0) | ((shape[1] >= 1) & (shape[2] >= 1)),
+                                [IMAGES_CONTRACT + "; got shape", shape])
+    with tf.control_dependencies([sizes]):
+        return tf.identity(images)
+
+
 def decode_batch(image_bytes, size, fraction, method="bilinear"):
     """``uint8 [batch, size, size, 3]``: each encoded image of ``image_bytes`` (string ``[batch]``) decoded to RGB
     and put through the evaluation view (:func:`keras_convnets.training.transforms.eval_transform`); an
-    ``InvalidArgumentError`` naming the first item that is not an image file."""
+    ``InvalidArgumentError`` naming the first item that is not a whole image file (:func:`checked_bytes`)."""
     import tensorflow as tf
 
-    known = _known_image_format(image_bytes)
-    first_bad = tf.argmin(tf.concat([tf.cast(known, tf.int32), [1]], 0), output_type=tf.int32)  # [1]: an empty batch
-    check = tf.debugging.Assert(tf.reduce_all(known), [f"{BYTES_INPUT} item", first_bad,
-                                                       "is not a JPEG, PNG, GIF, BMP or WebP image"])
-    with tf.control_dependencies([check]):
-        image_bytes = tf.identity(image_bytes)
+    image_bytes = checked_bytes(image_bytes)
     return tf.map_fn(lambda encoded: transforms.eval_transform(transforms.decode_rgb(encoded), size, fraction, method),
                      image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
 
@@ -184,9 +251,9 @@ def _serving_module(model, names, labels_path, fraction, method="bilinear"):
     def classify(images):
         return tf.cast(model(images, training=False), tf.float32)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.uint8, name=SIGNATURE_INPUT)])
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.uint8, name=SIGNATURE_INPUT)])
     def serve(images):
-        rgb = transforms.to_rgb(images)  # checks the channel count even for an empty batch
+        rgb = transforms.to_rgb(checked_images(images))  # checks the channel count even for an empty batch
         probabilities = tf.cond(tf.shape(rgb)[0] > 0,
                                 lambda: classify(transforms.eval_transform(rgb, size, fraction, method)),
                                 lambda: tf.zeros([0, len(names)], tf.float32))
@@ -196,7 +263,7 @@ def _serving_module(model, names, labels_path, fraction, method="bilinear"):
     def preprocessed(images):
         return {SIGNATURE_OUTPUT: classify(images)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=BYTES_INPUT)])
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.string, name=BYTES_INPUT)])
     def serve_bytes(image_bytes):
         images = decode_batch(image_bytes, size, fraction, method)
         probabilities = tf.cond(tf.shape(images)[0] > 0, lambda: classify(images),
@@ -241,15 +308,41 @@ def tta_probabilities(fn, images, tta=None):
     return probabilities
 
 
-def evaluate_saved_model(path, dataset, split=None, *, data_dir=None, batch_size=256, tta=None):
-    """``(accuracy, count)`` of the SavedModel at ``path`` on a dataset of raw images: a tfds name or a folder of
-    class folders (:func:`keras_convnets.training.datasets.describe`), read by the evaluation pipeline at the model's
-    input size, crop fraction and interpolation and scored through the ``preprocessed`` signature (no second crop).
-    ``split``: a tfds split; default, the one training evaluated on (test, else validation, else the held-out part of
-    train). ``tta``: None, or ``"flip"`` (:func:`tta_probabilities`).
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """What :func:`evaluate_saved_model` measured: ``accuracy`` on ``count`` images of ``split`` (the split or folder
+    part scored, e.g. ``"test"``, ``"train (held out part)"``). Unpacks as ``(accuracy, count)``."""
 
-    A :class:`SavedModelError` when the model's classes are not the dataset's (or, for an export older than the
-    any-size signature, its input size is not the dataset's): its score would mean nothing."""
+    accuracy: float
+    count: int
+    split: str
+
+    def __iter__(self):
+        return iter((self.accuracy, self.count))
+
+
+def evaluate_saved_model(path, dataset, split=None, *, data_dir=None, batch_size=256, tta=None) -> Evaluation:
+    """Accuracy of the SavedModel at ``path`` on a dataset of raw images, read by the evaluation pipeline at the
+    model's input size, crop fraction and interpolation and scored through the ``preprocessed`` signature (no second
+    crop).
+
+    Args:
+        path: a SavedModel directory of this package.
+        dataset: a tfds name or a folder of class folders (:func:`keras_convnets.training.datasets.describe`).
+        split: a tfds split; default, the one training evaluated on (test, else validation, else the held-out part
+            of train).
+        data_dir: the tensorflow_datasets directory.
+        batch_size: images per call.
+        tta: None, or ``"flip"`` (:func:`tta_probabilities`).
+
+    Returns:
+        An :class:`Evaluation` (``accuracy, count = evaluate_saved_model(...)`` still works).
+
+    Raises:
+        SavedModelError: the model's classes are not the dataset's (their number, or their names where both sides
+            have names), or, for an export older than the any-size signature, its input size is not the dataset's:
+            its score would mean nothing.
+    """
     import tensorflow as tf
 
     checks.one_of("tta (--tta)", tta, (None, *TTA))
@@ -257,23 +350,16 @@ def evaluate_saved_model(path, dataset, split=None, *, data_dir=None, batch_size
     size = input_size(saved_model)[0]
     fraction, method = crop_fraction(saved_model), interpolation(saved_model)
     # The statistics are the model's own business (its first layer); the pipeline needs none.
-    unused = datasets.Statistics((0.0,) * 3, (1.0,) * 3, "not used by evaluation")
     description = datasets.describe(dataset, image_size=size if resizes_images(saved_model) else None,
-                                    augmentation="imagenet" if fraction < 1 else "none", statistics=unused,
-                                    data_dir=data_dir)
+                                    augmentation="imagenet" if fraction < 1 else "none",
+                                    statistics=datasets.PLACEHOLDER_STATISTICS, data_dir=data_dir)
     if split is not None and split != description.evaluation.source:
         if description.kind != "tfds":
             raise ValueError(f"split applies to tfds datasets; {dataset} is a folder (its evaluation images: "
                              f"{description.evaluation.source})")
         count = _tfds_split_count(description, split)
         description = dataclasses.replace(description, evaluation=datasets.Split(split, count))
-    model_classes = len(load_class_names(saved_model))
-    if model_classes != description.num_classes:
-        raise SavedModelError(f"{path} predicts {model_classes} classes but {dataset} has {description.num_classes}:"
-                              f" it was not trained on {dataset} (pass the --dataset it was trained on)")
-    if description.image_size != size:
-        raise SavedModelError(f"{path} takes {size}x{size} images but {dataset}'s are "
-                              f"{description.image_size}x{description.image_size}")
+    _check_fits(path, load_class_names(saved_model), size, dataset, description)
     fn = saved_model.signatures[PREPROCESSED if resizes_images(saved_model) else "serving_default"]
     correct = count = 0
     view = datasets.eval_dataset(description, batch_size, crop_fraction=fraction if fraction < 1 else None,
@@ -283,7 +369,36 @@ def evaluate_saved_model(path, dataset, split=None, *, data_dir=None, batch_size
                                       .numpy(), images, tta).argmax(-1)
         correct += int((predicted == labels).sum())
         count += len(labels)
-    return correct / max(count, 1), count
+    evaluated = description.evaluation
+    return Evaluation(correct / max(count, 1), count,
+                      evaluated.source + (f" ({evaluated.holdout} part)" if evaluated.holdout else ""))
+
+
+def _named(names) -> bool:
+    """Whether class names are names, not the indices ``"0"`` ... ``"N-1"`` an export without names carries."""
+    return list(names) != [str(i) for i in range(len(names))]
+
+
+def _check_fits(path, model_names, size, dataset, description) -> None:
+    """A :class:`SavedModelError` unless the model at ``path`` (``model_names``, input ``size``) was trained on
+    ``dataset``'s classes: their number always, their names wherever both sides have names (ImageNet's WordNet IDs
+    and names compared as the same classes)."""
+    from keras_convnets.models import imagenet
+
+    if len(model_names) != description.num_classes:
+        raise SavedModelError(f"{path} predicts {len(model_names)} classes but {dataset} has "
+                              f"{description.num_classes}: it was not trained on {dataset} (pass the --dataset it was "
+                              "trained on)")
+    ours, theirs = imagenet.readable(model_names), imagenet.readable(description.class_names)
+    if _named(model_names) and _named(description.class_names) and ours != theirs:
+        differ = [f"{a!r} vs {b!r}" for a, b in zip(ours, theirs) if a != b]
+        what = "the same classes in another order" if sorted(ours) == sorted(theirs) else "other classes"
+        raise SavedModelError(f"{path} was trained on {what} than {dataset}'s (class {differ[0]}, {len(differ)} of "
+                              f"{len(ours)} differ): its score would mean nothing (pass the --dataset it was "
+                              "trained on)")
+    if description.image_size != size:
+        raise SavedModelError(f"{path} takes {size}x{size} images but {dataset}'s are "
+                              f"{description.image_size}x{description.image_size}")
 
 
 def _tfds_split_count(description, split):
@@ -300,101 +415,89 @@ def load_class_names(saved_model):
     return [name.decode() for name in saved_model.signatures["class_names"]()["class_names"].numpy()]
 
 
-def _aside_dirs(path):
-    return glob.glob(os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.old-*"))
-
-
-def recover(path):
-    """Puts back a SavedModel left aside by an export killed between its two renames, and removes the temporary
-    directories of killed exports. Call it only when no other export into ``path`` runs (the run lock)."""
-    path = os.path.abspath(path)
-    for aside in sorted(_aside_dirs(path)):
-        previous = os.path.join(aside, "previous")
-        if not os.path.exists(path) and os.path.isfile(os.path.join(previous, "saved_model.pb")):
-            os.rename(previous, path)
-            print(f"Restored {path} left aside by an interrupted export", flush=True)
-        shutil.rmtree(aside, ignore_errors=True)
-    for tmp in glob.glob(os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-*")):
-        shutil.rmtree(tmp, ignore_errors=True)
+def saved_model_dir(path: str) -> str:
+    """``path`` itself if it is a SavedModel, else ``path/saved_model`` (a run directory): the one resolver of the
+    commands that read a model; a :class:`SavedModelError` if neither holds one (a directory: say so)."""
+    path = os.fspath(path)
+    for candidate in (path, os.path.join(path, "saved_model")):
+        if os.path.isfile(os.path.join(candidate, "saved_model.pb")):
+            return candidate
+    raise SavedModelError(f"no SavedModel in {path} (expected {path}/saved_model.pb or "
+                          f"{path}/saved_model/saved_model.pb)")
 
 
 @contextlib.contextmanager
-def _quiet_tensorflow_logger():
-    """TensorFlow's Python logger at WARNING for the duration (restored after)."""
+def tensorflow_logger_at(level: str):
+    """TensorFlow's Python logger at ``level`` (``"WARNING"``, ``"ERROR"``) for the duration, restored after: the
+    notices of a save or a converter ("Assets written to: <temporary directory>", TF1 deprecations) are not news to
+    a user."""
     import tensorflow as tf
 
     logger = tf.get_logger()
-    level = logger.level
-    logger.setLevel("WARNING")
+    previous = logger.level
+    logger.setLevel(level)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        logger.setLevel(previous)
 
 
 def export_saved_model(model, path, class_names, check_images=None, atol=1e-3, crop_fraction=1.0,
                        interpolation="bilinear"):
     """Writes ``model`` (uint8 images in, probabilities out) as a SavedModel at ``path`` and returns ``path``.
-    ``crop_fraction``: the evaluation crop its ``serving_default`` applies (the training data's
-    :attr:`~keras_convnets.training.datasets.DatasetDescription.crop_fraction`, or pretrained weights' own);
-    ``interpolation``: how it resizes (one of :data:`keras_convnets.training.transforms.INTERPOLATIONS`).
 
-    The SavedModel is written to a temporary directory beside ``path``, reloaded, and its predictions on
-    ``check_images`` (uint8, default: 8 random images) compared with ``model``'s (through ``preprocessed``, and
-    through ``serving_default`` with the model given the same transform); only then does it replace
-    ``path``, so a failed export never replaces a good one. The replacement renames the old one aside, the new one
-    in, then deletes the old: a kill between the renames leaves the old one aside, which :func:`recover` (run first
-    thing here) puts back.
+    Args:
+        model: a Keras model taking uint8 ``[batch, S, S, 3]`` images (normalization inside) and returning
+            probabilities.
+        path: the SavedModel folder; refused (:class:`keras_convnets.publish.OutputExistsError`) if it exists and
+            is not a SavedModel this package wrote (or an empty folder).
+        class_names: one name per output.
+        check_images: uint8 images the reloaded SavedModel must reproduce the model on (default: 8 random ones).
+        atol: the largest probability difference accepted.
+        crop_fraction: the evaluation crop ``serving_default`` applies (the training data's
+            :attr:`~keras_convnets.training.datasets.DatasetDescription.crop_fraction`, or pretrained weights' own).
+        interpolation: how it resizes (one of :data:`keras_convnets.training.transforms.INTERPOLATIONS`).
+
+    Returns:
+        ``path``. The SavedModel is written beside it, reloaded and compared with ``model`` (through
+        ``preprocessed``, ``serving_default`` with the model given the same transform, and ``serving_bytes``); only
+        then is it swapped in (:func:`keras_convnets.publish.publishing`), so a failed or killed export never
+        replaces a good one, and the next one recovers what a killed one left.
     """
+    checks.one_of("interpolation", interpolation, transforms.INTERPOLATIONS)
+    path = os.path.abspath(os.fspath(path))
+    with performance.onednn_bf16(False), publish.publishing({path: publish.SAVED_MODEL}) as staged:
+        # the rewrite off: in a bf16 run's process, the check runs the file as a server would
+        _write_checked(model, staged[path], list(class_names), check_images, atol, crop_fraction, interpolation)
+    return path
 
-    with performance.onednn_bf16(False):  # a bf16 run's process: the check runs the file as a server would
-        return _export_saved_model(model, path, class_names, check_images, atol, crop_fraction, interpolation)
 
-
-def _export_saved_model(model, path, class_names, check_images, atol, crop_fraction, interpolation):
+def _write_checked(model, export_dir, class_names, check_images, atol, crop_fraction, interpolation):
+    """Saves ``model``'s serving module at ``export_dir`` and checks the reloaded one against it (an
+    :class:`ExportError` if it does not reproduce it)."""
     import tensorflow as tf
 
-    checks.one_of("interpolation", interpolation, transforms.INTERPOLATIONS)
-    path = os.path.abspath(path)
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    recover(path)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
-    try:
-        labels_path = os.path.join(tmp, LABELS_FILE)
-        with open(labels_path, "w") as f:
-            f.write("".join(f"{name}\n" for name in class_names))
-        export_dir = os.path.join(tmp, "saved_model")
-        module = _serving_module(model, list(class_names), labels_path, crop_fraction, interpolation)
-        with _quiet_tensorflow_logger():  # "Assets written to: <temporary directory>" is not news to a user
-            tf.saved_model.save(module, export_dir, signatures=signatures(module))
-        if check_images is None:
-            rng = np.random.default_rng(0)
-            check_images = rng.integers(0, 256, (8,) + tuple(model.input_shape[1:]), dtype=np.uint8)
-        check_images = np.asarray(check_images, np.uint8)
-        size = int(model.input_shape[1])
-        served = transforms.serving_transform(check_images, size, crop_fraction, interpolation)
-        reloaded = tf.saved_model.load(export_dir)
-        difference = 0.0
-        for signature, images, seen in ((PREPROCESSED, check_images, check_images),
-                                        ("serving_default", check_images, served)):
-            expected = np.asarray(model(seen, training=False), np.float32)
-            difference = max(difference, float(np.max(np.abs(predict(reloaded, images, signature=signature)
-                                                              - expected))))
-        # PNG is lossless: the decoded files are check_images again, so serving_bytes must give serving_default's.
-        encoded = tf.constant([tf.io.encode_png(image).numpy() for image in check_images])
-        from_bytes = reloaded.signatures[SERVING_BYTES](**{BYTES_INPUT: encoded})[SIGNATURE_OUTPUT].numpy()
-        difference = max(difference, float(np.max(np.abs(from_bytes - predict(reloaded, check_images)))))
-        if not difference <= atol or load_class_names(reloaded) != list(class_names):
-            raise ExportError(f"the reloaded SavedModel does not reproduce the model (max difference "
-                              f"{difference:.3g}); {path} was left unchanged")
-        old = None
-        if os.path.exists(path):
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-", dir=parent)
-            os.rename(path, os.path.join(old, "previous"))
-        os.rename(export_dir, path)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
+    labels_path = publish.write_labels(os.path.join(os.path.dirname(export_dir), LABELS_FILE), class_names)
+    module = _serving_module(model, class_names, labels_path, crop_fraction, interpolation)
+    with tensorflow_logger_at("WARNING"):  # "Assets written to: <temporary directory>" is not news to a user
+        tf.saved_model.save(module, export_dir, signatures=signatures(module))
+    if check_images is None:
+        rng = np.random.default_rng(0)
+        check_images = rng.integers(0, 256, (8,) + tuple(model.input_shape[1:]), dtype=np.uint8)
+    check_images = np.asarray(check_images, np.uint8)
+    size = int(model.input_shape[1])
+    served = transforms.serving_transform(check_images, size, crop_fraction, interpolation)
+    reloaded = tf.saved_model.load(export_dir)
+    difference = 0.0
+    for signature, images, seen in ((PREPROCESSED, check_images, check_images),
+                                    ("serving_default", check_images, served)):
+        expected = np.asarray(model(seen, training=False), np.float32)
+        difference = max(difference, float(np.max(np.abs(predict(reloaded, images, signature=signature)
+                                                          - expected))))
+    # PNG is lossless: the decoded files are check_images again, so serving_bytes must give serving_default's.
+    encoded = tf.constant([tf.io.encode_png(image).numpy() for image in check_images])
+    from_bytes = reloaded.signatures[SERVING_BYTES](**{BYTES_INPUT: encoded})[SIGNATURE_OUTPUT].numpy()
+    difference = max(difference, float(np.max(np.abs(from_bytes - predict(reloaded, check_images)))))
+    if not difference <= atol or load_class_names(reloaded) != list(class_names):
+        raise ExportError(f"the reloaded SavedModel does not reproduce the model (max difference {difference:.3g}); "
+                          "the previous export, if any, was left unchanged")

@@ -31,10 +31,11 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Any, Dict, List, NamedTuple
+from typing import Any, Dict, List, NamedTuple, Optional
 
 import numpy as np
 
+from keras_convnets import publish
 from keras_convnets.training import (
     augment,
     checkpoint,
@@ -58,6 +59,7 @@ from keras_convnets.training.run_plan import (  # noqa: F401
     RunPlan,
     check_out_dir,
     plan,
+    planned_steps,
     read_json,
     read_run_record,
 )
@@ -228,10 +230,11 @@ def _start_record(out, run_plan):
                                               "data": run_plan.spec.summary()})
 
 
-def _fit(model, train_ds, test_ds, callbacks, epochs, verbose, fit_steps, initial_epoch=0, evaluate=True,
+def _fit(model, train_ds, test_ds, callbacks, epochs, verbose, steps, initial_epoch=0, evaluate=True,
          bf16=False):
-    """``model.fit`` (then the test ``[loss, accuracy]`` if ``evaluate``) with unreadable dataset files turned into a
-    one-line :class:`DataError`. The test figures are the last epoch's validation, which ``fit`` computed on the
+    """``model.fit`` of ``train_ds`` (the run's stream of epochs, ``steps`` batches each) from ``initial_epoch``
+    (then the test ``[loss, accuracy]`` if ``evaluate``) with unreadable dataset files turned into a one-line
+    :class:`DataError`. The test figures are the last epoch's validation, which ``fit`` computed on the
     same data with the weights it ends with (the EMA's too: its callback leaves them in); ``evaluate`` runs again
     only where that validation is missing (a resumed run with no epoch left) or was not the float32 model's:
     ``bf16``, where ``fit`` (its train steps and per-epoch validation) runs under the oneDNN bf16 rewrite and the
@@ -240,8 +243,9 @@ def _fit(model, train_ds, test_ds, callbacks, epochs, verbose, fit_steps, initia
 
     try:
         with performance.onednn_bf16() if bf16 else contextlib.nullcontext():
-            history = model.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch, validation_data=test_ds,
-                                callbacks=callbacks, verbose=verbose, shuffle=False, **fit_steps)  # pipeline shuffles
+            history = model.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
+                                validation_data=test_ds, callbacks=callbacks, verbose=verbose,
+                                shuffle=False)  # the pipeline shuffles
         if not evaluate:
             return None
         logs = history.history
@@ -327,16 +331,16 @@ class _Context:
     def precision(self) -> performance.Precision:
         return self.settings.precision
 
+    @property
+    def steps(self) -> int:
+        """Optimizer steps per epoch: the training images over the global batch, capped by ``steps_per_epoch``
+        (what the learning-rate schedule, the EMA and ``fit`` all count)."""
+        return planned_steps(self.plan.spec.train.count, self.global_batch, self.plan.config.steps_per_epoch)
 
-@dataclasses.dataclass(frozen=True)
-class _Pipelines:
-    """A run's two pipelines, its optimizer steps per epoch on one replica, and whether the training pipeline
-    repeats (``steps_per_epoch`` given: an epoch is that many steps, and ``fit`` is told so)."""
-
-    train: Any
-    test: Any
-    steps: int
-    repeated: bool
+    @property
+    def epochs(self) -> int:
+        """``fit``'s epochs: the frozen-backbone ones, then the recipe's."""
+        return self.plan.freeze_epochs + self.recipe.epochs
 
 
 def _context(run_plan: RunPlan, strategy) -> _Context:
@@ -372,46 +376,46 @@ def _announce(ctx: _Context) -> None:
               f"{recipe.warmup_epochs:g} epochs; {options}", flush=True)
 
 
-def _pipelines(ctx: _Context) -> _Pipelines:
-    """Phase 3: the training and test pipelines at the global batch, with the regularization's per-image ops and
-    soft labels, capped and repeated for ``steps_per_epoch``, sharded by data across workers."""
+def _training_data(ctx: _Context, first_epoch: int, epochs: int):
+    """The training pipeline of ``fit``'s epochs ``first_epoch`` .. ``epochs - 1`` at the global batch, each epoch
+    drawn from ``(seed, epoch)`` alone (:func:`keras_convnets.training.datasets.train_dataset`), with the
+    regularization's per-image and per-batch ops, ``steps`` batches an epoch, sharded by data across workers."""
     run_plan, spec, regularization = ctx.plan, ctx.plan.spec, ctx.plan.regularization
     fill = tuple(int(round(255 * m)) for m in spec.statistics.mean)  # erased pixels: 0 once the model normalizes
-    train_ds = datasets.train_dataset(spec, ctx.global_batch, seed=run_plan.config.seed, settings=ctx.settings,
-                                      per_image=augment.per_image_op(regularization, fill))
-    test_ds = datasets.eval_dataset(spec, ctx.global_batch, settings=ctx.settings)
-    if regularization.soft_labels:  # one-hot labels (mixed by mixup / cutmix) and a loss that takes them
-        train_ds = augment.soft_labels(train_ds, regularization, spec.num_classes, seed=run_plan.config.seed)
-        test_ds = augment.soft_labels(test_ds, recipes.Regularization(), spec.num_classes)
-    steps = math.ceil(spec.train.count / ctx.global_batch)
-    repeated = run_plan.config.steps_per_epoch is not None
-    if repeated:
-        steps = min(steps, run_plan.config.steps_per_epoch)
-        train_ds = train_ds.repeat()  # capped epochs continue where the previous one stopped
-    if distribute.is_multi_worker(ctx.strategy):
-        train_ds, test_ds = distribute.shard_by_data(train_ds), distribute.shard_by_data(test_ds)
-    return _Pipelines(train_ds, test_ds, steps, repeated)
+    train_ds = datasets.train_dataset(spec, ctx.global_batch, seed=run_plan.config.seed, epochs=epochs,
+                                      first_epoch=first_epoch, steps_per_epoch=ctx.steps, settings=ctx.settings,
+                                      per_image=augment.per_image_op(regularization, fill),
+                                      per_batch=augment.per_batch_op(regularization, spec.num_classes))
+    return distribute.shard_by_data(train_ds) if distribute.is_multi_worker(ctx.strategy) else train_ds
 
 
-def _compile(model, ctx: _Context, pipelines: _Pipelines, phase_recipe: recipes.Recipe, epochs: int) -> None:
+def _test_data(ctx: _Context):
+    """The test pipeline at the global batch (one-hot labels when training takes soft ones), sharded by data across
+    workers."""
+    test_ds = datasets.eval_dataset(ctx.plan.spec, ctx.global_batch, settings=ctx.settings)
+    if ctx.plan.regularization.soft_labels:  # the loss takes one-hot labels
+        test_ds = augment.soft_labels(test_ds, ctx.plan.spec.num_classes)
+    return distribute.shard_by_data(test_ds) if distribute.is_multi_worker(ctx.strategy) else test_ds
+
+
+def _compile(model, ctx: _Context, phase_recipe: recipes.Recipe, epochs: int) -> None:
     """Compiles ``model`` for ``epochs`` of ``phase_recipe``: its optimizer and schedule, the loss the labels need
-    (soft labels: categorical with the label smoothing), accuracy, and the runtime settings' compile options. Keras 3
-    runs whole executions when ``fit`` gets ``steps_per_epoch`` on a repeated dataset, so then that is passed on."""
+    (soft labels: categorical with the label smoothing), accuracy, and the runtime settings' compile options (``fit``
+    gets ``steps_per_epoch`` on the run's stream of epochs, so whole executions must fit an epoch)."""
     from keras_convnets.models.backend import keras
 
-    optimizer = recipes.optimizer(phase_recipe, pipelines.steps * epochs)
+    optimizer = recipes.optimizer(phase_recipe, ctx.steps * epochs)
     if ctx.precision.policy == "mixed_float16":
         optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
     regularization = ctx.plan.regularization
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=regularization.label_smoothing) \
         if regularization.soft_labels else keras.losses.SparseCategoricalCrossentropy()
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
-                  **performance.compile_options(ctx.plan.info, pipelines.steps if pipelines.repeated else None,
-                                                settings=ctx.settings))
+                  **performance.compile_options(ctx.plan.info, ctx.steps, settings=ctx.settings))
 
 
-def _build_and_compile(ctx: _Context, pipelines: _Pipelines):
-    """Phase 4: the seeded model built in the strategy's scope and compiled for the recipe; returns it and
+def _build_and_compile(ctx: _Context):
+    """Phase 3: the seeded model built in the strategy's scope and compiled for the recipe; returns it and
     ``compile_for(recipe, epochs)``, which the frozen-backbone phase compiles it again with."""
     from keras_convnets.models.backend import keras
 
@@ -422,7 +426,7 @@ def _build_and_compile(ctx: _Context, pipelines: _Pipelines):
                                 policy=ctx.precision.policy)
         except (TypeError, ValueError) as error:
             raise ModelOptionError(f"{ctx.plan.info.name}: {error}") from None
-        compile_for = functools.partial(_compile, model, ctx, pipelines)
+        compile_for = functools.partial(_compile, model, ctx)
         compile_for(ctx.recipe, ctx.recipe.epochs)
     return model, compile_for
 
@@ -438,7 +442,7 @@ def _claimed_out_dir(ctx: _Context):
         _make_out_dir(out)
         with lock.held(out):
             _start_record(out, ctx.plan)
-            export.recover(os.path.join(out, "saved_model"))
+            publish.recover(os.path.join(out, "saved_model"))
             yield out
         return
     os.makedirs(out, exist_ok=True)
@@ -465,7 +469,7 @@ def _callbacks(ctx: _Context, write_dir: str) -> _Callbacks:
     out, regularization = ctx.plan.out, ctx.plan.regularization
     guard = _divergence_guard_class()()
     averaging = ema.callback(regularization.ema, regularization.ema_warmup_steps) if regularization.ema else None
-    callbacks = [checkpoint.backup_and_restore(os.path.join(out, "backup"), extras=[averaging] if averaging else []),
+    callbacks = [checkpoint.backup(os.path.join(out, "backup"), extras=[averaging] if averaging else []),
                  _history_callback_class()(write_dir), guard] + ([averaging] if averaging else [])
     if ctx.chief and importlib.util.find_spec("tensorboard") is not None:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(out, "logs"), write_graph=False, profile_batch=0))
@@ -474,22 +478,35 @@ def _callbacks(ctx: _Context, write_dir: str) -> _Callbacks:
     return _Callbacks(callbacks, guard, averaging)
 
 
-def _fit_phases(ctx: _Context, model, compile_for, pipelines: _Pipelines, callbacks: _Callbacks, verbose):
-    """Phase 7: the frozen-backbone epochs (unless a resumed run restores past them), then the recipe's epochs;
-    the test ``[loss, accuracy]``, or None when the loss diverged first."""
-    fit_steps = {"steps_per_epoch": pipelines.steps} if pipelines.repeated else {}
+def _restore(ctx: _Context, model, callbacks: _Callbacks) -> Optional[int]:
+    """Phase 7: the newest checkpoint that loads whole, loaded before ``fit`` (the EMA's shadow with it); the
+    epochs it finished (0: none), so the input pipeline starts where the uninterrupted run was. None under tf-keras,
+    whose own ``BackupAndRestore`` restores at the start of ``fit``."""
+    from keras_convnets.models.backend import KERAS_3
+
+    if not KERAS_3:
+        return None
+    extras = [callbacks.averaging] if callbacks.averaging else []
+    return checkpoint.restore(model, os.path.join(ctx.plan.out, "backup"), extras)
+
+
+def _fit_phases(ctx: _Context, model, compile_for, restored: Optional[int], callbacks: _Callbacks, test_ds, verbose):
+    """Phase 8: the frozen-backbone epochs (unless the run restored past them), then the recipe's epochs from
+    where the run restored; the test ``[loss, accuracy]``, or None when the loss diverged first."""
     bf16 = ctx.precision.onednn_bf16
     head_epochs = ctx.plan.freeze_epochs
-    if head_epochs and not _has_backup(ctx.plan.out):
+    resumed = _has_backup(ctx.plan.out) if restored is None else restored > 0
+    if head_epochs and not resumed:
         # not the backup (the head phase is not backed up), nor the EMA (it starts with every layer)
         head_callbacks = [c for c in callbacks.all[1:] if c is not callbacks.averaging]
         _train_head(model, ctx.strategy, compile_for, ctx.recipe, head_epochs, lambda: _fit(
-            model, pipelines.train, pipelines.test, head_callbacks, head_epochs, verbose, fit_steps, evaluate=False,
-            bf16=bf16))
+            model, _training_data(ctx, 0, head_epochs), test_ds, head_callbacks, head_epochs, verbose, ctx.steps,
+            evaluate=False, bf16=bf16))
     if callbacks.guard.diverged_at is not None:
         return None
-    return _fit(model, pipelines.train, pipelines.test, callbacks.all, head_epochs + ctx.recipe.epochs, verbose,
-                fit_steps, initial_epoch=head_epochs, bf16=bf16)
+    first = max(head_epochs, restored or 0)
+    return _fit(model, _training_data(ctx, first, ctx.epochs), test_ds, callbacks.all, ctx.epochs, verbose,
+                ctx.steps, initial_epoch=first, bf16=bf16)
 
 
 def _history_rows(ctx: _Context, write_dir: str) -> List[Dict[str, Any]]:
@@ -514,11 +531,11 @@ def _stop_if_diverged(ctx: _Context, guard) -> None:
     raise DivergedError(message)
 
 
-def _export(ctx: _Context, model, pipelines: _Pipelines, write_dir: str) -> str:
-    """Phase 10: the SavedModel, checked on 64 test images; every worker takes part (reading synchronized
+def _export(ctx: _Context, model, test_ds, write_dir: str) -> str:
+    """Phase 11: the SavedModel, checked on 64 test images; every worker takes part (reading synchronized
     variables is a collective), the chief's lands in ``OUT/saved_model``, which is the path returned."""
     spec = ctx.plan.spec
-    check_images = next(iter(pipelines.test))[0].numpy()[:64].astype(np.uint8)
+    check_images = next(iter(test_ds))[0].numpy()[:64].astype(np.uint8)
     path = export.export_saved_model(model, os.path.join(write_dir, "saved_model"), list(spec.class_names),
                                      check_images, crop_fraction=spec.crop_fraction)
     distribute.debug_dump_weights(model)
@@ -542,14 +559,15 @@ def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
     """A planned run, phase by phase (each function's docstring says what it does and why in that order)."""
     ctx = _context(run_plan, strategy)
     _announce(ctx)
-    pipelines = _pipelines(ctx)
-    model, compile_for = _build_and_compile(ctx, pipelines)
+    test_ds = _test_data(ctx)
+    model, compile_for = _build_and_compile(ctx)
     with _claimed_out_dir(ctx) as write_dir:
         callbacks = _callbacks(ctx, write_dir)
-        scores = _fit_phases(ctx, model, compile_for, pipelines, callbacks, verbose)
+        restored = _restore(ctx, model, callbacks)
+        scores = _fit_phases(ctx, model, compile_for, restored, callbacks, test_ds, verbose)
         rows = _history_rows(ctx, write_dir)
         _stop_if_diverged(ctx, callbacks.guard)
-        export_path = _export(ctx, model, pipelines, write_dir)
+        export_path = _export(ctx, model, test_ds, write_dir)
         if ctx.chief:
             _record_complete(ctx, scores, export_path)
     history = {key: [row.get(key) for row in rows] for key in dict.fromkeys(k for row in rows for k in row)}

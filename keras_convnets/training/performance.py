@@ -279,7 +279,10 @@ def choose_precision(machine: Machine, requested: str = "float32") -> Precision:
     * ``bf16`` on a CPU without native bf16 or without oneDNN kernels: a :class:`PrecisionError`: it would be
       emulated and slower than float32 (tensorflow/tensorflow#42422), never chosen silently.
     * ``auto``: ``bf16`` where it is the CPU case above, else float32 (also on GPU/TPU hosts: pass ``bf16`` there).
-    * ``float32``, ``mixed_float16``, ``mixed_bfloat16``: that Keras policy, as asked.
+    * ``mixed_float16`` on a CPU-only host, ``mixed_bfloat16`` on one without native bf16: a :class:`PrecisionError`,
+      as for ``bf16``: CPUs have no float16 training kernels, and bfloat16 without native support is emulated; both
+      train slower than float32.
+    * ``float32``, and ``mixed_float16`` / ``mixed_bfloat16`` elsewhere: that Keras policy, as asked.
     """
     checks.one_of("precision", requested, PRECISIONS)
     cpu_bf16 = machine.native_bf16 and machine.onednn and not machine.accelerators
@@ -294,12 +297,28 @@ def choose_precision(machine: Machine, requested: str = "float32") -> Precision:
                "on a CPU without native bf16 (no amx_bf16, avx512_bf16 or Arm bf16), where it is emulated and slower "
                "than float32 (tensorflow/tensorflow#42422)")
         raise PrecisionError(f"precision bf16 cannot run {why}; use --precision float32 or auto")
+    _check_keras_policy(machine, requested)
     if requested == "auto":
         why = "GPU/TPU host: pass bf16 for mixed_bfloat16" if machine.accelerators else (
             "oneDNN kernels are off" if machine.native_bf16 else "no native bf16 on this CPU")
         return Precision(requested, "float32", False, f"auto: {why}")
     hint = f"; --precision bf16 measured {BF16_MEASURED}" if cpu_bf16 and requested == "float32" else ""
     return Precision(requested, requested, False, f"as asked{hint}")
+
+
+def _check_keras_policy(machine: Machine, requested: str) -> None:
+    """A :class:`PrecisionError` for a Keras mixed policy that would train slower than float32 on this CPU-only
+    host: ``mixed_float16`` anywhere, ``mixed_bfloat16`` without native bf16."""
+    if machine.accelerators or requested not in ("mixed_float16", "mixed_bfloat16"):
+        return
+    if requested == "mixed_float16":
+        raise PrecisionError("precision mixed_float16 cannot run usefully on a CPU: CPUs have no float16 training "
+                             "kernels, so it trains slower than float32 (it is for GPUs); use --precision float32 or "
+                             "auto")
+    if not machine.native_bf16:
+        raise PrecisionError("precision mixed_bfloat16 cannot run usefully on a CPU without native bf16 (no amx_bf16, "
+                             "avx512_bf16 or Arm bf16), where it is emulated and slower than float32; use --precision "
+                             "float32 or auto")
 
 
 @contextlib.contextmanager

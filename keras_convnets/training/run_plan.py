@@ -212,7 +212,7 @@ def plan(config, dataset=None, **options) -> RunPlan:
     config = _checked(config, info)
     recipe, reference_batch_size = _resolved_recipe(config, info)
     spec = _run_data(config, info)
-    total_steps = planned_steps(spec.train.count, recipe, config.steps_per_epoch) * recipe.epochs
+    total_steps = planned_steps(spec.train.count, recipe.batch_size, config.steps_per_epoch) * recipe.epochs
     run_plan = RunPlan(config, info, spec, recipe,
                        model_kwargs={**recipe.model_kwargs(spec.augment), **(config.model_kwargs or {})},
                        regularization=_regularization(config.recipe, recipe, config.regularization, total_steps),
@@ -223,9 +223,9 @@ def plan(config, dataset=None, **options) -> RunPlan:
     return run_plan
 
 
-def planned_steps(count, recipe, steps_per_epoch=None) -> int:
-    """Optimizer steps per epoch on one replica: the training images over the batch, capped by ``steps_per_epoch``."""
-    steps = math.ceil(count / recipe.batch_size)
+def planned_steps(count: int, batch_size: int, steps_per_epoch: Optional[int] = None) -> int:
+    """Optimizer steps per epoch: ``count`` training images over the batch, capped by ``steps_per_epoch``."""
+    steps = math.ceil(count / batch_size)
     return steps if steps_per_epoch is None else min(steps, steps_per_epoch)
 
 
@@ -245,8 +245,10 @@ def _check_regularization(given):
 
 def _regularization(recipe_name, recipe, given, total_steps) -> recipes.Regularization:
     """The run's :class:`~keras_convnets.training.recipes.Regularization`: ``given`` as is, or the named recipe's
-    (the papers': none) with the fields of a ``given`` mapping replaced. An EMA turned on by a mapping follows the
-    weights during the recipe's warm-up unless the mapping says otherwise. The EMA decay of the modern recipe is
+    (the papers': none) with the fields of a ``given`` mapping replaced: the one place the API's and the command
+    line's options are combined. An EMA turned on by a mapping follows the weights during the recipe's warm-up
+    unless the mapping says otherwise; a RandAugment replaces the recipe's TrivialAugment unless the mapping asks
+    for both (then refused: one policy). The EMA decay of the modern recipe is
     planned for one replica (``total_steps``)."""
     if isinstance(given, recipes.Regularization):
         return given
@@ -255,6 +257,8 @@ def _regularization(recipe_name, recipe, given, total_steps) -> recipes.Regulari
     given = dict(given or {})
     if given.get("ema") and "ema_warmup_steps" not in given:
         given["ema_warmup_steps"] = recipes.warmup_steps(recipe, total_steps)
+    if given.get("randaugment") and "trivialaugment" not in given:
+        given["trivialaugment"] = False  # RandAugment replaces the modern recipe's TrivialAugment (one policy)
     return dataclasses.replace(base, **given)
 
 
@@ -315,6 +319,23 @@ def check_writable_dir(out):
                                "read-only); choose another --out")
 
 
+def _differences(recorded: dict, wanted: dict, prefix: str = "", shown: int = 3) -> str:
+    """What differs between ``run.json``'s arguments and this run's, field by field (into nested records such as
+    ``regularization``): ``"regularization.ema: 0.99 in run.json, 0.9 now"``; the first ``shown`` of them."""
+    lines = []
+    for key in sorted(set(recorded) | set(wanted)):
+        old, new = recorded.get(key), wanted.get(key)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            lines.append(_differences(old, new, f"{prefix}{key}.", shown))
+        else:
+            lines.append(f"{prefix}{key}: {'absent' if key not in recorded else repr(old)} in {RUN_FILE}, "
+                         f"{'absent' if key not in wanted else repr(new)} now")
+    more = f"; and {len(lines) - shown} more" if len(lines) > shown else ""
+    return "; ".join(lines[:shown]) + more
+
+
 def check_out_dir(out, arguments, force=False):
     """Refuses an output directory that is not a writable directory, holds another run (different ``run.json``) or
     unrelated files, or holds this run complete (unless ``force``). A diverged run's directory is free."""
@@ -326,10 +347,9 @@ def check_out_dir(out, arguments, force=False):
         if record.get("status") == "diverged":
             return
         if recorded != wanted:
-            changed = sorted(k for k in set(wanted) | set(recorded or {})
-                             if (recorded or {}).get(k) != wanted.get(k))
-            raise RunMismatchError(f"output directory {out} holds a different run ({', '.join(changed)} differ); "
-                                   "choose another --out or delete it")
+            differ = _differences(recorded or {}, wanted)
+            raise RunMismatchError(f"output directory {out} holds a different run ({differ}); choose another --out "
+                                   "or delete it")
         if record.get("status") == "complete" and not force:
             accuracy = record.get("test_accuracy")
             score = f" (test accuracy {accuracy:.4f})" if isinstance(accuracy, float) else ""

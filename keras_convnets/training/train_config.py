@@ -78,17 +78,50 @@ class TrainConfig:
 OPTIONS = tuple(field.name for field in dataclasses.fields(TrainConfig) if field.name not in ("model", "dataset"))
 
 
+def _regularization_fields() -> tuple:
+    from keras_convnets.training.recipes import Regularization  # no TensorFlow: plain dataclasses and checks
+
+    return tuple(field.name for field in dataclasses.fields(Regularization))
+
+
+def _with_regularization(options: dict) -> dict:
+    """``options`` with the :class:`~keras_convnets.training.recipes.Regularization` fields given as keywords
+    (``train("resnet20", ema=0.9)``, as ``--ema 0.9``) moved into ``regularization``."""
+    given = {name: options.pop(name) for name in _regularization_fields() if name in options}
+    if not given:
+        return options
+    regularization = options.get("regularization")
+    if regularization is None or isinstance(regularization, Mapping):
+        options["regularization"] = {**(regularization or {}), **given}
+    else:  # a Regularization: its fields replaced
+        options["regularization"] = dataclasses.replace(regularization, **given)
+    return options
+
+
+def _not_a_name(model: Any) -> TypeError:
+    what = f"a {type(model).__name__}" + (f" named {model.name!r}" if isinstance(getattr(model, "name", None), str)
+                                          else "")
+    return TypeError(f"model must be a registered model name such as 'resnet20' (keras_convnets.list_models()) or a "
+                     f"TrainConfig; got {what}: pass the name, and the factory options as model_kwargs")
+
+
 def config_from(model: Any, dataset: Any = "cifar10", options: Optional[Mapping[str, Any]] = None) -> TrainConfig:
     """``model`` itself when it is a :class:`TrainConfig` (then ``dataset`` and ``options`` must not be given), else
-    ``TrainConfig(model, dataset, **options)``; an unknown option is a TypeError naming the closest ones."""
+    ``TrainConfig(model, dataset, **options)``, where ``options`` may also name the fields of
+    :class:`~keras_convnets.training.recipes.Regularization` (gathered into ``regularization``); an unknown option
+    is a TypeError naming the closest ones."""
     options = dict(options or {})
     if isinstance(model, TrainConfig):
         if options or dataset not in (None, "cifar10", model.dataset):
             raise TypeError("pass either a TrainConfig or a model name with options, not both")
         return model
-    unknown = sorted(set(options) - set(OPTIONS))
+    if not isinstance(model, str):
+        raise _not_a_name(model)
+    accepted = OPTIONS + _regularization_fields()
+    unknown = sorted(set(options) - set(accepted))
     if unknown:
-        hints = [f"{name!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(name, OPTIONS, 1))
+        hints = [f"{name!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(name, accepted, 1))
                  else repr(name) for name in unknown]
-        raise TypeError(f"unknown training option(s) {', '.join(hints)}; TrainConfig's options: {', '.join(OPTIONS)}")
-    return TrainConfig(model, "cifar10" if dataset is None else dataset, **options)
+        raise TypeError(f"unknown training option(s) {', '.join(hints)}; TrainConfig's options: {', '.join(OPTIONS)}"
+                        f"; Regularization's: {', '.join(_regularization_fields())}")
+    return TrainConfig(model, "cifar10" if dataset is None else dataset, **_with_regularization(options))
