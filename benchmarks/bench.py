@@ -23,7 +23,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from keras_convnets import bench  # noqa: E402  (the repository's package, not an installed copy)
+from keras_convnets import bench
 
 RESULT = "RESULT "
 

@@ -47,7 +47,7 @@ def _uptime():
 def train_steps(cases, steps, rounds, warmup):
     from keras_convnets import bench
     from keras_convnets.models.backend import keras
-    from keras_convnets.training import performance
+    from keras_convnets.runtime import precision
 
     rows = []
     for case in cases:
@@ -58,7 +58,7 @@ def train_steps(cases, steps, rounds, warmup):
                  "bf16": bench.Candidate(name, bench.build(name, size), batch, "train")}
 
         def timed(side, count):
-            with performance.onednn_bf16(side == "bf16"):
+            with precision.onednn_bf16(side == "bf16"):
                 return sides[side].time(count)
 
         for side in sides:
@@ -84,12 +84,12 @@ def train_steps(cases, steps, rounds, warmup):
 def side_child(args):
     """One side of ``--separate``: prints the median images/s of its rounds."""
     from keras_convnets import bench
-    from keras_convnets.training import performance
-    performance.prefer_onednn()
-    performance.configure_threads()
+    from keras_convnets.runtime import precision, startup
+    startup.prefer_onednn()
+    startup.configure_threads()
     name, size, batch = args.cases.split(":")
     candidate = bench.Candidate(name, bench.build(name, int(size)), int(batch), "train")
-    with performance.onednn_bf16(args.side == "bf16"):
+    with precision.onednn_bf16(args.side == "bf16"):
         candidate.time(1)
         if args.warmup:
             candidate.time(args.warmup)
@@ -120,8 +120,8 @@ def separate(args, cases):
 
 
 def e2e_child(args):
-    from keras_convnets.training import performance
-    performance.prefer_onednn()
+    from keras_convnets.runtime import startup
+    startup.prefer_onednn()
     from keras_convnets.training import loop
 
     with tempfile.TemporaryDirectory(prefix="bench_bf16_") as out:
@@ -185,13 +185,13 @@ def main(argv=None):
     if args.side:
         return side_child(args)
 
-    from keras_convnets.training import performance
-    performance.prefer_onednn()
-    performance.configure_threads()
-    flags = performance.cpu_bf16_flags()
+    from keras_convnets.runtime import machine, startup
+    startup.prefer_onednn()
+    startup.configure_threads()
+    flags = machine.cpu_bf16_flags()
     print(f"{_uptime()}; {os.cpu_count()} CPUs; native bf16: {' '.join(flags) or 'none (bf16 is emulated or not '}"
           f"{'' if flags else 'rewritten: expect no gain)'}; "
-          f"{'oneDNN' if performance.onednn_enabled() else 'Eigen'} kernels", flush=True)
+          f"{'oneDNN' if startup.onednn_enabled() else 'Eigen'} kernels", flush=True)
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     if cases:
         how = (f"{args.separate} float32/bf16 process pairs, each the median of {args.rounds} rounds" if args.separate

@@ -6,7 +6,7 @@
   steps_per_execution=1, TensorFlow's own thread pools, default tf.data options).
 * ``ours``: ``keras_convnets.DenseNet121`` (layer for layer the same function),
   ``keras_convnets.training.data.load_dataset`` (the same augmentation maths: per-image pad 4, random crop, flip;
-  uint8 in, normalised inside the model) and :mod:`keras_convnets.training.performance`'s defaults (oneDNN kernels,
+  uint8 in, normalised inside the model) and :mod:`keras_convnets.runtime.settings`'s defaults (oneDNN kernels,
   threads, tf.data options, compile options) and our fused batch norm, ``model.fit``.
 
 Same model, batch, optimizer (SGD momentum 0.9), loss and augmentation: nothing that changes the maths. Each side
@@ -51,20 +51,23 @@ def plain_dataset(batch, data_dir, steps):
 def worker(args):
     ours = args.side == "ours"
     if ours:
-        from keras_convnets.training import performance
-        performance.prefer_onednn()
-        performance.configure_threads()
+        from keras_convnets.runtime import settings as runtime_settings
+        from keras_convnets.runtime import startup
+        startup.prefer_onednn()
+        startup.configure_threads()
     from keras_convnets.models.backend import keras
     data_dir = args.data_dir
     if ours:
         import keras_convnets
+        from keras_convnets.data import catalog, pipelines, preprocessing
         from keras_convnets.models import registry
-        from keras_convnets.training import data, performance
-        ds = data.load_dataset("cifar10", "train", batch_size=args.batch, training=True, data_dir=data_dir)
+        from keras_convnets.runtime import settings as runtime_settings
+        from keras_convnets.runtime import startup
+        ds = pipelines.load_dataset("cifar10", "train", batch_size=args.batch, training=True, data_dir=data_dir)
         core = getattr(keras_convnets, KERAS_NAMES[args.model])(weights=None, input_shape=(32, 32, 3), classes=10)
         # The pipeline gives uint8; the model normalises inside the graph, as keras_convnets.training builds it.
-        model = data.preprocessing_model(core, data.dataset_spec("cifar10"), (32, 32, 3))
-        compile_kwargs = performance.compile_options(registry.model_info(args.model))
+        model = preprocessing.preprocessing_model(core, catalog.dataset_spec("cifar10"), (32, 32, 3))
+        compile_kwargs = runtime_settings.compile_options(registry.model_info(args.model))
     else:
         ds = plain_dataset(args.batch, data_dir, 0)
         model = getattr(keras.applications, KERAS_NAMES[args.model])(weights=None, input_shape=(32, 32, 3),

@@ -71,10 +71,11 @@ def worker(args):
     variant, _, aug = variant.partition("+")
     args.env_threads = threads.replace(":", ",") or args.env_threads
     ours = variant.endswith("_ours")
-    from keras_convnets.training import performance
+    from keras_convnets.runtime import settings as runtime_settings
+    from keras_convnets.runtime import startup
     if ours:
-        performance.prefer_onednn()
-        performance.configure_threads()
+        startup.prefer_onednn()
+        startup.configure_threads()
     import tensorflow as tf
     from _common import cifar_pipeline
 
@@ -92,8 +93,8 @@ def worker(args):
         options.threading.private_threadpool_size = 1
         ds = ds.with_options(options)
     elif ours:
-        ds = ds.with_options(performance.dataset_options())
-    compile_kwargs = performance.compile_options(None) if ours else {}
+        ds = ds.with_options(runtime_settings.dataset_options())
+    compile_kwargs = runtime_settings.compile_options(None) if ours else {}
     optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
     loss = keras.losses.SparseCategoricalCrossentropy()
     images_per_epoch = args.steps * args.batch

@@ -24,19 +24,20 @@ from _common import data_dir
 
 def _test_images(run, directory):
     from keras_convnets import deploy
-    from keras_convnets.training import datasets, export
+    from keras_convnets.data import catalog, pipelines
+    from keras_convnets.serving import saved_model as savedmodel
 
     source = deploy.saved_model_dir(run)
-    saved_model = export.load(source)
+    saved_model = savedmodel.load(source)
     record = deploy._run_record(source) or {}
     recorded = record.get("data", {})
     (size, _), fraction, method = deploy._view(saved_model)
-    unused = datasets.Statistics((0.0,) * 3, (1.0,) * 3, "not used")
-    description = datasets.describe(recorded["dataset"], image_size=size,
+    unused = catalog.Statistics((0.0,) * 3, (1.0,) * 3, "not used")
+    description = catalog.describe(recorded["dataset"], image_size=size,
                                     augmentation="imagenet" if fraction < 1 else "none", statistics=unused,
                                     data_dir=directory, holdout_fraction=recorded.get("holdout_fraction", 0.1),
                                     split_seed=recorded.get("split_seed", 0))
-    images, labels = zip(*datasets.eval_dataset(description, 256, crop_fraction=fraction if fraction < 1 else None,
+    images, labels = zip(*pipelines.eval_dataset(description, 256, crop_fraction=fraction if fraction < 1 else None,
                                                 interpolation=method).as_numpy_iterator())
     return np.concatenate(images), np.concatenate(labels)
 
@@ -75,9 +76,9 @@ def main():
     parser.add_argument("--calls", type=int, default=50)
     args = parser.parse_args()
 
-    from keras_convnets.training import performance
-    performance.prefer_onednn()
-    performance.quiet_tensorflow_logs()
+    from keras_convnets.runtime import startup
+    startup.prefer_onednn()
+    startup.quiet_tensorflow_logs()
     from keras_convnets import deploy
 
     directory = data_dir(args.data_dir)

@@ -57,12 +57,13 @@ def resnet50_training_rate(batch_size, steps, description):
     import numpy as np
     import tensorflow as tf
 
+    from keras_convnets.data import preprocessing
     from keras_convnets.models import registry
     from keras_convnets.models.backend import keras
-    from keras_convnets.training import data, recipes
+    from keras_convnets.training import recipes
 
-    model = data.preprocessing_model(registry.get_model("resnet50", classes=10, weights=None, weight_decay=1e-4),
-                                     description, (224, 224, 3))
+    model = preprocessing.preprocessing_model(
+        registry.get_model("resnet50", classes=10, weights=None, weight_decay=1e-4), description, (224, 224, 3))
     model.compile(optimizer=recipes.optimizer(recipes.IMAGENET, 10_000),
                   loss=keras.losses.SparseCategoricalCrossentropy())
     rng = np.random.default_rng(0)
@@ -93,17 +94,17 @@ def main():
     parser.add_argument("--data-dir")
     args = parser.parse_args()
 
-    from keras_convnets.training import performance
+    from keras_convnets.runtime import startup
 
-    performance.prefer_onednn()  # as the keras-convnets command does, before TensorFlow is imported
-    from keras_convnets.training import datasets
+    startup.prefer_onednn()  # as the keras-convnets command does, before TensorFlow is imported
+    from keras_convnets.data import catalog, pipelines
 
     cores = os.cpu_count() or 1
     print(f"CPU: {cpu_name()}, {cores} cores visible, load average {os.getloadavg()[0]:.1f} at start", flush=True)
     with tempfile.TemporaryDirectory(prefix="pipeline_imagenet-") as root:
         write_jpegs(root, args.images, data_dir(args.data_dir))
         start = time.perf_counter()
-        description = datasets.describe(root, image_size=224, statistics=datasets.imagenet_statistics("resnet50"),
+        description = catalog.describe(root, image_size=224, statistics=catalog.imagenet_statistics("resnet50"),
                                         holdout_fraction=0.02)
         checked = description.train.count + description.evaluation.count
         print(f"decodability check: {checked / (time.perf_counter() - start):,.0f} files/s on {cores} threads "
@@ -114,11 +115,11 @@ def main():
             count=description.train.count * 8))
         rates = {}
         for threads in sorted({1, cores}):
-            pipelines = {"decode whole, then crop": datasets.train_dataset(
+            pipelines = {"decode whole, then crop": pipelines.train_dataset(
                              long_epoch, args.batch_size, seed=0, threads=threads, crop_decode_jpeg=False),
-                         "decode_and_crop_jpeg (the default)": datasets.train_dataset(
+                         "decode_and_crop_jpeg (the default)": pipelines.train_dataset(
                              long_epoch, args.batch_size, seed=0, threads=threads),
-                         "decode_and_crop_jpeg behind a per-image tf.cond": datasets.train_dataset(
+                         "decode_and_crop_jpeg behind a per-image tf.cond": pipelines.train_dataset(
                              dataclasses.replace(long_epoch, image_format=None), args.batch_size, seed=0,
                              threads=threads, crop_decode_jpeg=True)}
             for label, pipeline in pipelines.items():

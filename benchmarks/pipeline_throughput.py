@@ -24,14 +24,15 @@ def main():
 
     import tensorflow as tf
 
+    from keras_convnets.data import catalog, pipelines, preprocessing
     from keras_convnets.models import registry
     from keras_convnets.models.backend import keras
-    from keras_convnets.training import data, recipes
+    from keras_convnets.training import recipes
 
     directory = data_dir(args.data_dir)
-    pipeline = data.load_dataset("cifar10", batch_size=args.batch_size, data_dir=directory, seed=0)
-    spec = data.dataset_spec("cifar10")
-    model = data.preprocessing_model(registry.get_model("resnet20", weight_decay=1e-4), spec, (32, 32, 3))
+    pipeline = pipelines.load_dataset("cifar10", batch_size=args.batch_size, data_dir=directory, seed=0)
+    spec = catalog.dataset_spec("cifar10")
+    model = preprocessing.preprocessing_model(registry.get_model("resnet20", weight_decay=1e-4), spec, (32, 32, 3))
     model.compile(optimizer=recipes.optimizer(recipes.RESNET_CIFAR, 10_000),
                   loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
     images, labels = next(iter(pipeline))

@@ -25,8 +25,8 @@ def main():
     parser.add_argument("--precision", default="float32", help="float32, bf16, auto, ... (keras_convnets.train's)")
     args = parser.parse_args()
 
-    from keras_convnets.training import performance
-    performance.prefer_onednn()  # as the keras-convnets command does, before TensorFlow is imported
+    from keras_convnets.runtime import startup
+    startup.prefer_onednn()  # as the keras-convnets command does, before TensorFlow is imported
     from keras_convnets.training.loop import plan, run
 
     out = args.out or tempfile.mkdtemp(prefix="resnet20_cifar10_")

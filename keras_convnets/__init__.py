@@ -18,21 +18,25 @@ import sys
 
 __version__ = "0.1.0"
 
-# Two subpackages, bottom up: ``models`` (the Keras choice, layers, blocks, the builder core and the family modules,
-# weights, registry) and ``training`` (data, recipes, distribution, the fit loop, export, runtime settings), which
-# knows models only through the registry; ``cli`` sits on top. The model modules' public names are their
-# ``__all__``, read from their source (not imported: that would import TensorFlow); the training API is listed here.
+# The layers, bottom up: ``models`` (the Keras choice, layers, blocks, the builder core and the family modules,
+# weights, registry), ``runtime`` (the machine, precision, settings, strategies), ``data`` (catalog, pipelines,
+# transforms, augmentation), ``serving`` (the SavedModel, inference, other formats, convert), ``training`` (config,
+# plan, recipes, callbacks, the loop) and ``cli`` on top. The model modules' public names are their ``__all__``, read
+# from their source (not imported: that would import TensorFlow); the others are listed here.
 _MODEL_MODULES = ("models.blocks", "models.config", "models.layers", "models.resnet", "models.densenet",
                   "models.registry", "models.weights", "models.torch_weights", "models.imagenet")
 _TRAINING_EXPORTS = {
-    **dict.fromkeys(["dataset_spec", "load_dataset", "preprocessing_model"], "training.data"),
-    "get_strategy": "training.distribute",
-    **dict.fromkeys(["evaluate_saved_model", "export_saved_model"], "training.export"),
+    **dict.fromkeys(["dataset_spec", "compute_statistics"], "data.catalog"),
+    "load_dataset": "data.pipelines",
+    "preprocessing_model": "data.preprocessing",
+    "get_strategy": "runtime.distribute",
+    "export_saved_model": "serving.saved_model",
+    "evaluate_saved_model": "serving.inference",
+    # Deployment: ONNX / LiteRT / OpenVINO files (keras_convnets/serving/formats.py).
+    **dict.fromkeys(["export", "ExportResult"], "serving.formats"),
     **dict.fromkeys(["recipe_for", "Regularization"], "training.recipes"),
     **dict.fromkeys(["train", "TrainResult"], "training.loop"),
-    "TrainConfig": "training.train_config",
-    # Deployment: ONNX / LiteRT / OpenVINO files (keras_convnets/deploy.py, above training).
-    **dict.fromkeys(["export", "ExportResult"], "deploy"),
+    "TrainConfig": "training.config",
 }
 
 

@@ -25,7 +25,8 @@ tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU"
 
 from keras_convnets.models.backend import KERAS_3, keras  # noqa: E402
 from keras_convnets.models.resnet import CifarResNet  # noqa: E402
-from keras_convnets.training import distribute, ema  # noqa: E402  (after the device configuration)
+from keras_convnets.runtime import distribute  # noqa: E402
+from keras_convnets.training import ema  # noqa: E402
 
 keras.backend.set_floatx("float64")
 GLOBAL_BATCH, STEPS, SHAPE = 16, 3, (16, 16, 3)

@@ -13,9 +13,9 @@ import os
 
 import pytest
 
-from keras_convnets.training import performance
+from keras_convnets.runtime import startup
 
-performance.prefer_onednn()
+startup.prefer_onednn()
 
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if _WORKERS > 1:

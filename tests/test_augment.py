@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_convnets.training import augment, data
+from keras_convnets.data import augment, transforms
 from keras_convnets.training.recipes import Regularization
 
 RNG = np.random.default_rng(0)
@@ -51,8 +51,8 @@ def test_two_images_of_a_batch_get_different_ops_in_the_pipeline():
 
 
 def test_chain_keeps_the_crop_and_flip_of_a_run_without_the_extra_op():
-    cropped = data.augment(IMAGE, SEED)
-    identity = data.chain(data.augment, lambda image, seed: image)
+    cropped = transforms.augment(IMAGE, SEED)
+    identity = transforms.chain(transforms.augment, lambda image, seed: image)
     np.testing.assert_array_equal(identity(IMAGE, SEED).numpy(), cropped.numpy())
 
 
@@ -178,19 +178,19 @@ def test_the_batch_op_is_one_hot_and_mixes_only_when_asked():
 
 
 def test_the_folder_pipeline_applies_the_op_after_its_own_crops_which_stay_the_same(tmp_path):
-    from keras_convnets.training import datasets
+    from keras_convnets.data import catalog, pipelines
     from tests.test_datasets import _write_png
 
     image = np.random.default_rng(2).integers(0, 256, (40, 48, 3), dtype=np.uint8)
     for name in ("a", "b"):
         for i in range(4):
             _write_png(str(tmp_path / name / f"{i}.png"), image)
-    description = datasets.describe(str(tmp_path), image_size=32, statistics=datasets.imagenet_statistics("x"),
+    description = catalog.describe(str(tmp_path), image_size=32, statistics=catalog.imagenet_statistics("x"),
                                     holdout_fraction=0.25)
     fill = (1, 2, 3)
-    plain = np.concatenate([x.numpy() for x, _ in datasets.train_dataset(description, 8, seed=5)])
+    plain = np.concatenate([x.numpy() for x, _ in pipelines.train_dataset(description, 8, seed=5)])
     erase = augment.per_image_op(Regularization(random_erasing=1.0), fill)
-    erased = np.concatenate([x.numpy() for x, _ in datasets.train_dataset(description, 8, seed=5, per_image=erase)])
+    erased = np.concatenate([x.numpy() for x, _ in pipelines.train_dataset(description, 8, seed=5, per_image=erase)])
     boxes = np.all(erased == fill, axis=-1)
     assert all(box.any() for box in boxes), "every image got its box"
     np.testing.assert_array_equal(erased[~boxes], plain[~boxes])  # the same crops outside the boxes

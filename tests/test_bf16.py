@@ -13,7 +13,9 @@ import tensorflow as tf
 
 from keras_convnets.models import registry
 from keras_convnets.models.backend import keras
-from keras_convnets.training import export, loop, performance
+from keras_convnets.runtime import machine, precision
+from keras_convnets.serving import saved_model as savedmodel
+from keras_convnets.training import loop
 from tests._data_dir import real_data_dir, requires_cifar10
 
 pytestmark = requires_cifar10
@@ -23,15 +25,15 @@ BF16_ROUNDOFF = 2.0 ** -8
 
 
 def _option_on():
-    return bool(tf.config.optimizer.get_experimental_options().get(performance.ONEDNN_BF16_OPTION, False))
+    return bool(tf.config.optimizer.get_experimental_options().get(precision.ONEDNN_BF16_OPTION, False))
 
 
 @pytest.fixture()
 def bf16_machine(monkeypatch):
     """This machine as the run sees it, with an AMX-BF16 CPU and oneDNN kernels; records the rewrite's state at
     every ``fit`` and every export."""
-    detect = performance.detect_machine
-    monkeypatch.setattr(performance, "detect_machine", lambda strategy=None: performance.Machine(
+    detect = machine.detect_machine
+    monkeypatch.setattr(machine, "detect_machine", lambda strategy=None: machine.Machine(
         **{**detect(strategy).__dict__, "onednn": True, "bf16_flags": ("amx_bf16", "avx512_bf16")}))
     seen = {"fit": [], "export": [], "models": []}
     fit = keras.Model.fit
@@ -40,7 +42,7 @@ def bf16_machine(monkeypatch):
         seen["fit"].append(_option_on())
         return fit(model, *args, **kwargs)
 
-    exporter = export._export_saved_model
+    exporter = savedmodel._write_checked
 
     def spy_export(model, *args, **kwargs):
         seen["export"].append(_option_on())
@@ -48,7 +50,7 @@ def bf16_machine(monkeypatch):
         return exporter(model, *args, **kwargs)
 
     monkeypatch.setattr(keras.Model, "fit", spy_fit)
-    monkeypatch.setattr(export, "_export_saved_model", spy_export)
+    monkeypatch.setattr(savedmodel, "_write_checked", spy_export)
     return seen
 
 
@@ -73,7 +75,7 @@ def test_bf16_run_trains_under_the_rewrite_and_exports_float32(bf16_machine, tmp
     model = bf16_machine["models"][0]
     assert all(v.dtype == "float32" for v in model.weights), "variables stay float32"
     images = _test_images(64)
-    served = export.predict(export.load(result.export_path), images)
+    served = savedmodel.predict(savedmodel.load(result.export_path), images)
     assert served.dtype == np.float32
     np.testing.assert_allclose(served.sum(-1), 1.0, atol=1e-5)
     # The export is the float32 model: same ops, same float32 weights; only float32 rounding order differs.
@@ -83,7 +85,7 @@ def test_bf16_run_trains_under_the_rewrite_and_exports_float32(bf16_machine, tmp
     # output, 20 of each), relative error <= 2^-8 each and independent: sqrt(80) * 2^-8 = 3.5% relative on the logits
     # (1 sigma; 0 where this CPU does not rewrite). Softmax's Jacobian has rows of L1 norm 2 p (1 - p) <= 1/2, so
     # |dp| <= |dz|_max / 2; the logits' scale is read from the float32 log-probabilities (logits up to a shift).
-    with performance.onednn_bf16():
+    with precision.onednn_bf16():
         bf16 = model.predict(images, verbose=0)
     log_p = np.log(np.maximum(float32, 1e-30))
     logit_scale = max(1.0, float(np.max(np.abs(log_p - log_p.mean(-1, keepdims=True)))))
@@ -108,7 +110,7 @@ def test_bf16_fine_tunes_from_a_weights_file(bf16_machine, tmp_path):
 def test_bf16_on_a_cpu_without_it_is_a_one_line_error(monkeypatch, tmp_path, capsys):
     from keras_convnets.cli import main
 
-    monkeypatch.setattr(performance, "detect_machine", lambda strategy=None: performance.Machine(2, onednn=True))
+    monkeypatch.setattr(machine, "detect_machine", lambda strategy=None: machine.Machine(2, onednn=True))
     out = tmp_path / "run"
     assert main(["train", "resnet20", "--precision", "bf16", "--epochs", "1", "--out", str(out),
                  "--data-dir", real_data_dir()]) == 2

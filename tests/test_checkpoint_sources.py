@@ -85,17 +85,17 @@ def test_readme_column_names_the_sources():
 
 def test_fine_tuning_takes_a_named_source_as_it_is():
     from keras_convnets.models import registry
-    from keras_convnets.training import run_plan
+    from keras_convnets.training import plan
 
-    assert run_plan._check_weights(registry.model_info("resnet18"), "timm:tv_in1k", 2) == ("timm:tv_in1k", 2)
+    assert plan._check_weights(registry.model_info("resnet18"), "timm:tv_in1k", 2) == ("timm:tv_in1k", 2)
     with pytest.raises(ValueError, match="keras.applications' layout"):
-        run_plan._check_weights(registry.model_info("resnet50"), "torchvision", None)
+        plan._check_weights(registry.model_info("resnet50"), "torchvision", None)
 
 
 def test_every_published_file_is_one_record_of_its_file_and_its_input():
     """Issue 19: each set of published weights is one PretrainedWeights record (file, hash, expected input, classes),
     and the fine-tuning normalisation is the record's."""
-    from keras_convnets.training import datasets
+    from keras_convnets.data import catalog
 
     records = pretrained.records()
     assert len({(r.model, r.source, r.tag) for r in records}) == len(records)
@@ -107,7 +107,7 @@ def test_every_published_file_is_one_record_of_its_file_and_its_input():
     notop = pretrained.KERAS_APPLICATIONS["resnet50"].record(False)
     assert notop.preprocessing.channel_order == "bgr" and notop.class_names is None
     assert notop.md5 == "4d473c1dd8becc155b73f8504c6f6626" and notop.file_name.endswith("_notop.h5")
-    assert datasets.imagenet_statistics("resnet50").reverse_channels
-    assert datasets.imagenet_statistics("resnet50v2").mean == (0.5, 0.5, 0.5)
-    assert datasets.imagenet_statistics("resnet18").mean == pretrained.IMAGENET_MEAN
-    assert datasets.pretrained_statistics("resnet50", "torchvision:v2").std == pretrained.IMAGENET_STD
+    assert catalog.imagenet_statistics("resnet50").reverse_channels
+    assert catalog.imagenet_statistics("resnet50v2").mean == (0.5, 0.5, 0.5)
+    assert catalog.imagenet_statistics("resnet18").mean == pretrained.IMAGENET_MEAN
+    assert catalog.pretrained_statistics("resnet50", "torchvision:v2").std == pretrained.IMAGENET_STD

@@ -35,14 +35,15 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 def tiny_export(path, classes=10, size=32, names=None):
     """A SavedModel of our export format: uint8 images in, ``classes`` probabilities out, named ``names`` (default:
     CIFAR-10's for 10 classes, else ``class0``, ...)."""
+    from keras_convnets.data import catalog, preprocessing
     from keras_convnets.models.backend import keras
-    from keras_convnets.training import data, export
+    from keras_convnets.serving import saved_model as savedmodel
 
     inner = keras.Sequential([keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(classes, activation="softmax")])
-    model = data.preprocessing_model(inner, data.dataset_spec("cifar10"), (size, size, 3))
+    model = preprocessing.preprocessing_model(inner, catalog.dataset_spec("cifar10"), (size, size, 3))
     if names is None:
         names = CIFAR10_CLASSES if classes == 10 else [f"class{i}" for i in range(classes)]
-    return export.export_saved_model(model, str(path), list(names))
+    return savedmodel.export_saved_model(model, str(path), list(names))
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +100,13 @@ def test_evaluate_with_a_run_json_that_is_not_a_record_is_one_line(capsys, tmp_p
 
 
 def test_plan_refuses_a_non_bool_augmentation(tmp_path):
-    from keras_convnets.training import data, loop
+    from keras_convnets.data import pipelines
+    from keras_convnets.training import loop
 
     with pytest.raises(ValueError, match=r"augmentation \(None: .*\) must be None, True or False"):
         loop.plan("resnet20", augmentation="no", out=str(tmp_path / "o"))
     with pytest.raises(ValueError, match=r"augmentation \(None: .*\) must be None, True or False"):
-        data.load_dataset("cifar10", augmentation="no")
+        pipelines.load_dataset("cifar10", augmentation="no")
 
 
 def test_input_shape_contradicting_input_tensor_is_refused():
@@ -229,7 +231,7 @@ def test_predict_names_undecodable_files_and_still_classifies_the_good_ones(caps
 
 
 def test_bench_value_error_is_one_line(capsys, monkeypatch):
-    import keras_convnets.bench
+    import keras_convnets.cli.bench
 
     def refuse(args):  # a refusal past argparse's own checks (which already give one line for --batch 0)
         raise ValueError("--size must be at least 4 for resnet20; got 2")
@@ -243,7 +245,8 @@ def test_bench_value_error_is_one_line(capsys, monkeypatch):
 
 @requires_cifar10
 def test_training_passes_steps_per_epoch_to_compile_options(tmp_path, monkeypatch):
-    from keras_convnets.training import loop, performance
+    from keras_convnets.runtime import settings as runtime_settings
+    from keras_convnets.training import loop
 
     class Stop(Exception):
         pass
@@ -251,12 +254,12 @@ def test_training_passes_steps_per_epoch_to_compile_options(tmp_path, monkeypatc
     seen = []
 
     def spy(info=None, steps_per_epoch=None, settings=None):
-        assert isinstance(settings, performance.RuntimeSettings)  # the run's own, passed explicitly
+        assert isinstance(settings, runtime_settings.RuntimeSettings)  # the run's own, passed explicitly
         seen.append(steps_per_epoch)
         raise Stop()
 
     monkeypatch.setenv("TFDS_DATA_DIR", real_data_dir())
-    monkeypatch.setattr(performance, "compile_options", spy)
+    monkeypatch.setattr(runtime_settings, "compile_options", spy)
     for steps, expected in ((3, 3), (None, None)):
         with pytest.raises(Stop):
             loop.train("resnet20", epochs=1, batch_size=8, steps_per_epoch=steps, out=str(tmp_path / f"o{steps}"))

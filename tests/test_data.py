@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from keras_convnets import ResNet20
-from keras_convnets.training import data, datasets
+from keras_convnets.data import catalog, pipelines, preprocessing
 from tests._data_dir import real_data_dir, requires_cifar10
 
 
@@ -17,14 +17,14 @@ def synthetic_split(monkeypatch):
         images = rng.integers(0, 256, (1 if identical else 64, 32, 32, 3), dtype=np.uint8)
         images = np.repeat(images, 64, axis=0) if identical else images
         split = tf.data.Dataset.from_tensor_slices((images, np.arange(64, dtype=np.int64)))
-        monkeypatch.setattr(data, "load_split", lambda *args, **kwargs: split)
+        monkeypatch.setattr(pipelines, "load_split", lambda *args, **kwargs: split)
         return images
     return install
 
 
 def test_augmentation_is_per_image(synthetic_split):
     original = synthetic_split(identical=True)[0]
-    batch, _ = next(iter(data.load_dataset("cifar10", batch_size=64, seed=3)))
+    batch, _ = next(iter(pipelines.load_dataset("cifar10", batch_size=64, seed=3)))
     batch = batch.numpy()
     assert batch.dtype == np.uint8 and batch.shape == (64, 32, 32, 3)
     distinct = {image.tobytes() for image in batch}
@@ -41,13 +41,13 @@ def test_augmentation_is_per_image(synthetic_split):
 
 def test_test_split_is_not_augmented_or_shuffled(synthetic_split):
     images = synthetic_split()
-    batch, labels = next(iter(data.load_dataset("cifar10", "test", batch_size=64, training=False)))
+    batch, labels = next(iter(pipelines.load_dataset("cifar10", "test", batch_size=64, training=False)))
     np.testing.assert_array_equal(batch.numpy(), images)
     np.testing.assert_array_equal(labels.numpy(), np.arange(64))
 
 
 def _epochs(seed, epochs=2):
-    ds = data.load_dataset("cifar10", batch_size=16, seed=seed)
+    ds = pipelines.load_dataset("cifar10", batch_size=16, seed=seed)
     return [np.concatenate([x.numpy().ravel() for x, _ in ds]) for _ in range(epochs)]
 
 
@@ -62,13 +62,13 @@ def test_seeded_pipeline_is_reproducible(synthetic_split):
 
 def test_every_image_of_the_split_is_seen_once_per_epoch(synthetic_split):
     synthetic_split()
-    labels = np.concatenate([y.numpy() for _, y in data.load_dataset("cifar10", batch_size=10, seed=0)])
+    labels = np.concatenate([y.numpy() for _, y in pipelines.load_dataset("cifar10", batch_size=10, seed=0)])
     assert sorted(labels) == list(range(64))
 
 
 def test_preprocessing_model_normalizes_with_the_dataset_statistics():
-    spec = data.dataset_spec("cifar10")
-    model = data.preprocessing_model(ResNet20(), spec, (32, 32, 3))
+    spec = catalog.dataset_spec("cifar10")
+    model = preprocessing.preprocessing_model(ResNet20(), spec, (32, 32, 3))
     assert model.input.dtype in ("uint8", tf.uint8)
     images = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
     normalized = np.asarray(model.get_layer("normalize")(images))
@@ -79,8 +79,8 @@ def test_preprocessing_model_normalizes_with_the_dataset_statistics():
 
 @requires_cifar10
 def test_statistics_table_matches_the_real_images():
-    mean, std = data.compute_statistics("cifar10", data_dir=real_data_dir())
-    spec = data.dataset_spec("cifar10")
+    mean, std = catalog.compute_statistics("cifar10", data_dir=real_data_dir())
+    spec = catalog.dataset_spec("cifar10")
     # The table holds the full 50,000-image train split's figures; the subset's differ by < 0.005.
     np.testing.assert_allclose(mean, spec.mean, atol=0.01)
     np.testing.assert_allclose(std, spec.std, atol=0.01)
@@ -88,32 +88,32 @@ def test_statistics_table_matches_the_real_images():
 
 @requires_cifar10
 def test_real_pipeline_shapes_and_size():
-    ds = data.load_dataset("cifar10", "test", batch_size=500, training=False, data_dir=real_data_dir())
+    ds = pipelines.load_dataset("cifar10", "test", batch_size=500, training=False, data_dir=real_data_dir())
     sizes = [int(x.shape[0]) for x, _ in ds]
     assert sum(sizes) == 1017
 
 
 def test_missing_dataset_says_how_to_point_at_a_local_copy(tmp_path):
-    with pytest.raises(data.DatasetUnavailableError, match="--data-dir.*TFDS_DATA_DIR"):
-        data.load_dataset("cifar10", data_dir=str(tmp_path))
-    with pytest.raises(data.DatasetUnavailableError, match="unknown dataset 'mnist'.*cifar10"):
-        data.dataset_spec("mnist")
+    with pytest.raises(catalog.DatasetUnavailableError, match="--data-dir.*TFDS_DATA_DIR"):
+        pipelines.load_dataset("cifar10", data_dir=str(tmp_path))
+    with pytest.raises(catalog.DatasetUnavailableError, match="unknown dataset 'mnist'.*cifar10"):
+        catalog.dataset_spec("mnist")
 
 
 def test_download_is_attempted_when_the_source_is_reachable(tmp_path, monkeypatch):
     import tensorflow_datasets as tfds
 
     calls = []
-    monkeypatch.setattr(datasets, "_reachable", lambda host, timeout=5.0: calls.append(host) or True)
+    monkeypatch.setattr(catalog, "_reachable", lambda host, timeout=5.0: calls.append(host) or True)
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare",
                         lambda self, *a, **k: calls.append("download") or (_ for _ in ()).throw(RuntimeError("stop")))
     with pytest.raises(RuntimeError, match="stop"):
-        data.dataset_info("cifar10", data_dir=str(tmp_path), download=True)
+        catalog.dataset_info("cifar10", data_dir=str(tmp_path), download=True)
     assert calls == ["www.cs.toronto.edu", "download"]
 
 
 def test_offline_download_fails_at_once_saying_how_to_point_at_a_local_copy(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets, "_reachable", lambda host, timeout=5.0: False)
-    with pytest.raises(data.DatasetUnavailableError,
+    monkeypatch.setattr(catalog, "_reachable", lambda host, timeout=5.0: False)
+    with pytest.raises(catalog.DatasetUnavailableError,
                        match="cannot be reached to download it; point --data-dir .*TFDS_DATA_DIR"):
-        data.dataset_info("cifar10", data_dir=str(tmp_path), download=True)
+        catalog.dataset_info("cifar10", data_dir=str(tmp_path), download=True)

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from keras_convnets.training import data, datasets, image_folder, transforms
+from keras_convnets.data import catalog, folders, pipelines, transforms
 from tests._data_dir import real_data_dir, requires_cifar10
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -53,7 +53,7 @@ def photo_folder(tmp_path_factory):
 
 
 def test_folder_dataset_classes_counts_and_bad_file(photo_folder):
-    description = datasets.describe(photo_folder, image_size=64)
+    description = catalog.describe(photo_folder, image_size=64)
     assert description.kind == "folder" and description.class_names == CIFAR10_CLASSES
     assert description.train.count == 180 and description.evaluation.count == 20  # 200 readable, 10% per class
     assert np.bincount(description.evaluation.labels, minlength=10).tolist() == [2] * 10
@@ -64,22 +64,22 @@ def test_folder_dataset_classes_counts_and_bad_file(photo_folder):
     assert description.augmentation == "imagenet" and description.statistics.source.startswith("computed from 180")
     assert description.image_format == "PNG"
     # The subset's pixels have CIFAR-10's statistics (upscaling barely changes them).
-    np.testing.assert_allclose(description.mean, data.dataset_spec("cifar10").mean, atol=0.03)
-    np.testing.assert_allclose(description.std, data.dataset_spec("cifar10").std, atol=0.03)
-    images, labels = next(iter(datasets.train_dataset(description, 16, seed=0)))
+    np.testing.assert_allclose(description.mean, catalog.dataset_spec("cifar10").mean, atol=0.03)
+    np.testing.assert_allclose(description.std, catalog.dataset_spec("cifar10").std, atol=0.03)
+    images, labels = next(iter(pipelines.train_dataset(description, 16, seed=0)))
     assert images.dtype == tf.uint8 and images.shape == (16, 64, 64, 3) and labels.dtype == tf.int64
-    evaluated = [(x.numpy(), y.numpy()) for x, y in datasets.eval_dataset(description, 8)]
+    evaluated = [(x.numpy(), y.numpy()) for x, y in pipelines.eval_dataset(description, 8)]
     assert sum(len(y) for _, y in evaluated) == 20
     assert np.concatenate([y for _, y in evaluated]).tolist() == list(description.evaluation.labels)
 
 
 def test_folder_dataset_at_32_uses_cifar_augmentation_and_mixed_sizes(photo_folder):
-    description = datasets.describe(photo_folder, image_size=32, statistics={"mean": [0.5] * 3, "std": [0.25] * 3,
+    description = catalog.describe(photo_folder, image_size=32, statistics={"mean": [0.5] * 3, "std": [0.25] * 3,
                                                                               "source": "recorded"})
     assert description.augmentation == "cifar" and description.statistics.source == "recorded"
-    sizes = [int(x.shape[0]) for x, _ in datasets.train_dataset(description, 64, seed=1)]
+    sizes = [int(x.shape[0]) for x, _ in pipelines.train_dataset(description, 64, seed=1)]
     assert sum(sizes) == 180
-    images, _ = next(iter(datasets.eval_dataset(description, 200)))
+    images, _ = next(iter(pipelines.eval_dataset(description, 200)))
     assert images.shape == (20, 32, 32, 3)
 
 
@@ -101,7 +101,7 @@ def _synthetic_folder(root, classes, per_class=3, size=(40, 48)):
 def test_train_and_test_subfolders_are_the_splits(tmp_path):
     _synthetic_folder(str(tmp_path / "train"), ["b", "a"], per_class=3)
     _synthetic_folder(str(tmp_path / "test"), ["a"], per_class=2)
-    description = datasets.describe(str(tmp_path), image_size=32, statistics=datasets.imagenet_statistics("x"))
+    description = catalog.describe(str(tmp_path), image_size=32, statistics=catalog.imagenet_statistics("x"))
     assert description.class_names == ("a", "b")
     assert (description.train.count, description.evaluation.count) == (6, 2)
     assert description.evaluation.labels == (0, 0) and description.evaluation.holdout is None
@@ -133,18 +133,18 @@ def test_bad_folders_give_one_line_errors(tmp_path, layout, message):
         _synthetic_folder(os.path.join(root, "train"), ["a", "b"])
         _synthetic_folder(os.path.join(root, "test"), ["c"])
     with pytest.raises(ValueError, match=message) as error:
-        datasets.describe(root, statistics=datasets.imagenet_statistics("x"))
+        catalog.describe(root, statistics=catalog.imagenet_statistics("x"))
     assert "\n" not in str(error.value)
 
 
 def test_unknown_tfds_name_suggests_the_closest(monkeypatch):
-    with pytest.raises(datasets.UnknownDatasetError, match="closest tfds names: oxford_flowers102") as error:
-        datasets.describe("oxford_flowers_102")
+    with pytest.raises(catalog.UnknownDatasetError, match="closest tfds names: oxford_flowers102") as error:
+        catalog.describe("oxford_flowers_102")
     assert "\n" not in str(error.value)
-    with pytest.raises(datasets.UnknownDatasetError, match="closest tfds names: cifar10, cifar100"):
-        datasets.describe("cifar_10")
-    with pytest.raises(datasets.UnknownDatasetError, match="'no/such/folder' is not a folder"):
-        datasets.describe("no/such/folder")
+    with pytest.raises(catalog.UnknownDatasetError, match="closest tfds names: cifar10, cifar100"):
+        catalog.describe("cifar_10")
+    with pytest.raises(catalog.UnknownDatasetError, match="'no/such/folder' is not a folder"):
+        catalog.describe("no/such/folder")
 
 
 def _write_tfds_metadata(data_dir, name, splits):
@@ -161,11 +161,11 @@ def test_tfds_dataset_runs_the_imagenet_pipeline_at_224(tmp_path):
     data_dir = str(tmp_path)
     _write_tfds_metadata(data_dir, "oxford_flowers102", {"train": 12, "validation": 12, "test": 12})
     with tfds.testing.mock_data(num_examples=12, data_dir=data_dir, policy=tfds.testing.MockPolicy.USE_FILES):
-        description = datasets.describe("oxford_flowers102", data_dir=data_dir, pretrained="densenet121")
+        description = catalog.describe("oxford_flowers102", data_dir=data_dir, pretrained="densenet121")
         assert (description.num_classes, description.image_size, description.augmentation) == (102, 224, "imagenet")
         assert description.evaluation.source == "test" and description.statistics.mean == (0.485, 0.456, 0.406)
-        batches = list(datasets.train_dataset(description, 4, seed=0).take(2))
-        evaluation = list(datasets.eval_dataset(description, 4).take(1))
+        batches = list(pipelines.train_dataset(description, 4, seed=0).take(2))
+        evaluation = list(pipelines.eval_dataset(description, 4).take(1))
     for images, labels in batches + evaluation:
         assert images.shape == (4, 224, 224, 3) and images.dtype == tf.uint8
         assert labels.dtype == tf.int64 and all(0 <= int(v) < 102 for v in labels)
@@ -177,16 +177,16 @@ def test_tfds_splits_validation_then_held_out_fraction(tmp_path):
     _write_tfds_metadata(data_dir, "tf_flowers", {"train": 40})
     mock = {"data_dir": data_dir, "policy": tfds.testing.MockPolicy.USE_FILES}
     with tfds.testing.mock_data(num_examples=10, **mock):
-        imagenet = datasets.describe("imagenet2012", data_dir=data_dir, pretrained="resnet50")
+        imagenet = catalog.describe("imagenet2012", data_dir=data_dir, pretrained="resnet50")
     assert imagenet.evaluation.source == "validation" and "(it has no test split)" in imagenet.split_note
     assert imagenet.statistics.reverse_channels  # keras.applications' ResNet50 weights take BGR
     with tfds.testing.mock_data(num_examples=40, **mock):
-        flowers = datasets.describe("tf_flowers", data_dir=data_dir, image_size=48)
+        flowers = catalog.describe("tf_flowers", data_dir=data_dir, image_size=48)
         assert (flowers.train.count, flowers.evaluation.count) == (36, 4)
         assert "held-out 10% of train (4 images, split seed 0), training on the other 36" in flowers.split_note
         assert flowers.statistics.source == "computed from 36 training images"
-        held = [x for x, _ in datasets.eval_dataset(flowers, 4)]
-        kept = [x for x, _ in datasets.train_dataset(flowers, 8, seed=0)]
+        held = [x for x, _ in pipelines.eval_dataset(flowers, 4)]
+        kept = [x for x, _ in pipelines.train_dataset(flowers, 8, seed=0)]
     assert sum(int(x.shape[0]) for x in held) == 4 and sum(int(x.shape[0]) for x in kept) == 36
 
 
@@ -238,11 +238,11 @@ def test_crops_differ_per_image_and_a_seeded_run_repeats(tmp_path):
     for name in ("a", "b"):
         for i in range(8):
             _write_png(str(tmp_path / name / f"{i}.png"), image)  # 16 copies of one image
-    description = datasets.describe(str(tmp_path), image_size=48, statistics=datasets.imagenet_statistics("x"),
+    description = catalog.describe(str(tmp_path), image_size=48, statistics=catalog.imagenet_statistics("x"),
                                     holdout_fraction=0.2)
 
     def epochs(seed):
-        pipeline = datasets.train_dataset(description, 16, seed=seed)
+        pipeline = pipelines.train_dataset(description, 16, seed=seed)
         return [np.concatenate([x.numpy() for x, _ in pipeline]) for _ in range(2)]
 
     first, again = epochs(3), epochs(3)
@@ -255,20 +255,20 @@ def test_crops_differ_per_image_and_a_seeded_run_repeats(tmp_path):
 
 @requires_cifar10
 def test_cifar_datasets_keep_todays_pipeline():
-    description = datasets.describe("cifar10", data_dir=real_data_dir())
+    description = catalog.describe("cifar10", data_dir=real_data_dir())
     assert (description.image_size, description.augmentation, description.evaluation.source) == (32, "cifar", "test")
-    assert description.mean == data.dataset_spec("cifar10").mean
-    ours = next(iter(datasets.train_dataset(description, 32, seed=5)))[0].numpy()
-    todays = next(iter(data.load_dataset("cifar10", batch_size=32, seed=5, data_dir=real_data_dir())))[0].numpy()
+    assert description.mean == catalog.dataset_spec("cifar10").mean
+    ours = next(iter(pipelines.train_dataset(description, 32, seed=5)))[0].numpy()
+    todays = next(iter(pipelines.load_dataset("cifar10", batch_size=32, seed=5, data_dir=real_data_dir())))[0].numpy()
     np.testing.assert_array_equal(ours, todays)
 
 
 def test_holdout_is_stratified_and_seeded():
     labels = [0] * 10 + [1] * 3 + [2] * 1
-    held = image_folder.holdout_indices(labels, 0.2, seed=0)
+    held = folders.holdout_indices(labels, 0.2, seed=0)
     assert np.bincount(np.asarray(labels)[held], minlength=3).tolist() == [2, 1, 0]
-    np.testing.assert_array_equal(held, image_folder.holdout_indices(labels, 0.2, seed=0))
-    assert not np.array_equal(held, image_folder.holdout_indices(labels, 0.2, seed=1))
+    np.testing.assert_array_equal(held, folders.holdout_indices(labels, 0.2, seed=0))
+    assert not np.array_equal(held, folders.holdout_indices(labels, 0.2, seed=1))
 
 
 SERVING_CHECK = """
@@ -313,10 +313,10 @@ def test_crop_decoding_jpegs_gives_the_same_batches(tmp_path):
         for i in range(4):
             image = rng.integers(0, 256, (50 + 10 * i, 70, 3), dtype=np.uint8)
             tf.io.write_file(str(tmp_path / name / f"{i}.jpg"), tf.io.encode_jpeg(image))
-    description = datasets.describe(str(tmp_path), image_size=40, statistics=datasets.imagenet_statistics("x"))
+    description = catalog.describe(str(tmp_path), image_size=40, statistics=catalog.imagenet_statistics("x"))
     assert description.image_format == "JPEG"
-    whole = next(iter(datasets.train_dataset(description, 8, seed=1, crop_decode_jpeg=False)))[0].numpy()
-    cropped = next(iter(datasets.train_dataset(description, 8, seed=1)))[0].numpy()
+    whole = next(iter(pipelines.train_dataset(description, 8, seed=1, crop_decode_jpeg=False)))[0].numpy()
+    cropped = next(iter(pipelines.train_dataset(description, 8, seed=1)))[0].numpy()
     # The same crops; only pixels at a window's edge may differ (chroma upsampling across the edge): 1-2.4% of them,
     # depending on the windows drawn (a global TF seed set by an earlier test changes them). Different crops would
     # differ almost everywhere.

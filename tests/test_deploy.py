@@ -19,8 +19,9 @@ import pytest
 import tensorflow as tf
 
 from keras_convnets import cli, deploy
+from keras_convnets.data import catalog, pipelines, preprocessing, transforms
 from keras_convnets.models import imagenet, registry
-from keras_convnets.training import data, export, transforms
+from keras_convnets.serving import saved_model as savedmodel
 from tests._data_dir import real_data_dir, requires_cifar10
 
 REQUIRED = os.environ.get("KERAS_CONVNETS_REQUIRE_DEPLOY") == "1"
@@ -135,7 +136,7 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 
 def _real_images(size, count=16):
     """``count`` real CIFAR-10 test images in the evaluation view at ``size`` (resized as the SavedModel would)."""
-    batch, _ = next(iter(data.load_dataset("cifar10", "test", batch_size=count, training=False,
+    batch, _ = next(iter(pipelines.load_dataset("cifar10", "test", batch_size=count, training=False,
                                            data_dir=real_data_dir())))
     return transforms.eval_transform(batch, size, 1.0).numpy()
 
@@ -150,10 +151,10 @@ def exported(tmp_path_factory):
             size, kwargs = MODELS[name]
             info = registry.model_info(name)
             backbone = _randomize_batch_norm(info.factory(input_shape=(size, size, 3), weights=None, **kwargs))
-            model = data.preprocessing_model(backbone, data.dataset_spec("cifar10"), (size, size, 3))
+            model = preprocessing.preprocessing_model(backbone, catalog.dataset_spec("cifar10"), (size, size, 3))
             _unit_logits(model, backbone, _real_images(size, 64))
             path = str(tmp_path_factory.mktemp(name) / "saved_model")
-            made[name] = export.export_saved_model(model, path, CIFAR10_CLASSES)
+            made[name] = savedmodel.export_saved_model(model, path, CIFAR10_CLASSES)
         return made[name]
 
     return get
@@ -222,8 +223,8 @@ def test_int8_litert_is_integer_smaller_and_calibrated_on_the_runs_training_set(
 
 @requires_cifar10
 def test_serving_bytes_decodes_png_and_jpeg_like_serving_default(exported):
-    saved_model = export.load(exported("resnet20"))
-    serve_bytes = saved_model.signatures[export.SERVING_BYTES]
+    saved_model = savedmodel.load(exported("resnet20"))
+    serve_bytes = saved_model.signatures[savedmodel.SERVING_BYTES]
     images = _real_images(32, 4)
     big = tf.image.resize(images[:1], (45, 60)).numpy().round().astype(np.uint8)[0]  # resized by the signature
     png = [tf.io.encode_png(image).numpy() for image in images]
@@ -233,25 +234,25 @@ def test_serving_bytes_decodes_png_and_jpeg_like_serving_default(exported):
     # long as the batch has the same shape: its composition decides the kernels' blocking (oneDNN on AVX2 gave
     # 2e-7 between a JPEG alone and in a batch of five), so a mixed batch is held to the bound of any float32
     # reordering, deploy.PARITY_ATOL.
-    got_png = serve_bytes(image_bytes=tf.constant(png))[export.SIGNATURE_OUTPUT].numpy()
-    assert np.array_equal(got_png, export.predict(saved_model, images))
-    got_jpeg = serve_bytes(image_bytes=tf.constant([jpeg]))[export.SIGNATURE_OUTPUT].numpy()
-    assert np.array_equal(got_jpeg, export.predict(saved_model, decoded[None]))
-    mixed = serve_bytes(image_bytes=tf.constant(png + [jpeg]))[export.SIGNATURE_OUTPUT].numpy()
+    got_png = serve_bytes(image_bytes=tf.constant(png))[savedmodel.SIGNATURE_OUTPUT].numpy()
+    assert np.array_equal(got_png, savedmodel.predict(saved_model, images))
+    got_jpeg = serve_bytes(image_bytes=tf.constant([jpeg]))[savedmodel.SIGNATURE_OUTPUT].numpy()
+    assert np.array_equal(got_jpeg, savedmodel.predict(saved_model, decoded[None]))
+    mixed = serve_bytes(image_bytes=tf.constant(png + [jpeg]))[savedmodel.SIGNATURE_OUTPUT].numpy()
     assert np.max(np.abs(mixed - np.concatenate([got_png, got_jpeg]))) <= deploy.PARITY_ATOL
-    assert serve_bytes(image_bytes=tf.constant([], tf.string))[export.SIGNATURE_OUTPUT].shape == (0, 10)
+    assert serve_bytes(image_bytes=tf.constant([], tf.string))[savedmodel.SIGNATURE_OUTPUT].shape == (0, 10)
 
 
 @requires_cifar10
 def test_bad_bytes_are_a_clear_error_and_the_model_keeps_serving(exported):
-    saved_model = export.load(exported("resnet20"))
-    serve_bytes = saved_model.signatures[export.SERVING_BYTES]
+    saved_model = savedmodel.load(exported("resnet20"))
+    serve_bytes = saved_model.signatures[savedmodel.SERVING_BYTES]
     good = tf.io.encode_png(_real_images(32, 1)[0]).numpy()
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"image_bytes item\] \[1\] \[is not a JPEG, PNG"):
         serve_bytes(image_bytes=tf.constant([good, b"<html>not an image</html>"]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="Invalid JPEG data"):
         serve_bytes(image_bytes=tf.constant([tf.io.encode_jpeg(_real_images(32, 1)[0]).numpy()[:200]]))
-    assert serve_bytes(image_bytes=tf.constant([good]))[export.SIGNATURE_OUTPUT].shape == (1, 10)
+    assert serve_bytes(image_bytes=tf.constant([good]))[savedmodel.SIGNATURE_OUTPUT].shape == (1, 10)
 
 
 @requires_cifar10
@@ -271,15 +272,15 @@ def test_old_imagenet_export_is_resaved_with_names_and_the_bytes_signature(tmp_p
     prints names for the old one too."""
     from keras_convnets import ResNet20
 
-    model = data.preprocessing_model(_randomize_batch_norm(ResNet20(classes=1000)), data.dataset_spec("cifar10"),
-                                     (32, 32, 3))
-    old = export.export_saved_model(model, str(tmp_path / "old"), [str(i) for i in range(1000)])
+    model = preprocessing.preprocessing_model(_randomize_batch_norm(ResNet20(classes=1000)),
+                                              catalog.dataset_spec("cifar10"), (32, 32, 3))
+    old = savedmodel.export_saved_model(model, str(tmp_path / "old"), [str(i) for i in range(1000)])
     result = deploy.export(old, "saved_model", str(tmp_path / "new"))
-    new = export.load(result.path)
-    assert export.load_class_names(new)[:2] == ["tench", "goldfish"] and result.max_difference == 0.0
+    new = savedmodel.load(result.path)
+    assert savedmodel.load_class_names(new)[:2] == ["tench", "goldfish"] and result.max_difference == 0.0
     assert open(os.path.join(result.path, "assets", "labels.txt")).readline() == "tench\n"
     images = np.random.default_rng(0).integers(0, 256, (2, 40, 50, 3), dtype=np.uint8)
-    assert np.array_equal(export.predict(new, images), export.predict(export.load(old), images))
+    assert np.array_equal(savedmodel.predict(new, images), savedmodel.predict(savedmodel.load(old), images))
     image_file = tmp_path / "image.png"
     image_file.write_bytes(tf.io.encode_png(images[0]).numpy())
     assert cli.main(["predict", old, str(image_file), "--top-k", "1"]) == 0

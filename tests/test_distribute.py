@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from keras_convnets.training import distribute
+from keras_convnets.runtime import distribute
 from tests._data_dir import real_data_dir, requires_cifar10
 from tests._multiworker import Cluster
 from tests.test_cli import _error as _one_line_error  # exit 2, one line, no traceback
@@ -177,7 +177,7 @@ def test_two_workers_exit_0_with_identical_weights(two_workers):
 def test_only_the_chief_writes_and_its_saved_model_predicts(two_workers):
     import tensorflow as tf
 
-    from keras_convnets.training import export
+    from keras_convnets.serving import saved_model as savedmodel
 
     cluster, statuses = two_workers
     assert statuses == [0, 0], cluster.logs()
@@ -188,7 +188,7 @@ def test_only_the_chief_writes_and_its_saved_model_predicts(two_workers):
     assert record["status"] == "complete" and record["replicas"] == 2 and record["global_batch_size"] == 32
     saved_model = tf.saved_model.load(os.path.join(cluster.out, "saved_model"))
     images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
-    probabilities = export.predict(saved_model, images)
+    probabilities = savedmodel.predict(saved_model, images)
     assert probabilities.shape == (4, 10)
     np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-4)
 

@@ -12,8 +12,7 @@ import sys
 
 import pytest
 
-from keras_convnets import cli
-from keras_convnets.training import lock
+from keras_convnets import cli, run_directory
 from tests._data_dir import real_data_dir, requires_cifar10
 
 pytestmark = requires_cifar10
@@ -25,11 +24,11 @@ class Killed(BaseException):
 
 @pytest.fixture(autouse=True)
 def small_data(monkeypatch):
-    from keras_convnets.training import datasets
+    from keras_convnets.data import pipelines
 
     monkeypatch.setenv("TFDS_DATA_DIR", real_data_dir())
-    evaluation = datasets.eval_dataset
-    monkeypatch.setattr(datasets, "eval_dataset", lambda *args, **kwargs: evaluation(*args, **kwargs).take(2))
+    evaluation = pipelines.eval_dataset
+    monkeypatch.setattr(pipelines, "eval_dataset", lambda *args, **kwargs: evaluation(*args, **kwargs).take(2))
 
 
 def train(capsys, out, *extra, epochs=2):
@@ -84,7 +83,7 @@ def test_divergence_is_one_line_recorded_then_a_lower_lr_completes_and_a_rerun_s
     diverged = record(out)
     assert diverged["status"] == "diverged" and diverged["diverged_at_epoch"] == 1
     assert not (out / "backup").exists() and not (out / "saved_model").exists()
-    assert not (out / lock.LOCK_FILE).exists()
+    assert not (out / run_directory.LOCK_FILE).exists()
 
     # A diverged OUT is free: the same command with a lower learning rate starts over and completes.
     status, stdout, err = train(capsys, out, "--lr", "0.01")
@@ -138,7 +137,7 @@ def test_disk_full_before_training_is_one_line(capsys, tmp_path, monkeypatch):
     expected = (f"keras-convnets: error: {os.strerror(errno.ENOSPC)}: {tmp_path / 'run'}/run.json; re-run the same "
                 "command to resume from the last finished epoch")
     assert err.strip().splitlines() == [expected]
-    assert not (tmp_path / "run" / lock.LOCK_FILE).exists()
+    assert not (tmp_path / "run" / run_directory.LOCK_FILE).exists()
 
 
 # -- 3. atomic checkpoints -------------------------------------------------------------------------------------------
@@ -194,7 +193,7 @@ def test_disk_full_during_checkpoint_write_keeps_the_previous_checkpoints(disk_f
     assert sorted(os.listdir(out / "backup")) == ["epoch-00001", "epoch-00002"], "no temporary directory is left"
     assert [epoch for epoch, _ in checkpoint._complete_checkpoints(str(out / "backup"))] == [2, 1]
     assert record(out)["status"] == "running"
-    assert not (out / lock.LOCK_FILE).exists()
+    assert not (out / run_directory.LOCK_FILE).exists()
 
 
 def test_truncated_checkpoint_resumes_from_the_previous_epoch(capsys, disk_full_at_epoch_3):
@@ -281,16 +280,16 @@ def test_saved_model_left_aside_by_a_kill_between_the_renames_is_restored(tmp_pa
 def test_lock_of_a_live_process_is_refused_and_a_dead_ones_is_taken_over(tmp_path):
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (tmp_path / lock.LOCK_FILE).write_text(json.dumps({"pid": sleeper.pid, "host": os.uname().nodename}))
-        with pytest.raises(lock.RunLockedError, match=f"in use by process {sleeper.pid} on "):
-            lock.acquire(str(tmp_path))
+        (tmp_path / run_directory.LOCK_FILE).write_text(json.dumps({"pid": sleeper.pid, "host": os.uname().nodename}))
+        with pytest.raises(run_directory.RunLockedError, match=f"in use by process {sleeper.pid} on "):
+            run_directory.acquire(str(tmp_path))
     finally:
         sleeper.kill()
         sleeper.wait()
-    path = lock.acquire(str(tmp_path))  # the owner is gone: a stale lock
-    assert json.loads((tmp_path / lock.LOCK_FILE).read_text())["pid"] == os.getpid()
-    lock.release(path)
-    assert not (tmp_path / lock.LOCK_FILE).exists()
+    path = run_directory.acquire(str(tmp_path))  # the owner is gone: a stale lock
+    assert json.loads((tmp_path / run_directory.LOCK_FILE).read_text())["pid"] == os.getpid()
+    run_directory.release(path)
+    assert not (tmp_path / run_directory.LOCK_FILE).exists()
 
 
 def test_second_train_into_a_locked_out_is_one_line_and_touches_nothing(capsys, tmp_path):
@@ -298,14 +297,14 @@ def test_second_train_into_a_locked_out_is_one_line_and_touches_nothing(capsys, 
     out.mkdir()
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (out / lock.LOCK_FILE).write_text(json.dumps({"pid": sleeper.pid, "host": os.uname().nodename}))
+        (out / run_directory.LOCK_FILE).write_text(json.dumps({"pid": sleeper.pid, "host": os.uname().nodename}))
         status, _, err = train(capsys, out)
     finally:
         sleeper.kill()
         sleeper.wait()
     assert status == 2 and len(err.strip().splitlines()) == 1
     assert f"{out} is in use by process {sleeper.pid}" in err
-    assert sorted(os.listdir(out)) == [lock.LOCK_FILE]
+    assert sorted(os.listdir(out)) == [run_directory.LOCK_FILE]
 
 
 # -- 8. a resumed run sees the uninterrupted run's data; a checkpoint is one unit ---------------------------------
@@ -320,10 +319,11 @@ def test_a_resumed_run_sees_the_uninterrupted_runs_batches_and_a_damaged_checkpo
     import hashlib
     import shutil
 
-    from keras_convnets.training import datasets, ema, loop
+    from keras_convnets.data import pipelines
+    from keras_convnets.training import ema, loop
 
     made = []
-    pipeline = datasets.train_dataset
+    pipeline = pipelines.train_dataset
 
     def recorded(*args, **kwargs):
         made.append((kwargs["first_epoch"], pipeline(*args, **kwargs)))
@@ -332,7 +332,7 @@ def test_a_resumed_run_sees_the_uninterrupted_runs_batches_and_a_damaged_checkpo
     def hashes(stream):
         return [hashlib.sha256(images.numpy().tobytes()).hexdigest() for images, _ in stream]
 
-    monkeypatch.setattr(datasets, "train_dataset", recorded)
+    monkeypatch.setattr(pipelines, "train_dataset", recorded)
     status, _, err = train(capsys, tmp_path / "whole", "--ema", "0.99")
     assert status == 0, err
     (first, whole), = made

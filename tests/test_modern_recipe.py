@@ -97,7 +97,7 @@ def test_evaluate_tta_accepts_only_flip(capsys, tmp_path):
 
 
 def test_flip_tta_of_a_flip_invariant_model_equals_plain_evaluation_and_averages_otherwise():
-    from keras_convnets.training.export import tta_probabilities
+    from keras_convnets.serving.inference import tta_probabilities
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (5, 8, 8, 3)).astype(np.uint8)
@@ -120,7 +120,8 @@ def test_flip_tta_of_a_flip_invariant_model_equals_plain_evaluation_and_averages
 
 @requires_cifar10
 def test_every_option_on_trains_resumes_with_its_ema_and_exports(tmp_path, monkeypatch, capsys):
-    from keras_convnets.training import ema, export, loop
+    from keras_convnets.serving import inference
+    from keras_convnets.training import ema, loop
 
     out = str(tmp_path / "run")
     options = dict(epochs=2, steps_per_epoch=2, out=out, data_dir=real_data_dir(), seed=3, recipe="modern",
@@ -173,6 +174,6 @@ def test_every_option_on_trains_resumes_with_its_ema_and_exports(tmp_path, monke
     record = json.load(open(os.path.join(out, "run.json")))
     assert record["status"] == "complete" and record["arguments"]["regularization"]["randaugment"] == [2, 9]
     assert 0.0 <= result.test_accuracy <= 1.0 and np.isfinite(result.test_loss)
-    accuracy, count = export.evaluate_saved_model(result.export_path, "cifar10", data_dir=real_data_dir(),
+    accuracy, count = inference.evaluate_saved_model(result.export_path, "cifar10", data_dir=real_data_dir(),
                                                   tta="flip")
     assert count == 1017 and 0.0 <= accuracy <= 1.0

@@ -318,14 +318,15 @@ def test_a_model_file_and_its_sidecars_are_one_unit(capsys, tmp_path):
 
 def test_litert_of_a_float16_model_is_refused_in_one_line(capsys, tmp_path):
     _needs("litert")
+    from keras_convnets.data import catalog, preprocessing
     from keras_convnets.models.backend import keras
-    from keras_convnets.training import data, export
+    from keras_convnets.serving import saved_model as savedmodel
 
     inner = keras.Sequential([keras.layers.Conv2D(4, 3, dtype="mixed_float16"), keras.layers.GlobalAveragePooling2D(
         dtype="mixed_float16"), keras.layers.Dense(10, dtype="mixed_float16"), keras.layers.Activation(
         "softmax", dtype="float32")])
-    model = data.preprocessing_model(inner, data.dataset_spec("cifar10"), (32, 32, 3))
-    source = export.export_saved_model(model, str(tmp_path / "sm"), CIFAR10_CLASSES)
+    model = preprocessing.preprocessing_model(inner, catalog.dataset_spec("cifar10"), (32, 32, 3))
+    source = savedmodel.export_saved_model(model, str(tmp_path / "sm"), CIFAR10_CLASSES)
     status, out, err = run(capsys, "export", source, "--format", "litert", "--out", tmp_path / "m.tflite")
     one_line_error(status, err, "computes in float16 or bfloat16", "export --format onnx or openvino")
     assert not (tmp_path / "m.tflite").exists() and _temporaries(tmp_path) == []
@@ -349,9 +350,9 @@ def test_int8_calibration_on_a_small_folder_takes_fewer_images_and_names_both_fl
 def test_serving_default_says_what_it_takes(run_dir):
     import tensorflow as tf
 
-    from keras_convnets.training import export
+    from keras_convnets.serving import saved_model as savedmodel
 
-    serve = export.load(str(run_dir / "saved_model")).signatures["serving_default"]
+    serve = savedmodel.load(str(run_dir / "saved_model")).signatures["serving_default"]
     for images in (np.zeros((32, 32, 3), np.uint8), np.zeros((1, 0, 32, 3), np.uint8)):
         with pytest.raises(tf.errors.InvalidArgumentError,
                            match=re.escape("images must be uint8 [batch, height, width, channels] with height and "
@@ -363,9 +364,9 @@ def test_serving_default_says_what_it_takes(run_dir):
 def test_serving_bytes_names_a_truncated_file_and_a_scalar(run_dir):
     import tensorflow as tf
 
-    from keras_convnets.training import export
+    from keras_convnets.serving import saved_model as savedmodel
 
-    serve_bytes = export.load(str(run_dir / "saved_model")).signatures[export.SERVING_BYTES]
+    serve_bytes = savedmodel.load(str(run_dir / "saved_model")).signatures[savedmodel.SERVING_BYTES]
     image = np.random.default_rng(0).integers(0, 256, (20, 24, 3), dtype=np.uint8)
     png, jpeg = tf.io.encode_png(image).numpy(), tf.io.encode_jpeg(image).numpy()
     bmp = b"BM" + (10_000).to_bytes(4, "little") + b"\0" * 50  # says 10,000 bytes, has 56
@@ -386,7 +387,7 @@ def test_predict_says_a_directory_is_a_directory(capsys, tmp_path, run_dir):
 
 def test_train_takes_a_name_and_the_modern_options_as_keywords():
     import keras_convnets as kc
-    from keras_convnets.training.train_config import config_from
+    from keras_convnets.training.config import config_from
 
     with pytest.raises(TypeError, match=r"model must be a registered model name such as 'resnet20' .* got a "
                                         r"Functional named 'resnet20'"):
@@ -410,23 +411,23 @@ def test_a_different_run_in_out_names_the_field_and_both_values(tmp_path):
 
 
 def test_randaugment_replaces_the_modern_trivialaugment_in_the_api_as_on_the_command_line():
-    from keras_convnets.training import recipes, run_plan
+    from keras_convnets.training import plan, recipes
 
     recipe = recipes.modern_recipe(recipes.RESNET_CIFAR)
-    api = run_plan._regularization("modern", recipe, {"randaugment": (2, 9)}, 1000)
+    api = plan._regularization("modern", recipe, {"randaugment": (2, 9)}, 1000)
     assert api.randaugment == (2, 9) and not api.trivialaugment
     with pytest.raises(ValueError, match="choose one"):
-        run_plan._regularization("modern", recipe, {"randaugment": (2, 9), "trivialaugment": True}, 1000)
+        plan._regularization("modern", recipe, {"randaugment": (2, 9), "trivialaugment": True}, 1000)
 
 
 def test_an_export_error_while_converting_is_one_line(capsys, tmp_path, monkeypatch):
     from keras_convnets import convert
-    from keras_convnets.training import export
+    from keras_convnets.serving import saved_model as savedmodel
 
     _no_checkpoint(monkeypatch)
 
     def fails(*args, **kwargs):
-        raise export.ExportError("the reloaded SavedModel does not reproduce the model (max difference 1)")
+        raise savedmodel.ExportError("the reloaded SavedModel does not reproduce the model (max difference 1)")
 
     monkeypatch.setattr(convert, "export_saved_model", fails)
     (tmp_path / "x.pth").write_bytes(b"x")
@@ -443,9 +444,10 @@ def test_epoch_e_of_a_seeded_run_is_the_same_batches_from_any_first_epoch():
     """Every draw of epoch ``e`` (shuffle, pad-crop-flip, the modern per-image ops, mixup / cutmix) depends on
     ``(seed, e)`` alone: the stream started at epoch 1 (a resumed run's) gives the uninterrupted stream's epoch-2
     batches, byte for byte."""
-    from keras_convnets.training import augment, datasets, recipes
+    from keras_convnets.data import augment, catalog, pipelines
+    from keras_convnets.training import recipes
 
-    description = datasets.describe("cifar10", data_dir=real_data_dir())
+    description = catalog.describe("cifar10", data_dir=real_data_dir())
     regularization = recipes.Regularization(trivialaugment=True, random_erasing=0.5, mixup=0.2, cutmix=1.0)
     options = dict(seed=3, epochs=3, steps_per_epoch=2, per_image=augment.per_image_op(regularization),
                    per_batch=augment.per_batch_op(regularization, 10))
@@ -454,9 +456,9 @@ def test_epoch_e_of_a_seeded_run_is_the_same_batches_from_any_first_epoch():
         return [hashlib.sha256(images.numpy().tobytes() + labels.numpy().tobytes()).hexdigest()
                 for images, labels in stream]
 
-    whole = hashes(datasets.train_dataset(description, 16, first_epoch=0, **options))
-    resumed = hashes(datasets.train_dataset(description, 16, first_epoch=1, **options))
+    whole = hashes(pipelines.train_dataset(description, 16, first_epoch=0, **options))
+    resumed = hashes(pipelines.train_dataset(description, 16, first_epoch=1, **options))
     assert len(whole) == 6 and resumed == whole[2:]
     assert len(set(whole)) == 6, "each epoch is a new order"
-    other_seed = hashes(datasets.train_dataset(description, 16, first_epoch=1, **{**options, "seed": 4}))
+    other_seed = hashes(pipelines.train_dataset(description, 16, first_epoch=1, **{**options, "seed": 4}))
     assert other_seed[0] != whole[2]

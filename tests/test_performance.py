@@ -13,16 +13,17 @@ import tensorflow as tf
 from keras_convnets import DenseNet121, ResNet20
 from keras_convnets.models.backend import KERAS_3, keras
 from keras_convnets.models.layers import BatchNormalization as FusedBatchNorm
-from keras_convnets.training import performance
+from keras_convnets.runtime import machine, precision, startup
+from keras_convnets.runtime import settings as runtime_settings
 
 keras3_only = pytest.mark.skipif(not KERAS_3, reason="tf-keras' BatchNormalization is fused already")
 
 
-def _onednn_in_child(env_value, code="performance.prefer_onednn()"):
-    env = {k: v for k, v in os.environ.items() if k != performance.ONEDNN_ENV}
+def _onednn_in_child(env_value, code="startup.prefer_onednn()"):
+    env = {k: v for k, v in os.environ.items() if k != startup.ONEDNN_ENV}
     if env_value is not None:
-        env[performance.ONEDNN_ENV] = env_value
-    script = f"from keras_convnets.training import performance\n{code}\nprint('ONEDNN', performance.onednn_enabled())"
+        env[startup.ONEDNN_ENV] = env_value
+    script = f"from keras_convnets.training import performance\n{code}\nprint('ONEDNN', startup.onednn_enabled())"
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout.split("ONEDNN ")[1].split()[0] == "True", out.stdout
@@ -40,9 +41,9 @@ def test_prefer_onednn_after_tensorflow_changes_nothing_and_says_so():
     # TensorFlow's own default depends on the CPU (on with AVX512-VNNI/BF16/AMX, off elsewhere): ask it, then check
     # that prefer_onednn() reports that default and neither changes it nor pretends to
     code = ("import os, tensorflow\n"
-            "default = performance.onednn_enabled()\n"
-            "assert performance.prefer_onednn() is default, 'reports the state TensorFlow started with'\n"
-            f"assert {performance.ONEDNN_ENV!r} not in os.environ, 'sets nothing once TensorFlow is imported'\n"
+            "default = startup.onednn_enabled()\n"
+            "assert startup.prefer_onednn() is default, 'reports the state TensorFlow started with'\n"
+            f"assert {startup.ONEDNN_ENV!r} not in os.environ, 'sets nothing once TensorFlow is imported'\n"
             "print('DEFAULT', default)")
     enabled, stdout = _onednn_in_child(None, code)
     assert str(enabled) == stdout.split("DEFAULT ")[1].split()[0]
@@ -50,50 +51,50 @@ def test_prefer_onednn_after_tensorflow_changes_nothing_and_says_so():
 
 # One row per branch of the settings choice: (machine, data_threads, autotune, steps_per_execution, jit_compile).
 SETTINGS_BRANCHES = {
-    "small CPU": (performance.Machine(cpu_cores=2, onednn=True), 1, False, 1, False),
-    "CPU with many cores": (performance.Machine(cpu_cores=64, onednn=True), None, True, 1, False),
-    "one GPU": (performance.Machine(cpu_cores=16, gpus=1), None, True, 1, None),
-    "several GPUs": (performance.Machine(cpu_cores=96, gpus=8), None, True, 1, None),
-    "TPU": (performance.Machine(cpu_cores=96, tpu_cores=8), None, True, 32, None),
+    "small CPU": (machine.Machine(cpu_cores=2, onednn=True), 1, False, 1, False),
+    "CPU with many cores": (machine.Machine(cpu_cores=64, onednn=True), None, True, 1, False),
+    "one GPU": (machine.Machine(cpu_cores=16, gpus=1), None, True, 1, None),
+    "several GPUs": (machine.Machine(cpu_cores=96, gpus=8), None, True, 1, None),
+    "TPU": (machine.Machine(cpu_cores=96, tpu_cores=8), None, True, 32, None),
 }
 
 
 @pytest.mark.parametrize("branch", list(SETTINGS_BRANCHES))
 def test_settings_are_chosen_per_machine(branch):
     machine, threads, autotune, steps, jit = SETTINGS_BRANCHES[branch]
-    settings = performance.choose_settings(machine)
+    settings = runtime_settings.choose_settings(machine)
     assert (settings.data_threads, settings.autotune, settings.steps_per_execution, settings.jit_compile) == \
         (threads, autotune, steps, jit)
-    options = performance.dataset_options(settings)
+    options = runtime_settings.dataset_options(settings)
     assert options.autotune.enabled is autotune
     assert options.threading.private_threadpool_size == threads  # None: tf.data shares TensorFlow's pool
-    compiled = performance.compile_options(settings=settings)
+    compiled = runtime_settings.compile_options(settings=settings)
     assert compiled["steps_per_execution"] == steps and compiled.get("jit_compile") is jit
     # arrays of 32x32 images keep the measured thread on a small CPU; photo pipelines (decode, crop) get every core
-    assert performance.input_threads(False, settings) == (threads or machine.cpu_cores)
-    assert performance.input_threads(True, settings) == machine.cpu_cores
-    assert performance.dataset_options(settings, threads=machine.cpu_cores).threading.private_threadpool_size == \
+    assert runtime_settings.input_threads(False, settings) == (threads or machine.cpu_cores)
+    assert runtime_settings.input_threads(True, settings) == machine.cpu_cores
+    assert runtime_settings.dataset_options(settings, threads=machine.cpu_cores).threading.private_threadpool_size == \
         (machine.cpu_cores if threads else None)
     line = settings.describe()
     assert line.startswith("Runtime: ") and machine.describe() in line and settings.reason in line
 
 
 def test_settings_flags_override_the_choice_and_are_checked():
-    small = performance.Machine(cpu_cores=2)
-    settings = performance.choose_settings(small, steps_per_execution=8, jit_compile=True)
+    small = machine.Machine(cpu_cores=2)
+    settings = runtime_settings.choose_settings(small, steps_per_execution=8, jit_compile=True)
     assert (settings.steps_per_execution, settings.jit_compile, settings.data_threads) == (8, True, 1)
     # a capped epoch of 12 steps runs whole executions: 8 does not divide it, 6 does
-    assert performance.compile_options(steps_per_epoch=12, settings=settings)["steps_per_execution"] == 6
+    assert runtime_settings.compile_options(steps_per_epoch=12, settings=settings)["steps_per_execution"] == 6
     with pytest.raises(ValueError, match="steps_per_execution must be a positive integer"):
-        performance.choose_settings(small, steps_per_execution=0)
+        runtime_settings.choose_settings(small, steps_per_execution=0)
     with pytest.raises(ValueError, match=r"jit_compile \(None: Keras decides\) must be None, True or False"):
-        performance.choose_settings(small, jit_compile="yes")
+        runtime_settings.choose_settings(small, jit_compile="yes")
 
 
 def test_detected_machine_is_this_one():
-    machine = performance.detect_machine()
-    assert machine.cpu_cores == os.cpu_count() and machine.gpus == len(tf.config.list_physical_devices("GPU"))
-    assert machine.onednn is performance.onednn_enabled()
+    detected = machine.detect_machine()
+    assert detected.cpu_cores == os.cpu_count() and detected.gpus == len(tf.config.list_physical_devices("GPU"))
+    assert detected.onednn is startup.onednn_enabled()
 
 
 def _compare_with_keras_bn(shape, seed=0, **kwargs):
@@ -192,32 +193,32 @@ CPUINFO = {
 @pytest.mark.parametrize("cpu", list(CPUINFO))
 def test_native_bf16_is_read_from_cpu_flags(cpu):
     text, flags = CPUINFO[cpu]
-    assert performance.cpu_bf16_flags(text) == flags
+    assert machine.cpu_bf16_flags(text) == flags
 
 
 AMX = ("amx_bf16", "avx512_bf16")
 # One row per branch of the precision choice: (machine, requested) -> (Keras policy, oneDNN bf16 rewrite) or the
 # start of the one-line error.
 PRECISION_BRANCHES = {
-    "bf16, AMX CPU": (performance.Machine(2, onednn=True, bf16_flags=AMX), "bf16", ("float32", True)),
-    "bf16, Zen 4 CPU": (performance.Machine(16, onednn=True, bf16_flags=("avx512_bf16",)), "bf16", ("float32", True)),
-    "auto, AMX CPU": (performance.Machine(2, onednn=True, bf16_flags=AMX), "auto", ("float32", True)),
-    "auto, AVX2 CPU": (performance.Machine(2, onednn=True), "auto", ("float32", False)),
-    "auto, bf16 CPU without oneDNN": (performance.Machine(2, bf16_flags=AMX), "auto", ("float32", False)),
-    "auto, GPU host with bf16 CPU": (performance.Machine(16, gpus=1, onednn=True, bf16_flags=AMX), "auto",
+    "bf16, AMX CPU": (machine.Machine(2, onednn=True, bf16_flags=AMX), "bf16", ("float32", True)),
+    "bf16, Zen 4 CPU": (machine.Machine(16, onednn=True, bf16_flags=("avx512_bf16",)), "bf16", ("float32", True)),
+    "auto, AMX CPU": (machine.Machine(2, onednn=True, bf16_flags=AMX), "auto", ("float32", True)),
+    "auto, AVX2 CPU": (machine.Machine(2, onednn=True), "auto", ("float32", False)),
+    "auto, bf16 CPU without oneDNN": (machine.Machine(2, bf16_flags=AMX), "auto", ("float32", False)),
+    "auto, GPU host with bf16 CPU": (machine.Machine(16, gpus=1, onednn=True, bf16_flags=AMX), "auto",
                                      ("float32", False)),
-    "bf16, GPU host": (performance.Machine(16, gpus=1), "bf16", ("mixed_bfloat16", False)),
-    "bf16, TPU host": (performance.Machine(96, tpu_cores=8), "bf16", ("mixed_bfloat16", False)),
-    "float32, AMX CPU": (performance.Machine(2, onednn=True, bf16_flags=AMX), "float32", ("float32", False)),
-    "mixed_bfloat16 as asked, AMX CPU": (performance.Machine(2, onednn=True, bf16_flags=AMX), "mixed_bfloat16",
+    "bf16, GPU host": (machine.Machine(16, gpus=1), "bf16", ("mixed_bfloat16", False)),
+    "bf16, TPU host": (machine.Machine(96, tpu_cores=8), "bf16", ("mixed_bfloat16", False)),
+    "float32, AMX CPU": (machine.Machine(2, onednn=True, bf16_flags=AMX), "float32", ("float32", False)),
+    "mixed_bfloat16 as asked, AMX CPU": (machine.Machine(2, onednn=True, bf16_flags=AMX), "mixed_bfloat16",
                                          ("mixed_bfloat16", False)),
-    "mixed_float16 as asked, GPU host": (performance.Machine(16, gpus=1), "mixed_float16", ("mixed_float16", False)),
-    "mixed_float16, CPU": (performance.Machine(2, onednn=True, bf16_flags=AMX), "mixed_float16",
+    "mixed_float16 as asked, GPU host": (machine.Machine(16, gpus=1), "mixed_float16", ("mixed_float16", False)),
+    "mixed_float16, CPU": (machine.Machine(2, onednn=True, bf16_flags=AMX), "mixed_float16",
                            "precision mixed_float16 cannot run usefully on a CPU"),
-    "mixed_bfloat16, AVX2 CPU": (performance.Machine(2, onednn=True), "mixed_bfloat16",
+    "mixed_bfloat16, AVX2 CPU": (machine.Machine(2, onednn=True), "mixed_bfloat16",
                                  "precision mixed_bfloat16 cannot run usefully on a CPU without native bf16"),
-    "bf16, AVX2 CPU": (performance.Machine(2, onednn=True), "bf16", "precision bf16 cannot run on a CPU without"),
-    "bf16, bf16 CPU without oneDNN": (performance.Machine(2, bf16_flags=AMX), "bf16",
+    "bf16, AVX2 CPU": (machine.Machine(2, onednn=True), "bf16", "precision bf16 cannot run on a CPU without"),
+    "bf16, bf16 CPU without oneDNN": (machine.Machine(2, bf16_flags=AMX), "bf16",
                                       "precision bf16 cannot run without oneDNN kernels"),
 }
 
@@ -226,14 +227,14 @@ PRECISION_BRANCHES = {
 def test_precision_is_chosen_per_machine(branch):
     machine, requested, expected = PRECISION_BRANCHES[branch]
     if isinstance(expected, str):  # never silently: a one-line error that says why and what to use
-        with pytest.raises(performance.PrecisionError) as error:
-            performance.choose_settings(machine, precision=requested)
+        with pytest.raises(precision.PrecisionError) as error:
+            runtime_settings.choose_settings(machine, precision=requested)
         message = str(error.value)
         assert message.startswith(expected) and "\n" not in message and "float32 or auto" in message
         return
-    chosen = performance.choose_precision(machine, requested)
+    chosen = precision.choose_precision(machine, requested)
     assert (chosen.policy, chosen.onednn_bf16) == expected
-    line = performance.choose_settings(machine, precision=requested).describe()
+    line = runtime_settings.choose_settings(machine, precision=requested).describe()
     assert line.startswith("Runtime: ") and chosen.describe() in line, "the run's first line says which precision"
     assert ("precision bf16 (oneDNN graph rewrite)" in line) is chosen.onednn_bf16
     # a float32 run on a CPU that would gain says how
@@ -242,17 +243,17 @@ def test_precision_is_chosen_per_machine(branch):
 
 def test_precision_is_checked():
     with pytest.raises(ValueError, match="precision must be 'float32', 'bf16', 'auto', .* got 'bfloat16'"):
-        performance.choose_precision(performance.Machine(2), "bfloat16")
+        precision.choose_precision(machine.Machine(2), "bfloat16")
 
 
 def test_onednn_bf16_option_is_set_for_the_block_and_restored():
     def option():
-        return tf.config.optimizer.get_experimental_options().get(performance.ONEDNN_BF16_OPTION, False)
+        return tf.config.optimizer.get_experimental_options().get(precision.ONEDNN_BF16_OPTION, False)
 
     assert not option()
-    with performance.onednn_bf16():
+    with precision.onednn_bf16():
         assert option()
-        with performance.onednn_bf16(False):
+        with precision.onednn_bf16(False):
             assert not option()
         assert option()
     assert not option()
@@ -265,7 +266,7 @@ BF16_ROUNDOFF = 2.0 ** -8
 def _train_losses(model, images, labels, steps, bf16):
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
                   loss=keras.losses.SparseCategoricalCrossentropy())
-    with performance.onednn_bf16(bf16):
+    with precision.onednn_bf16(bf16):
         return [float(model.train_on_batch(images, labels)) for _ in range(steps)]
 
 

@@ -7,8 +7,10 @@ import pytest
 import tensorflow as tf
 
 from keras_convnets import ResNet20
+from keras_convnets.data import catalog, preprocessing
 from keras_convnets.models import registry
-from keras_convnets.training import data, export, recipes
+from keras_convnets.serving import saved_model as savedmodel
+from keras_convnets.training import recipes
 
 
 def _lr(schedule, step):
@@ -64,29 +66,29 @@ def test_schedule_overrides():
 
 
 def _model():
-    return data.preprocessing_model(ResNet20(), data.dataset_spec("cifar10"), (32, 32, 3))
+    return preprocessing.preprocessing_model(ResNet20(), catalog.dataset_spec("cifar10"), (32, 32, 3))
 
 
 def test_export_serves_uint8_and_names_classes(tmp_path):
     model, names = _model(), [f"class{i}" for i in range(10)]
-    path = export.export_saved_model(model, str(tmp_path / "saved_model"), names)
+    path = savedmodel.export_saved_model(model, str(tmp_path / "saved_model"), names)
     loaded = tf.saved_model.load(path)
     spec = loaded.signatures["serving_default"].structured_input_signature[1]["images"]
     assert spec.dtype == tf.uint8 and spec.shape.as_list() == [None, None, None, None]
     images = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
-    np.testing.assert_allclose(export.predict(loaded, images), model(images), atol=1e-4)
-    assert export.load_class_names(loaded) == names
+    np.testing.assert_allclose(savedmodel.predict(loaded, images), model(images), atol=1e-4)
+    assert savedmodel.load_class_names(loaded) == names
     assert open(os.path.join(path, "assets", "labels.txt")).read().split() == names
     assert sorted(os.listdir(tmp_path)) == ["saved_model"], "no temporary directory is left behind"
 
 
 def test_failed_export_keeps_the_previous_one(tmp_path, monkeypatch):
     path = str(tmp_path / "saved_model")
-    export.export_saved_model(_model(), path, list("abcdefghij"))
+    savedmodel.export_saved_model(_model(), path, list("abcdefghij"))
     before = open(os.path.join(path, "saved_model.pb"), "rb").read()
-    monkeypatch.setattr(export, "predict",
+    monkeypatch.setattr(savedmodel, "predict",
                         lambda saved_model, images, **kwargs: np.zeros((len(images), 10), np.float32))
-    with pytest.raises(export.ExportError, match="left unchanged"):
-        export.export_saved_model(_model(), path, list("abcdefghij"))
+    with pytest.raises(savedmodel.ExportError, match="left unchanged"):
+        savedmodel.export_saved_model(_model(), path, list("abcdefghij"))
     assert open(os.path.join(path, "saved_model.pb"), "rb").read() == before
     assert sorted(os.listdir(tmp_path)) == ["saved_model"]

@@ -274,7 +274,7 @@ def _view(image, resize_height, resize_width, size, method):
 ])
 def test_convert_export_serves_the_view_the_weights_expect(source, fraction, method, resized, tmp_path, monkeypatch):
     from keras_convnets import cli
-    from keras_convnets.training import export
+    from keras_convnets.serving import saved_model as savedmodel
 
     checkpoint = tmp_path / "r18.safetensors"
     _timm_file(_torchvision_model("resnet18", seed=10), checkpoint)
@@ -286,13 +286,13 @@ def test_convert_export_serves_the_view_the_weights_expect(source, fraction, met
     argv = ["convert", str(checkpoint) if source == "file" else source, "resnet18", "--out",
             str(tmp_path / "r18.weights.h5"), "--export", str(saved)]
     assert cli.main(argv) == 0
-    model = export.load(str(saved))
-    assert export.crop_fraction(model) == pytest.approx(fraction) and export.interpolation(model) == method
+    model = savedmodel.load(str(saved))
+    assert savedmodel.crop_fraction(model) == pytest.approx(fraction) and savedmodel.interpolation(model) == method
     image = np.random.default_rng(1).integers(0, 256, (300, 256, 3), dtype=np.uint8)
-    expected = export.predict(model, _view(image, *resized, 224, method)[None], signature="preprocessed")
-    np.testing.assert_allclose(export.predict(model, image[None]), expected, atol=1e-5)
+    expected = savedmodel.predict(model, _view(image, *resized, 224, method)[None], signature="preprocessed")
+    np.testing.assert_allclose(savedmodel.predict(model, image[None]), expected, atol=1e-5)
     if method != "bilinear":  # the bicubic view is not the bilinear one, and the model tells them apart
-        bilinear = export.predict(model, _view(image, *resized, 224, "bilinear")[None], signature="preprocessed")
+        bilinear = savedmodel.predict(model, _view(image, *resized, 224, "bilinear")[None], signature="preprocessed")
         assert np.max(np.abs(bilinear - expected)) > 1e-3
 
 

@@ -78,7 +78,7 @@ def test_saved_model_scores_raw_uint8_test_images_as_reported(run):
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    from keras_convnets.training import export
+    from keras_convnets.serving import saved_model as savedmodel
 
     assert run["second"].returncode == 0
     reported = float(run["second"].stdout.split("test accuracy:")[1].split()[0])
@@ -86,7 +86,7 @@ def test_saved_model_scores_raw_uint8_test_images_as_reported(run):
                                              as_supervised=True, download=False))
     assert images.dtype == np.uint8 and len(images) == 1017
     saved_model = tf.saved_model.load(os.path.join(run["out"], "saved_model"))
-    probabilities = export.predict(saved_model, images)
+    probabilities = savedmodel.predict(saved_model, images)
     assert probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-4)
     accuracy = float((probabilities.argmax(-1) == labels).mean())

@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from keras_convnets import cli
-from keras_convnets.training.train_config import OPTIONS, TrainConfig, config_from
+from keras_convnets.training.config import OPTIONS, TrainConfig, config_from
 from tests._data_dir import real_data_dir, requires_cifar10
 
 
@@ -67,7 +67,9 @@ def test_plan_takes_a_config_or_keywords_alike(tmp_path):
 def test_a_runs_settings_reach_its_pipelines_and_leave_the_process_alone(tmp_path, monkeypatch):
     """The flags' settings go to the run's pipelines and compile options; the process' defaults, which any later
     pipeline gets, are not changed by a run (before issue 19 a run installed its settings in a global)."""
-    from keras_convnets.training import datasets, loop, performance
+    from keras_convnets.data import pipelines
+    from keras_convnets.runtime import settings as runtime_settings
+    from keras_convnets.training import loop
 
     class Stop(Exception):
         pass
@@ -78,10 +80,10 @@ def test_a_runs_settings_reach_its_pipelines_and_leave_the_process_alone(tmp_pat
         seen["settings"] = settings
         raise Stop()
 
-    monkeypatch.setattr(datasets, "train_dataset", spy)
-    before = performance.default_settings()
+    monkeypatch.setattr(pipelines, "train_dataset", spy)
+    before = runtime_settings.default_settings()
     with pytest.raises(Stop):
         loop.train("resnet20", epochs=1, batch_size=8, steps_per_execution=before.steps_per_execution + 2,
                    out=str(tmp_path / "run"), data_dir=real_data_dir())
     assert seen["settings"].steps_per_execution == before.steps_per_execution + 2
-    assert performance.default_settings() == before
+    assert runtime_settings.default_settings() == before

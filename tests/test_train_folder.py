@@ -115,9 +115,9 @@ def test_saved_model_classifies_raw_images_of_any_size_and_channels(run, tmp_pat
 
     summary = json.load(open(os.path.join(run["out"], "run.json")))["data"]
     assert summary["evaluation"]["holdout"] == "held out"
-    from keras_convnets.training import datasets
+    from keras_convnets.data import catalog
 
-    description = datasets.describe(run["folder"], image_size=32, statistics=summary["statistics"])
+    description = catalog.describe(run["folder"], image_size=32, statistics=summary["statistics"])
     images, labels = [], []
     for path, label in zip(description.evaluation.files, description.evaluation.labels):
         image = tf.io.decode_png(tf.io.read_file(path), channels=3).numpy()

@@ -173,14 +173,27 @@ def add_arguments(parser):
                         help="also time keras.applications' model of the same architecture, interleaved")
     parser.add_argument("--classes", type=_positive, default=None)
     parser.add_argument("--threads", default=None, metavar="INTRA,INTER",
-                        help="TensorFlow thread pool sizes (default: performance.configure_threads' choice)")
+                        help="TensorFlow thread pool sizes (default: TensorFlow's choice; "
+                             "keras_convnets.runtime.startup.configure_threads)")
     return parser
+
+
+def add(commands):
+    """The ``bench`` subcommand, with :func:`add_arguments`' arguments."""
+    p = commands.add_parser("bench", help="throughput benchmarks", description=__doc__.split("\n")[0])
+    add_arguments(p)
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """``keras-convnets bench``: runs :func:`measure_all` on ``args``, prints its table and returns exit status 0.
-    Bad arguments raise a ValueError (the command prints it as one line and exits 2)."""
-    measure_all(args)
+    Bad arguments are a usage error (one line, exit 2), checked before anything is timed."""
+    from keras_convnets.cli.common import UsageError
+
+    try:
+        measure_all(args)
+    except ValueError as error:  # bad models, modes, sizes
+        raise UsageError(str(error)) from None
     return 0
 
 
@@ -222,13 +235,13 @@ def check_arguments(args: argparse.Namespace) -> Tuple[list, list]:
 
 def measure_all(args: argparse.Namespace) -> list:
     """Runs the benchmark described by ``args`` (from :func:`add_arguments`), prints a table, returns the results."""
-    from keras_convnets.training import performance
-    performance.prefer_onednn()  # as the keras-convnets command does (a no-op once TensorFlow is imported)
+    from keras_convnets.runtime import startup
+    startup.prefer_onednn()  # as the keras-convnets command does (a no-op once TensorFlow is imported)
     models, modes = check_arguments(args)
-    performance.configure_threads(*_threads(args.threads))
+    startup.configure_threads(*_threads(args.threads))
     from keras_convnets.models.flops import format_flops
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}; "
-          f"{os.cpu_count()} CPUs; {'oneDNN' if performance.onednn_enabled() else 'Eigen'} kernels", flush=True)
+          f"{os.cpu_count()} CPUs; {'oneDNN' if startup.onednn_enabled() else 'Eigen'} kernels", flush=True)
     header = f"{'model':<36} {'mode':<5} {'size':>4} {'batch':>5} {'img/s':>9} {'FLOPs':>7} {'GFLOP/s':>8}  ratio"
     print(header + "\n" + "-" * len(header), flush=True)
     results = []
@@ -255,6 +268,7 @@ def main(argv: Optional[list] = None) -> int:
                                                    formatter_class=argparse.RawDescriptionHelpFormatter))
     args = parser.parse_args(argv)
     try:
-        return run(args)
+        measure_all(args)
     except ValueError as error:
         parser.error(str(error))
+    return 0

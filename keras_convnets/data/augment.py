@@ -1,6 +1,6 @@
 """The modern recipe's data augmentation: RandAugment, TrivialAugment, random erasing (per image) and mixup / cutmix
 (per batch), as pure TensorFlow functions with stateless randomness from a seed, like
-:func:`keras_convnets.training.transforms.augment`.
+:func:`keras_convnets.data.transforms.augment`.
 
 Per-image ops take ``(uint8 image [H, W, 3], seed [2] int64)`` and return a uint8 image of the same shape; the
 pipeline draws one seed per image from ``tf.data.Dataset.random(seed)``, so every image of a batch gets its own ops
@@ -340,21 +340,21 @@ def mix_batch(images, labels, seed, mixup_alpha=0.0, cutmix_alpha=0.0, switch_pr
                    lambda: mixup(images, labels, _beta(beta_seed, mixup_alpha)))
 
 
-def per_image_op(regularization, fill=(0, 0, 0)):
-    """The ``(uint8 image, seed) -> uint8 image`` op of a :class:`~keras_convnets.training.recipes.Regularization`
-    (RandAugment or TrivialAugment, then random erasing with ``fill``, each with its own seed split from ``seed``),
-    or None when it has none. torchvision's order: the policy on the cropped image, erasing last."""
+def per_image_op(*, randaugment=None, trivialaugment=False, erasing=0.0, fill=(0, 0, 0)):
+    """The ``(uint8 image, seed) -> uint8 image`` op of the per-image options (RandAugment ``(N, M)`` or
+    TrivialAugment, then random erasing with probability ``erasing`` and ``fill``, each with its own seed
+    split from ``seed``), or None when none is on. torchvision's order: the policy on the cropped image, erasing
+    last."""
     import tensorflow as tf
 
     ops = []
-    if regularization.randaugment:
-        num_ops, magnitude = regularization.randaugment
+    if randaugment:
+        num_ops, magnitude = randaugment
         ops.append(lambda image, seed: rand_augment(image, seed, num_ops, magnitude))
-    if regularization.trivialaugment:
+    if trivialaugment:
         ops.append(trivial_augment)
-    if regularization.random_erasing:
-        p = regularization.random_erasing
-        ops.append(lambda image, seed: random_erasing(image, seed, p, fill))
+    if erasing:
+        ops.append(lambda image, seed: random_erasing(image, seed, erasing, fill))
     if not ops:
         return None
 
@@ -366,22 +366,20 @@ def per_image_op(regularization, fill=(0, 0, 0)):
     return op
 
 
-def per_batch_op(regularization, num_classes):
-    """The ``(uint8 images, int64 labels, seed) -> (images, float32 labels)`` op of a training batch under a
-    :class:`~keras_convnets.training.recipes.Regularization` that needs soft labels: one-hot labels, mixed by mixup /
-    cutmix (:func:`mix_batch`) when it has them; None when the labels stay integers."""
+def per_batch_op(num_classes, *, soft_labels=False, mixup=0.0, cutmix=0.0):
+    """The ``(uint8 images, int64 labels, seed) -> (images, float32 labels)`` op of a training batch whose loss takes
+    soft labels: one-hot labels, mixed by mixup / cutmix (:func:`mix_batch`, alphas ``mixup`` and ``cutmix``) when
+    either is on; None when the labels stay integers."""
     import tensorflow as tf
 
-    if not regularization.soft_labels:
+    if not (soft_labels or mixup or cutmix):
         return None
-    mixup_alpha, cutmix_alpha = regularization.mixup, regularization.cutmix
 
     def op(images, labels, seed):
         one_hot = tf.one_hot(labels, num_classes)
-        if not (mixup_alpha or cutmix_alpha):
+        if not (mixup or cutmix):
             return images, one_hot
-        return mix_batch(images, one_hot, tf.random.experimental.stateless_fold_in(seed, 2), mixup_alpha,
-                         cutmix_alpha)
+        return mix_batch(images, one_hot, tf.random.experimental.stateless_fold_in(seed, 2), mixup, cutmix)
 
     return op
 

@@ -1,6 +1,7 @@
-"""The data layer: datasets by name or path (any tfds image-classification dataset, or a folder of class
-sub-folders), described once (:class:`DatasetDescription`: image size, classes, per-channel statistics, augmentation,
-splits) and read by seeded per-image tf.data pipelines that yield ``(uint8 [B, S, S, 3], int64 [B])``.
+"""The catalog of the data layer: datasets by name or path (any tfds image-classification dataset, or a folder of
+class sub-folders), described once (:class:`DatasetDescription`: image size, classes, per-channel statistics,
+augmentation, splits), and their raw examples (:func:`encoded_examples`, :func:`load_split`) for the pipelines
+(:mod:`keras_convnets.data.pipelines`).
 
 ``describe("oxford_flowers102")``, ``describe("imagenette/320px", image_size=160)``, ``describe("path/to/photos")``.
 
@@ -9,7 +10,7 @@ splits) and read by seeded per-image tf.data pipelines that yield ``(uint8 [B, S
   when asked, downloaded; for the datasets of :data:`DATASETS` only after their host answers (offline, tfds' own
   download retries for minutes first). Every failure is one line saying how to point at a local copy.
 - **Splits.** tfds: training on ``train``; evaluation on ``test``, else ``validation``, else a seeded held-out
-  fraction of ``train``. Folders: see :mod:`keras_convnets.training.image_folder`. :attr:`DatasetDescription.split_note`
+  fraction of ``train``. Folders: see :mod:`keras_convnets.data.folders`. :attr:`DatasetDescription.split_note`
   says which, in one line, for the run's first lines.
 - **Statistics** (per channel, pixels in [0, 1]): recorded ones passed back in (a resumed run reads them from its
   ``run.json``), else the input normalization of the pretrained weights the model starts from (keras.applications'
@@ -17,25 +18,13 @@ splits) and read by seeded per-image tf.data pipelines that yield ``(uint8 [B, S
   decided by its provenance: :func:`pretrained_statistics`), else the table :data:`DATASETS` (cifar10, cifar100,
   svhn_cropped), else computed once on a bounded, deterministic sample of the training images
   (:func:`compute_statistics`, which also computes the table's figures over a whole split).
-- **Augmentation**: ``"cifar"`` (pad 4, random 32x32 crop, flip: :func:`keras_convnets.training.transforms.augment`)
-  at 32x32 and below, ``"imagenet"`` (random-resized crop + flip, :mod:`keras_convnets.training.transforms`) above,
-  ``"none"`` for SVHN as the papers train it. Evaluation: the short side resized and centre-cropped
-  (:func:`keras_convnets.training.transforms.eval_transform`, crop fraction 0.875 for ``"imagenet"``, 1 otherwise).
-- **Pipelines.** Every pipeline is built from the same two steps: :func:`_seeded_per_image` (each image its own
-  seed, drawn from ``tf.data.Dataset.random(seed)``, so every image of a batch gets its own crop and a seeded run sees
-  the same images in the same order with the same crops) and :func:`_batched` (batch, prefetch, the runtime settings'
-  ``tf.data.Options``). The CIFAR papers' datasets at their own size take the papers' pipeline
-  (:func:`cifar_pipeline`: decode, cache, shuffle over the whole split, pad-crop-flip); other small images are decoded
-  and sized once, cached, then augmented per epoch; larger ones are decoded in the pipeline, after shuffling (tfds
-  images are read encoded), so a large dataset's shuffle buffer holds compressed bytes.
+- **Augmentation**: ``"cifar"`` (pad 4, random 32x32 crop, flip: :func:`keras_convnets.data.transforms.augment`)
+  at 32x32 and below, ``"imagenet"`` (random-resized crop + flip, :mod:`keras_convnets.data.transforms`) above,
+  ``"none"`` for SVHN as the papers train it.
 
-Normalization is *not* done here: it is the first layer of the trained model
-(:func:`keras_convnets.training.data.preprocessing_model`), so the exported SavedModel takes raw ``uint8`` images.
-Pipeline builders take ``settings`` (a :class:`keras_convnets.training.performance.RuntimeSettings`; None: this
-machine's). TensorFlow is imported only when a pipeline is built, so the CLI can check a dataset name without it.
+TensorFlow is imported only when examples are read, so the command line can check a dataset name without it.
 """
 
-import contextlib
 import dataclasses
 import difflib
 import os
@@ -45,9 +34,10 @@ from typing import Optional, Tuple
 import numpy as np
 
 from keras_convnets import checks
+from keras_convnets.data import folders, transforms
 from keras_convnets.models import pretrained as pretrained_weights
 from keras_convnets.models.checkpoints import checkpoint_format
-from keras_convnets.training import image_folder, performance, transforms
+from keras_convnets.runtime import settings as runtime_settings
 
 AUGMENTATIONS = ("cifar", "imagenet", "none")
 #: Default training size of a dataset whose images have no fixed size: the ImageNet models' input.
@@ -241,8 +231,6 @@ class DatasetDescription:
     @property
     def crop_fraction(self) -> float:
         """The evaluation crop's share of the resized short side (0.875 for ImageNet-style, 1 for CIFAR-style)."""
-        from keras_convnets.training import transforms
-
         return transforms.EVAL_CROP_FRACTION if self.augmentation == "imagenet" else 1.0
 
     def summary(self) -> dict:
@@ -353,7 +341,7 @@ def load_split(name: str, split: str, data_dir: str | None = None, download: boo
     """The raw ``(uint8 image, int64 label)`` examples of one tfds split, in file order, with our dataset options."""
     builder = tfds_builder(name, data_dir, download)
     ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
-    return ds.with_options(pipeline_options(settings=settings))
+    return ds.with_options(runtime_settings.dataset_options(settings))
 
 
 def _image_and_label_keys(name: str, info) -> tuple[str, str]:
@@ -398,18 +386,18 @@ def _tfds_holdout(count: int, fraction: float, seed: int) -> np.ndarray:
 # -------------------------------------------------------------------------------------------------------- folders --
 
 def _folder_splits(path: str, holdout_fraction: float, split_seed: int, threads: int | None):
-    layout = image_folder.split_layout(path)
+    layout = folders.split_layout(path)
     if layout:
-        train_scan = image_folder.scan_classes(layout[0], threads=threads)
-        eval_scan = image_folder.scan_classes(layout[1], threads=threads, class_names=train_scan.class_names)
+        train_scan = folders.scan_classes(layout[0], threads=threads)
+        eval_scan = folders.scan_classes(layout[1], threads=threads, class_names=train_scan.class_names)
         train = Split(layout[0], len(train_scan.files), None, train_scan.files, train_scan.labels)
         evaluation = Split(layout[1], len(eval_scan.files), None, eval_scan.files, eval_scan.labels)
         note = (f"{path}: training on {os.path.basename(layout[0])}/ ({train.count:,} images), evaluating on "
                 f"{os.path.basename(layout[1])}/ ({evaluation.count:,})")
         report = "; ".join(r for r in (train_scan.report, eval_scan.report) if r)
         return train_scan.class_names, train, evaluation, note, report, train_scan.formats | eval_scan.formats
-    scan = image_folder.scan_classes(path, threads=threads)
-    held = image_folder.holdout_indices(scan.labels, holdout_fraction, split_seed)
+    scan = folders.scan_classes(path, threads=threads)
+    held = folders.holdout_indices(scan.labels, holdout_fraction, split_seed)
     is_held = np.zeros(len(scan.files), bool)
     is_held[held] = True
 
@@ -480,146 +468,9 @@ def describe(dataset: str, *, image_size: int | None = None, augmentation: str |
     return dataclasses.replace(description, statistics=statistics)
 
 
-# ------------------------------------------------------------------------------------------------------ pipelines --
+# ----------------------------------------------------------------------------------------------- raw examples --
 
-def pipeline_options(threads: int | None = None, settings=None):
-    """:func:`keras_convnets.training.performance.dataset_options` of ``settings`` (None: this machine's) for a
-    pipeline of ``threads`` (None: the settings' own)."""
-    return performance.dataset_options(settings, threads=threads)
-
-
-def _threads(description: DatasetDescription, threads: int | None, settings) -> int:
-    """``threads`` if given, else what the runtime settings give a pipeline of this kind (performance decides)."""
-    if threads is not None:
-        return threads
-    return performance.input_threads(description.augmentation == "imagenet", settings)
-
-
-def _seeded_per_image(examples, first, then, seed, parallel):
-    """``(image, label)`` examples with ``first`` and then ``then`` (either may be None:
-    :func:`keras_convnets.training.transforms.chain`) applied to each image, seeded by the image's own draw of
-    ``tf.data.Dataset.random(seed)`` (``seed``: an int or an int64 tensor); ``examples`` as they are when both are
-    None."""
-    import tensorflow as tf
-
-    if first is None and then is None:
-        return examples
-    transform = transforms.chain(first, then)
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=False).batch(2)
-    return tf.data.Dataset.zip((examples, seeds)).map(
-        lambda example, image_seed: (transform(example[0], image_seed), example[1]), num_parallel_calls=parallel)
-
-
-def _seeded_per_batch(batches, op, seed):
-    """``(images, labels)`` batches with ``op(images, labels, seed)`` applied to each, seeded by the batch's own draw
-    of ``tf.data.Dataset.random(seed)``; ``batches`` as they are when ``op`` is None."""
-    import tensorflow as tf
-
-    if op is None:
-        return batches
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=False).batch(2)
-    return tf.data.Dataset.zip((batches, seeds)).map(lambda batch, batch_seed: op(batch[0], batch[1], batch_seed),
-                                                     num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def _batched(examples, batch_size: int, *, drop_remainder: bool = False, threads: int | None = None, settings=None):
-    """``examples`` batched, prefetched, with the runtime settings' options for a pipeline of ``threads``."""
-    import tensorflow as tf
-
-    ds = examples.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
-    return ds.with_options(pipeline_options(threads, settings))
-
-
-#: Epoch ``e`` of a run seeded ``seed`` draws from ``seed * EPOCH_SEED_STRIDE + e`` (:func:`epoch_seed`).
-EPOCH_SEED_STRIDE = 1_000_003
-
-
-def epoch_seed(seed, epoch):
-    """The seed of epoch ``epoch`` (0-based) of a run seeded ``seed``: the epoch's shuffle, per-image and per-batch
-    draws all derive from it, so they depend on ``(seed, epoch)`` alone."""
-    return seed * EPOCH_SEED_STRIDE + epoch
-
-
-def _epoch_streams(seed):
-    """The shuffle, per-image and per-batch seeds of an epoch seeded ``seed`` (an int64 tensor)."""
-    return 3 * seed, 3 * seed + 1, 3 * seed + 2
-
-
-def cifar_pipeline(examples, batch_size: int, *, training: bool = True, augment: bool = True, seed: int = 0,
-                   cache: bool = True, drop_remainder: bool = False, per_image=None, settings=None):
-    """The CIFAR papers' pipeline of a split's decoded ``(uint8 image, int64 label)`` examples (:func:`load_split`):
-    cached; in training shuffled over the whole split (again each iteration, reproducibly from ``seed``) and, per
-    image, padded, cropped and flipped (:func:`keras_convnets.training.transforms.augment`) when ``augment``, then
-    ``per_image`` (seeded by :func:`keras_convnets.training.transforms.extra_seed` of the image's seed, so the crops
-    and flips stay those of a run without it); batched."""
-
-    if cache:
-        examples = examples.cache()
-    if not training:
-        return _batched(examples, batch_size, drop_remainder=drop_remainder, settings=settings)
-    epoch = _cifar_epoch(examples, augment, per_image)
-    def batches(seed):
-        with _without_graph_seed():
-            return epoch(seed).batch(batch_size, drop_remainder=drop_remainder)
-
-    return _epochs(_iteration_seeds(seed), batches, options=pipeline_options(settings=settings))
-
-
-def _cifar_epoch(cached, augment: bool, per_image):
-    """One training epoch of cached CIFAR examples, from its seed: shuffled over the whole split, padded, cropped
-    and flipped per image (when ``augment``), then ``per_image``."""
-    import tensorflow as tf
-
-    size = int(cached.cardinality())
-
-    def epoch(seed):
-        shuffle_seed, image_seed, _ = _epoch_streams(seed)
-        examples = cached.shuffle(size if size > 0 else 50_000, seed=shuffle_seed, reshuffle_each_iteration=False)
-        return _seeded_per_image(examples, transforms.augment if augment else None, per_image, image_seed,
-                                 tf.data.AUTOTUNE)
-
-    return epoch
-
-
-def _iteration_seeds(seed: int):
-    """One epoch seed per iteration of a dataset, a new one each time it is iterated (reproducibly from ``seed``):
-    what a dataset made for a user's own loop or ``fit(epochs=N)`` takes."""
-    import tensorflow as tf
-
-    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
-
-
-def _run_seeds(seed: int, first_epoch: int, epochs: int):
-    """The seeds of epochs ``first_epoch`` .. ``epochs - 1`` of a run (:func:`epoch_seed`)."""
-    import tensorflow as tf
-
-    return tf.data.Dataset.range(first_epoch, epochs).map(lambda epoch: epoch_seed(tf.constant(seed, tf.int64), epoch))
-
-
-@contextlib.contextmanager
-def _without_graph_seed():
-    """While an epoch's pipeline is traced: no graph-level seed, so its draws depend on the epoch's seed alone, not
-    on a global ``tf.random.set_seed`` (TensorFlow mixes that into every op seed, and with a global seed of 0 its
-    ``get_seed`` cannot take a seed tensor at all: "Using a symbolic tf.Tensor as a Python bool")."""
-    import tensorflow as tf
-
-    graph = tf.compat.v1.get_default_graph()
-    previous, graph.seed = graph.seed, None
-    try:
-        yield
-    finally:
-        graph.seed = previous
-
-
-def _epochs(seeds, batches, *, options):
-    """The batches of one epoch per seed of ``seeds`` (``batches(seed)``: one epoch's), prefetched, with
-    ``options``."""
-    import tensorflow as tf
-
-    return seeds.flat_map(batches).prefetch(tf.data.AUTOTUNE).with_options(options)
-
-
-def _encoded_examples(description: DatasetDescription, split: Split, *, shuffle_seed=None):
+def encoded_examples(description: DatasetDescription, split: Split, *, shuffle_seed=None):
     """``(encoded image bytes, int64 label)`` of ``split`` in file order, or shuffled by ``shuffle_seed`` (an int64
     tensor inside an epoch's function: the files' order and the shuffle buffer's draw from it alone)."""
     import tensorflow as tf
@@ -650,123 +501,33 @@ def _encoded_examples(description: DatasetDescription, split: Split, *, shuffle_
     return ds
 
 
-def _uses_cifar_pipeline(description: DatasetDescription) -> bool:
-    """The CIFAR-family tfds datasets at their own size, with their own splits: the papers' pipeline."""
-    return (description.kind == "tfds" and description.name in DATASETS and description.image_size == 32
-            and description.augmentation != "imagenet" and description.evaluation.holdout is None)
-
-
-def _training_epoch(description: DatasetDescription, threads: int, crop_decode_jpeg: bool, per_image, settings):
-    """``epoch(seed) -> (uint8 image, int64 label) examples`` of one training epoch of ``description``, its order
-    and augmentation drawn from ``seed`` alone; what is decoded once (CIFAR splits, small images) is cached outside
-    it and shared by every epoch."""
-
-    if _uses_cifar_pipeline(description):
-        examples = load_split(description.name, description.train.source, description.data_dir, settings=settings)
-        return _cifar_epoch(examples.cache(), description.augment, per_image)
-    size = description.image_size
-    if description.augmentation == "imagenet":
-        jpeg = None if description.image_format is None else description.image_format == "JPEG"
-
-        def crop(encoded, image_seed):
-            if crop_decode_jpeg:
-                return transforms.decode_train_transform(encoded, size, image_seed, jpeg)
-            return transforms.train_transform(transforms.decode_rgb(encoded), size, image_seed)
-
-        def photos(seed):
-            shuffle_seed, image_seed, _ = _epoch_streams(seed)
-            return _seeded_per_image(_encoded_examples(description, description.train, shuffle_seed=shuffle_seed),
-                                     crop, per_image, image_seed, threads)
-
-        return photos
-    # small images: decode and size once, cache, then shuffle and augment per epoch
-    cached = _encoded_examples(description, description.train).map(
-        lambda encoded, label: (transforms.eval_transform(transforms.decode_rgb(encoded), size, 1.0), label),
-        num_parallel_calls=threads).cache()
-
-    def small(seed):
-        shuffle_seed, image_seed, _ = _epoch_streams(seed)
-        examples = cached.shuffle(description.train.count, seed=shuffle_seed, reshuffle_each_iteration=False)
-        return _seeded_per_image(examples, transforms.augment if description.augmentation == "cifar" else None,
-                                 per_image, image_seed, threads)
-
-    return small
-
-
-def train_dataset(description: DatasetDescription, batch_size: int, *, seed: int = 0, epochs: int | None = None,
-                  first_epoch: int = 0, steps_per_epoch: int | None = None, threads: int | None = None,
-                  drop_remainder: bool = False, crop_decode_jpeg: bool = True, per_image=None, per_batch=None,
-                  settings=None):
-    """The training pipeline: shuffled, augmented per image, batched: ``(uint8 [B, S, S, 3], int64 [B])``.
+def compute_statistics(dataset, split: Split | str | None = None, *, max_images: int | None = STATISTICS_IMAGES,
+                       data_dir: str | None = None, threads: int | None = None, settings=None) -> Statistics:
+    """Per-channel mean and std (pixels in [0, 1]) of a dataset's images as decoded (any size), each image weighing
+    the same; deterministic, float64, summed image by image in file order.
 
     Args:
-        description: the dataset (:func:`describe`).
-        batch_size: images per batch (the global batch of a run).
-        seed: what every draw derives from.
-        epochs: None: each iteration of the dataset is one epoch, a new order each time (reproducibly from
-            ``seed``), for a loop of your own or ``fit(epochs=N)``. A number: one dataset of the run's epochs
-            ``first_epoch`` .. ``epochs - 1`` in a row, epoch ``e`` drawn from :func:`epoch_seed` ``(seed, e)``
-            alone, so a run resumed at epoch ``e`` sees the batches the uninterrupted run saw (``fit`` it with
-            ``steps_per_epoch``).
-        first_epoch: the first epoch of that stream (a resumed run's).
-        steps_per_epoch: at most that many batches of each epoch.
-        threads: the input pipeline's threads (default: the runtime settings').
-        drop_remainder: drop each epoch's last, partial batch.
-        crop_decode_jpeg: decode JPEGs cropped (:func:`keras_convnets.training.transforms.decode_train_transform`:
-            1.1-1.6x the images/s of decoding whole on 256-320 px JPEGs in two runs here,
-            benchmarks/pipeline_imagenet.py); False: decode whole, then crop (the same crops).
-        per_image: a further ``(uint8 image, seed) -> uint8 image`` op after the usual augmentation (the modern
-            recipe's, :func:`keras_convnets.training.transforms.chain`).
-        per_batch: an ``(images, labels, seed) -> (images, labels)`` op on each batch (mixup / cutmix,
-            :func:`keras_convnets.training.augment.per_batch_op`), seeded per batch from the epoch's seed.
-        settings: the runtime settings (:mod:`keras_convnets.training.performance`).
+        dataset: a :class:`DatasetDescription`, or a tfds name (then every image of ``split``, default ``"train"``:
+            the figures of a :class:`DatasetSpec`).
+        split: a :class:`Split` or a tfds split name (default: the training images).
+        max_images: at most that many images (None: every one): the first ones in file order for tfds (tfds
+            shuffles examples when it prepares a dataset), evenly spaced over the (class-sorted) file list for a
+            folder.
+        data_dir: the tensorflow_datasets directory of a name.
+        threads: the pipeline's threads; settings: the runtime settings (None: this machine's).
 
     Returns:
-        A ``tf.data.Dataset`` of ``(images, labels)`` batches.
+        A :class:`Statistics`.
     """
-    checks.positive_int("batch_size", batch_size)
-    threads = _threads(description, threads, settings)
-    epoch = _training_epoch(description, threads, crop_decode_jpeg, per_image, settings)
-
-    def batches(seed):
-        with _without_graph_seed():
-            ds = _seeded_per_batch(epoch(seed).batch(batch_size, drop_remainder=drop_remainder), per_batch,
-                                   _epoch_streams(seed)[2])
-        return ds if steps_per_epoch is None else ds.take(steps_per_epoch)
-
-    seeds = _iteration_seeds(seed) if epochs is None else _run_seeds(seed, first_epoch, epochs)
-    cifar = _uses_cifar_pipeline(description)
-    return _epochs(seeds, batches, options=pipeline_options(None if cifar else threads, settings))
-
-
-def eval_dataset(description: DatasetDescription, batch_size: int, *, threads: int | None = None,
-                 crop_fraction: float | None = None, interpolation: str = "bilinear", settings=None):
-    """The evaluation pipeline, in file order: short side resized, centre crop (the exported model's own
-    preprocessing), batched: ``(uint8 [B, S, S, 3], int64 [B])``. ``crop_fraction`` (default: the description's)
-    and ``interpolation``: another view's, e.g. a converted checkpoint's export (224/256, bicubic)."""
-    checks.positive_int("batch_size", batch_size)
-    if _uses_cifar_pipeline(description):
-        examples = load_split(description.name, description.evaluation.source, description.data_dir,
-                              settings=settings)
-        return cifar_pipeline(examples, batch_size, training=False, settings=settings)
-    threads = _threads(description, threads, settings)
-    size, fraction = description.image_size, crop_fraction or description.crop_fraction
-    ds = _encoded_examples(description, description.evaluation).map(
-        lambda encoded, label: (transforms.eval_transform(transforms.decode_rgb(encoded), size, fraction,
-                                                          interpolation), label),
-        num_parallel_calls=threads)
-    return _batched(ds, batch_size, threads=threads, settings=settings)
-
-
-def compute_statistics(description: DatasetDescription, max_images: int | None = STATISTICS_IMAGES,
-                       threads: int | None = None, *, split: Split | None = None, settings=None) -> Statistics:
-    """Per-channel mean and std (pixels in [0, 1]) of up to ``max_images`` (None: every one) training images (or
-    those of ``split``) as decoded (any size), each image weighing the same: the first ones in file order for tfds
-    (tfds shuffles examples when it prepares a dataset), evenly spaced over the (class-sorted) file list for a folder.
-    Deterministic; float64, summed image by image in file order."""
     import tensorflow as tf
 
+    description = dataset
+    if not isinstance(dataset, DatasetDescription):
+        description = describe(dataset, data_dir=data_dir, statistics=PLACEHOLDER_STATISTICS, settings=settings)
+        split, max_images = split or "train", None
     images = split or description.train
+    if isinstance(images, str):
+        images = Split(images, dataset_info(description.name, description.data_dir).splits[images].num_examples)
     if description.kind == "folder" and max_images is not None and images.count > max_images:
         picked = np.linspace(0, images.count - 1, max_images).round().astype(int)
         images = dataclasses.replace(images, files=tuple(images.files[i] for i in picked),
@@ -776,11 +537,12 @@ def compute_statistics(description: DatasetDescription, max_images: int | None =
         pixels = tf.reshape(tf.cast(transforms.decode_rgb(encoded), tf.float64) / 255.0, [-1, 3])
         return tf.reduce_mean(pixels, 0), tf.reduce_mean(tf.square(pixels), 0)
 
-    threads = threads or performance.input_threads(True, settings)
-    examples = _encoded_examples(description, images)
-    ds = examples.take(-1 if max_images is None else max_images).map(moments, num_parallel_calls=threads)
+    threads = threads or runtime_settings.input_threads(True, settings)
+    ds = encoded_examples(description, images).take(-1 if max_images is None else max_images).map(
+        moments, num_parallel_calls=threads)
     first, second, count = np.zeros(3), np.zeros(3), 0
-    for means, squares in ds.batch(1024).with_options(pipeline_options(threads, settings)).as_numpy_iterator():
+    options = runtime_settings.dataset_options(settings, threads=threads)
+    for means, squares in ds.batch(1024).with_options(options).as_numpy_iterator():
         for mean, square in zip(means, squares):  # one image at a time, in order: the sums never depend on batching
             first, second, count = first + mean, second + square, count + 1
     if count == 0:

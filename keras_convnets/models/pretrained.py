@@ -6,7 +6,7 @@ tag ``"imagenet"`` with the classifier, ``"imagenet_notop"`` without; each pair 
 :data:`KERAS_APPLICATIONS`), torchvision's ``IMAGENET1K_V1`` / ``V2`` files (tags ``"v1"`` / ``"v2"``) and timm's
 Hugging Face files (timm's pretrained tags) in :data:`TORCH`. Loading (:mod:`keras_convnets.models.weights`,
 :mod:`keras_convnets.models.torch_weights`), the fine-tuning normalisation
-(:mod:`keras_convnets.training.datasets`) and ``convert --export`` (:mod:`keras_convnets.convert`) read these
+(:mod:`keras_convnets.data.catalog`) and ``convert --export`` (:mod:`keras_convnets.serving.convert`) read these
 records and nothing else.
 
 A leaf: imports nothing of the package and no TensorFlow.
@@ -33,7 +33,7 @@ class Preprocessing:
     ``interpolation``, center-crop ``input_size``, scale to [0, 1], subtract ``mean`` and divide by ``std`` per
     channel (both in RGB order), then reverse the channels if ``channel_order`` is ``"bgr"`` (keras.applications'
     caffe mode). ``description`` says which convention it is, for a run's first lines. (``mean``/``std`` make it
-    usable wherever a DatasetSpec's statistics are, e.g. :func:`keras_convnets.training.data.preprocessing_model`.)
+    usable wherever a DatasetSpec's statistics are, e.g. :func:`keras_convnets.data.preprocessing.preprocessing_model`.)
     """
 
     input_size: int = 224

@@ -21,7 +21,8 @@ Loading is strict: the first tensor that is missing, unexpected or of the wrong 
 is named in a :class:`CheckpointMismatchError` and nothing is assigned. ``skip_mismatch=True`` loads the backbone
 and skips a classifier of another number of classes (with a warning saying so).
 
-Files are read by :mod:`keras_convnets.models.checkpoints`; the ``convert`` command is :mod:`keras_convnets.convert`.
+Files are read by :mod:`keras_convnets.models.checkpoints`; the ``convert`` command is
+:mod:`keras_convnets.serving.convert`.
 """
 
 import dataclasses

@@ -2,8 +2,8 @@
 uint8-serving SavedModel ``keras-convnets predict`` reads.
 
 Above the models (it builds registered models, loads the checkpoint through
-:mod:`keras_convnets.models.torch_weights`) and above training (its export is
-:func:`keras_convnets.training.export.export_saved_model`); only the command line imports it.
+:mod:`keras_convnets.models.torch_weights`) and beside the other exports (its SavedModel is
+:func:`keras_convnets.serving.saved_model.export_saved_model`'s); only the command line imports it.
 """
 
 import os
@@ -11,11 +11,11 @@ import warnings
 from typing import List, Optional
 
 from keras_convnets import publish
+from keras_convnets.data.preprocessing import preprocessing_model
 from keras_convnets.models import pretrained, registry, resnet, torch_weights
 from keras_convnets.models.backend import KERAS_3
 from keras_convnets.models.imagenet import imagenet_class_names
-from keras_convnets.training.data import preprocessing_model
-from keras_convnets.training.export import export_saved_model
+from keras_convnets.serving.saved_model import export_saved_model
 
 
 def build_for_checkpoint(name: str, **kwargs):

@@ -8,7 +8,7 @@ The formats are one table, :data:`FORMATS` (one :class:`Format` each: its name, 
 it is written and how it runs); the command line's choices and help come from it, and :func:`register_format` adds
 one.
 
-- ``saved_model``: our SavedModel (:mod:`keras_convnets.training.export`) with every signature, including
+- ``saved_model``: our SavedModel (:mod:`keras_convnets.serving.saved_model`) with every signature, including
   ``serving_bytes`` (encoded images in); an export older than that signature, or one whose ImageNet classes are
   placeholder indices, is re-saved with it and with the class names (:mod:`keras_convnets.models.imagenet`).
 - ``onnx`` (extra ``[onnx]``), ``litert`` (extra ``[litert]``), ``openvino`` (extra ``[openvino]``): the
@@ -44,10 +44,10 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from keras_convnets import checks, publish
+from keras_convnets import checks, publish, run_directory
+from keras_convnets.data import catalog, pipelines
 from keras_convnets.models import imagenet
-from keras_convnets.training import datasets
-from keras_convnets.training import export as tf_export
+from keras_convnets.serving import saved_model as savedmodel
 
 QUANTIZATIONS = ("int8",)
 #: How far a float32 export's probabilities may be from the SavedModel's (the issue's bound; float32 reordering
@@ -60,7 +60,7 @@ CALIBRATION_IMAGES = 256
 INT8_CHECK_IMAGES = 64
 
 #: The one error of a written model that does not reproduce the SavedModel (the training export's, too).
-ExportError = tf_export.ExportError
+ExportError = savedmodel.ExportError
 
 
 class MissingExtraError(ImportError):
@@ -107,7 +107,7 @@ class Format:
         """Where the class names of the model at ``out`` go: ``NAME.labels.txt`` beside ``NAME.onnx``, a
         SavedModel's ``assets/labels.txt`` inside it."""
         if not self.suffix:
-            return os.path.join(out, "assets", tf_export.LABELS_FILE)
+            return os.path.join(out, "assets", savedmodel.LABELS_FILE)
         return f"{out[:-len(self.suffix)]}.labels.txt"
 
     def files(self, out: str) -> List[str]:
@@ -195,7 +195,7 @@ def require(format: str) -> Format:
 
 def saved_model_dir(path: str) -> str:
     """``path`` itself if it is a SavedModel, else ``path/saved_model`` (a run directory); a ValueError if neither."""
-    return tf_export.saved_model_dir(path)
+    return savedmodel.saved_model_dir(path)
 
 
 def format_of(path: str) -> Format:
@@ -258,8 +258,8 @@ def _unit(spec: Format, out: str) -> Dict[str, publish.Kind]:
 
 def _view(saved_model):
 
-    size = tf_export.input_size(saved_model)
-    return size, tf_export.crop_fraction(saved_model), tf_export.interpolation(saved_model)
+    size = savedmodel.input_size(saved_model)
+    return size, savedmodel.crop_fraction(saved_model), savedmodel.interpolation(saved_model)
 
 
 def _classifier_function(saved_model):
@@ -268,13 +268,13 @@ def _classifier_function(saved_model):
     import tensorflow as tf
 
     (height, width), _, _ = _view(saved_model)
-    name = tf_export.PREPROCESSED if tf_export.resizes_images(saved_model) else "serving_default"
+    name = savedmodel.PREPROCESSED if savedmodel.resizes_images(saved_model) else "serving_default"
     signature = saved_model.signatures[name]
 
-    @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.uint8, name=tf_export.SIGNATURE_INPUT)])
+    @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.uint8, name=savedmodel.SIGNATURE_INPUT)])
     def classify(images):
-        return {tf_export.SIGNATURE_OUTPUT: signature(**{tf_export.SIGNATURE_INPUT: images})[
-            tf_export.SIGNATURE_OUTPUT]}
+        return {savedmodel.SIGNATURE_OUTPUT: signature(**{savedmodel.SIGNATURE_INPUT: images})[
+            savedmodel.SIGNATURE_OUTPUT]}
 
     return classify
 
@@ -310,7 +310,7 @@ def _write_onnx(source: Source, path, quantize=None, calibration=None):
     with _quiet_tensorflow():
         proto, _ = tf2onnx.convert.from_graph_def(graph_def, input_names=[frozen.inputs[0].name],
                                                   output_names=[frozen.outputs[0].name], opset=ONNX_OPSET)
-    renames = {frozen.inputs[0].name: tf_export.SIGNATURE_INPUT, frozen.outputs[0].name: tf_export.SIGNATURE_OUTPUT}
+    renames = {frozen.inputs[0].name: savedmodel.SIGNATURE_INPUT, frozen.outputs[0].name: savedmodel.SIGNATURE_OUTPUT}
     for node in proto.graph.node:
         node.input[:] = [renames.get(name, name) for name in node.input]
         node.output[:] = [renames.get(name, name) for name in node.output]
@@ -377,8 +377,8 @@ def _write_openvino(source: Source, path, quantize=None, calibration=None):
 def _write_saved_model(source: Source, path, quantize=None, calibration=None):
     """A copy of the source SavedModel, re-saved (:func:`_resave`) when it lacks ``serving_bytes`` or its class names
     are ImageNet placeholders."""
-    current = tf_export.SERVING_BYTES in source.saved_model.signatures and \
-        tf_export.load_class_names(source.saved_model) == list(source.names)
+    current = savedmodel.SERVING_BYTES in source.saved_model.signatures and \
+        savedmodel.load_class_names(source.saved_model) == list(source.names)
     if current:
         shutil.copytree(source.directory, path)
     else:
@@ -394,20 +394,20 @@ def _resave(source: Source, path):
     (size, _), fraction, method = source.view
     serving = saved_model.signatures["serving_default"]
     classify = _classifier_function(saved_model)
-    serving_spec = serving.structured_input_signature[1][tf_export.SIGNATURE_INPUT]
-    labels = publish.write_labels(os.path.join(os.path.dirname(path), tf_export.LABELS_FILE), names)
+    serving_spec = serving.structured_input_signature[1][savedmodel.SIGNATURE_INPUT]
+    labels = publish.write_labels(os.path.join(os.path.dirname(path), savedmodel.LABELS_FILE), names)
     module = tf.Module()
     module.source = saved_model
-    tf_export.record_view(module, labels, size, fraction, method)
-    output = tf_export.SIGNATURE_OUTPUT
+    savedmodel.record_view(module, labels, size, fraction, method)
+    output = savedmodel.SIGNATURE_OUTPUT
 
-    @tf.function(input_signature=[tf.TensorSpec(serving_spec.shape, tf.uint8, name=tf_export.SIGNATURE_INPUT)])
+    @tf.function(input_signature=[tf.TensorSpec(serving_spec.shape, tf.uint8, name=savedmodel.SIGNATURE_INPUT)])
     def serve(images):
-        return {output: serving(**{tf_export.SIGNATURE_INPUT: images})[output]}
+        return {output: serving(**{savedmodel.SIGNATURE_INPUT: images})[output]}
 
-    @tf.function(input_signature=[tf.TensorSpec(None, tf.string, name=tf_export.BYTES_INPUT)])
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.string, name=savedmodel.BYTES_INPUT)])
     def serve_bytes(image_bytes):
-        images = tf_export.decode_batch(image_bytes, size, fraction, method)
+        images = savedmodel.decode_batch(image_bytes, size, fraction, method)
         return {output: tf.cond(tf.shape(images)[0] > 0, lambda: classify(images)[output],
                                 lambda: tf.zeros([0, len(names)], tf.float32))}
 
@@ -418,17 +418,17 @@ def _resave(source: Source, path):
     module.serve, module.preprocessed, module.serve_bytes, module.class_names = serve, classify, serve_bytes, \
         class_names
     with _quiet_tensorflow():
-        tf.saved_model.save(module, path, signatures=tf_export.signatures(module))
+        tf.saved_model.save(module, path, signatures=savedmodel.signatures(module))
     # The source's own labels.txt is saved too (it belongs to the restored module) and keeps the plain name, so the
     # file TF Serving users read is written again with the names served.
-    publish.write_labels(os.path.join(path, "assets", tf_export.LABELS_FILE), names)
+    publish.write_labels(os.path.join(path, "assets", savedmodel.LABELS_FILE), names)
 
 
 @contextlib.contextmanager
 def _quiet_tensorflow():
     """TensorFlow's Python logger at ERROR for the duration: the converters' deprecation notices about TF1 APIs
     they call are not the user's business."""
-    with tf_export.tensorflow_logger_at("ERROR"):
+    with savedmodel.tensorflow_logger_at("ERROR"):
         yield
 
 
@@ -459,9 +459,9 @@ def _run_openvino(path):
 
 
 def _run_saved_model(path):
-    saved_model = tf_export.load(saved_model_dir(path))
-    signature = tf_export.PREPROCESSED if tf_export.resizes_images(saved_model) else "serving_default"
-    return lambda images: tf_export.predict(saved_model, np.asarray(images, np.uint8), signature=signature)
+    saved_model = savedmodel.load(saved_model_dir(path))
+    signature = savedmodel.PREPROCESSED if savedmodel.resizes_images(saved_model) else "serving_default"
+    return lambda images: savedmodel.predict(saved_model, np.asarray(images, np.uint8), signature=signature)
 
 
 def runner(path: str) -> Callable:
@@ -482,7 +482,7 @@ def _in_batches(run, images, batch_size=64):
 
 def _run_record(saved_model_path):
 
-    found = tf_export.recorded_run(saved_model_path)
+    found = run_directory.run_of_saved_model(saved_model_path)
     if found is not None and found[1] is None:
         raise ValueError(f"{found[0]} is not a run record (JSON): pass calibration_dataset (--calibration-dataset)")
     return None if found is None else found[1]
@@ -503,11 +503,11 @@ def training_images(saved_model_path, saved_model, count, dataset=None, data_dir
     (size, _), fraction, method = _view(saved_model)
     kwargs = {key: recorded[key] for key in ("holdout_fraction", "split_seed") if key in recorded and
               recorded.get("dataset") == dataset}
-    description = datasets.describe(dataset, image_size=size, augmentation="imagenet" if fraction < 1 else "none",
-                                    statistics=datasets.PLACEHOLDER_STATISTICS, data_dir=data_dir, **kwargs)
+    description = catalog.describe(dataset, image_size=size, augmentation="imagenet" if fraction < 1 else "none",
+                                    statistics=catalog.PLACEHOLDER_STATISTICS, data_dir=data_dir, **kwargs)
     train_view = dataclasses.replace(description, evaluation=description.train)
     images = []
-    for batch, _ in datasets.eval_dataset(train_view, 128, crop_fraction=fraction if fraction < 1 else None,
+    for batch, _ in pipelines.eval_dataset(train_view, 128, crop_fraction=fraction if fraction < 1 else None,
                                           interpolation=method).as_numpy_iterator():
         images.append(batch)
         if sum(len(b) for b in images) >= count:
@@ -574,8 +574,8 @@ def export(source: str, format: str, out: str, *, quantize: Optional[str] = None
 def _source(path: str) -> Source:
     """The SavedModel at ``path`` (a run directory or a SavedModel), loaded, with its class names and view."""
     directory = os.path.abspath(saved_model_dir(path))
-    saved_model = tf_export.load(directory)
-    names = tuple(imagenet.readable(tf_export.load_class_names(saved_model)))
+    saved_model = savedmodel.load(directory)
+    names = tuple(imagenet.readable(savedmodel.load_class_names(saved_model)))
     return Source(directory, saved_model, names, _view(saved_model))
 
 
@@ -614,7 +614,7 @@ def _compare(source: Source, spec: Format, path, check_images):
     got = _in_batches(spec.runner(path), check_images)
     difference = float(np.max(np.abs(got - expected)))
     if not spec.suffix:
-        difference = max(difference, float(np.max(np.abs(_from_png(tf_export.load(path), check_images) - expected))))
+        difference = max(difference, float(np.max(np.abs(_from_png(savedmodel.load(path), check_images) - expected))))
     agreement = float(np.mean(got.argmax(-1) == expected.argmax(-1)))
     return difference, agreement
 
@@ -624,8 +624,8 @@ def _from_png(saved_model, images):
     import tensorflow as tf
 
     encoded = tf.constant([tf.io.encode_png(image).numpy() for image in images])
-    return saved_model.signatures[tf_export.SERVING_BYTES](**{tf_export.BYTES_INPUT: encoded})[
-        tf_export.SIGNATURE_OUTPUT].numpy()
+    return saved_model.signatures[savedmodel.SERVING_BYTES](**{savedmodel.BYTES_INPUT: encoded})[
+        savedmodel.SIGNATURE_OUTPUT].numpy()
 
 
 def formats_available() -> dict:

@@ -5,7 +5,7 @@ The export is a plain ``tf.Module`` saved with ``tf.saved_model.save`` (works un
 
 - ``serving_default``: ``images`` uint8 ``[batch, H, W, C]`` of any size and 1-4 channels (grey, grey + alpha, RGB,
   RGBA) → ``{"probabilities": float32 [batch, classes]}``. It applies the evaluation view itself
-  (:func:`keras_convnets.training.transforms.serving_transform` at the model's input size and the training data's
+  (:func:`keras_convnets.data.transforms.serving_transform` at the model's input size and the training data's
   crop fraction: 1.0 for CIFAR-style models, whose 32x32 images pass unchanged, 0.875 for ImageNet-style ones, a
   converted checkpoint's own, e.g. 224/256; bilinear resize unless the weights expect another), so a client sends a
   photo as it is. An empty batch returns ``[0, classes]``; another channel count is an
@@ -33,14 +33,13 @@ with the rewrite off, so the check compares float32 with float32.
 """
 
 import contextlib
-import dataclasses
-import json
 import os
 
 import numpy as np
 
 from keras_convnets import checks, publish
-from keras_convnets.training import datasets, performance, transforms
+from keras_convnets.data import transforms
+from keras_convnets.runtime import precision
 
 LABELS_FILE = "labels.txt"
 SIGNATURE_INPUT = "images"
@@ -62,7 +61,7 @@ IMAGES_CONTRACT = "images must be uint8 [batch, height, width, channels] with he
 
 class ExportError(RuntimeError):
     """A written model does not reproduce the model it was written from (a reloaded SavedModel, a converted file):
-    the one export error of the package (:mod:`keras_convnets.deploy` raises it too)."""
+    the one export error of the package (:mod:`keras_convnets.serving.formats` raises it too)."""
 
 
 class SavedModelError(ValueError):
@@ -196,7 +195,7 @@ def checked_images(images):
 
 def decode_batch(image_bytes, size, fraction, method="bilinear"):
     """``uint8 [batch, size, size, 3]``: each encoded image of ``image_bytes`` (string ``[batch]``) decoded to RGB
-    and put through the evaluation view (:func:`keras_convnets.training.transforms.eval_transform`); an
+    and put through the evaluation view (:func:`keras_convnets.data.transforms.eval_transform`); an
     ``InvalidArgumentError`` naming the first item that is not a whole image file (:func:`checked_bytes`)."""
     import tensorflow as tf
 
@@ -214,21 +213,6 @@ def record_view(module, labels_path, size, fraction, method):
     module.image_size = tf.Variable(size, trainable=False, name="image_size")
     module.crop_fraction = tf.Variable(float(fraction), trainable=False, name="crop_fraction")
     module.interpolation = tf.Variable(method, trainable=False, name="interpolation")
-
-
-def recorded_run(saved_model_dir):
-    """``(path, record)`` of the ``run.json`` of the run that wrote the SavedModel at ``saved_model_dir`` (in the run
-    directory around it, or inside it); ``record`` is None when that file is not JSON. None if there is no record."""
-
-    for directory in (os.path.dirname(os.path.abspath(saved_model_dir)), saved_model_dir):
-        path = os.path.join(directory, "run.json")
-        if os.path.isfile(path):
-            try:
-                with open(path) as f:
-                    return path, json.load(f)
-            except (OSError, ValueError):
-                return path, None
-    return None
 
 
 def _serving_module(model, names, labels_path, fraction, method="bilinear"):
@@ -295,121 +279,6 @@ def predict(saved_model, images, batch_size=256, signature="serving_default"):
     return np.concatenate(outputs)
 
 
-#: Test-time augmentations ``evaluate_saved_model(tta=...)`` takes.
-TTA = ("flip",)
-
-
-def tta_probabilities(fn, images, tta=None):
-    """``fn(images)`` (probabilities [B, C] of uint8 images [B, H, W, 3]), or with ``tta="flip"`` the mean of it and
-    ``fn`` of the horizontally mirrored images (the flip the CIFAR and ImageNet pipelines train with)."""
-    probabilities = np.asarray(fn(images))
-    if tta == "flip":
-        probabilities = (probabilities + np.asarray(fn(np.ascontiguousarray(np.asarray(images)[:, :, ::-1])))) / 2
-    return probabilities
-
-
-@dataclasses.dataclass(frozen=True)
-class Evaluation:
-    """What :func:`evaluate_saved_model` measured: ``accuracy`` on ``count`` images of ``split`` (the split or folder
-    part scored, e.g. ``"test"``, ``"train (held out part)"``). Unpacks as ``(accuracy, count)``."""
-
-    accuracy: float
-    count: int
-    split: str
-
-    def __iter__(self):
-        return iter((self.accuracy, self.count))
-
-
-def evaluate_saved_model(path, dataset, split=None, *, data_dir=None, batch_size=256, tta=None) -> Evaluation:
-    """Accuracy of the SavedModel at ``path`` on a dataset of raw images, read by the evaluation pipeline at the
-    model's input size, crop fraction and interpolation and scored through the ``preprocessed`` signature (no second
-    crop).
-
-    Args:
-        path: a SavedModel directory of this package.
-        dataset: a tfds name or a folder of class folders (:func:`keras_convnets.training.datasets.describe`).
-        split: a tfds split; default, the one training evaluated on (test, else validation, else the held-out part
-            of train).
-        data_dir: the tensorflow_datasets directory.
-        batch_size: images per call.
-        tta: None, or ``"flip"`` (:func:`tta_probabilities`).
-
-    Returns:
-        An :class:`Evaluation` (``accuracy, count = evaluate_saved_model(...)`` still works).
-
-    Raises:
-        SavedModelError: the model's classes are not the dataset's (their number, or their names where both sides
-            have names), or, for an export older than the any-size signature, its input size is not the dataset's:
-            its score would mean nothing.
-    """
-    import tensorflow as tf
-
-    checks.one_of("tta (--tta)", tta, (None, *TTA))
-    saved_model = load(path)
-    size = input_size(saved_model)[0]
-    fraction, method = crop_fraction(saved_model), interpolation(saved_model)
-    # The statistics are the model's own business (its first layer); the pipeline needs none.
-    description = datasets.describe(dataset, image_size=size if resizes_images(saved_model) else None,
-                                    augmentation="imagenet" if fraction < 1 else "none",
-                                    statistics=datasets.PLACEHOLDER_STATISTICS, data_dir=data_dir)
-    if split is not None and split != description.evaluation.source:
-        if description.kind != "tfds":
-            raise ValueError(f"split applies to tfds datasets; {dataset} is a folder (its evaluation images: "
-                             f"{description.evaluation.source})")
-        count = _tfds_split_count(description, split)
-        description = dataclasses.replace(description, evaluation=datasets.Split(split, count))
-    _check_fits(path, load_class_names(saved_model), size, dataset, description)
-    fn = saved_model.signatures[PREPROCESSED if resizes_images(saved_model) else "serving_default"]
-    correct = count = 0
-    view = datasets.eval_dataset(description, batch_size, crop_fraction=fraction if fraction < 1 else None,
-                                 interpolation=method)
-    for images, labels in view.as_numpy_iterator():
-        predicted = tta_probabilities(lambda batch: fn(**{SIGNATURE_INPUT: tf.constant(batch)})[SIGNATURE_OUTPUT]
-                                      .numpy(), images, tta).argmax(-1)
-        correct += int((predicted == labels).sum())
-        count += len(labels)
-    evaluated = description.evaluation
-    return Evaluation(correct / max(count, 1), count,
-                      evaluated.source + (f" ({evaluated.holdout} part)" if evaluated.holdout else ""))
-
-
-def _named(names) -> bool:
-    """Whether class names are names, not the indices ``"0"`` ... ``"N-1"`` an export without names carries."""
-    return list(names) != [str(i) for i in range(len(names))]
-
-
-def _check_fits(path, model_names, size, dataset, description) -> None:
-    """A :class:`SavedModelError` unless the model at ``path`` (``model_names``, input ``size``) was trained on
-    ``dataset``'s classes: their number always, their names wherever both sides have names (ImageNet's WordNet IDs
-    and names compared as the same classes)."""
-    from keras_convnets.models import imagenet
-
-    if len(model_names) != description.num_classes:
-        raise SavedModelError(f"{path} predicts {len(model_names)} classes but {dataset} has "
-                              f"{description.num_classes}: it was not trained on {dataset} (pass the --dataset it was "
-                              "trained on)")
-    ours, theirs = imagenet.readable(model_names), imagenet.readable(description.class_names)
-    if _named(model_names) and _named(description.class_names) and ours != theirs:
-        differ = [f"{a!r} vs {b!r}" for a, b in zip(ours, theirs) if a != b]
-        what = "the same classes in another order" if sorted(ours) == sorted(theirs) else "other classes"
-        raise SavedModelError(f"{path} was trained on {what} than {dataset}'s (class {differ[0]}, {len(differ)} of "
-                              f"{len(ours)} differ): its score would mean nothing (pass the --dataset it was "
-                              "trained on)")
-    if description.image_size != size:
-        raise SavedModelError(f"{path} takes {size}x{size} images but {dataset}'s are "
-                              f"{description.image_size}x{description.image_size}")
-
-
-def _tfds_split_count(description, split):
-    import tensorflow_datasets as tfds
-
-    splits = tfds.builder(description.name, data_dir=description.data_dir).info.splits
-    if split not in splits:
-        raise ValueError(f"split {split!r} is not a split of {description.name}; it has {', '.join(splits)}")
-    return splits[split].num_examples
-
-
 def load_class_names(saved_model):
     """The class names stored in a loaded SavedModel."""
     return [name.decode() for name in saved_model.signatures["class_names"]()["class_names"].numpy()]
@@ -455,8 +324,8 @@ def export_saved_model(model, path, class_names, check_images=None, atol=1e-3, c
         check_images: uint8 images the reloaded SavedModel must reproduce the model on (default: 8 random ones).
         atol: the largest probability difference accepted.
         crop_fraction: the evaluation crop ``serving_default`` applies (the training data's
-            :attr:`~keras_convnets.training.datasets.DatasetDescription.crop_fraction`, or pretrained weights' own).
-        interpolation: how it resizes (one of :data:`keras_convnets.training.transforms.INTERPOLATIONS`).
+            :attr:`~keras_convnets.data.catalog.DatasetDescription.crop_fraction`, or pretrained weights' own).
+        interpolation: how it resizes (one of :data:`keras_convnets.data.transforms.INTERPOLATIONS`).
 
     Returns:
         ``path``. The SavedModel is written beside it, reloaded and compared with ``model`` (through
@@ -466,7 +335,7 @@ def export_saved_model(model, path, class_names, check_images=None, atol=1e-3, c
     """
     checks.one_of("interpolation", interpolation, transforms.INTERPOLATIONS)
     path = os.path.abspath(os.fspath(path))
-    with performance.onednn_bf16(False), publish.publishing({path: publish.SAVED_MODEL}) as staged:
+    with precision.onednn_bf16(False), publish.publishing({path: publish.SAVED_MODEL}) as staged:
         # the rewrite off: in a bf16 run's process, the check runs the file as a server would
         _write_checked(model, staged[path], list(class_names), check_images, atol, crop_fraction, interpolation)
     return path

@@ -5,7 +5,7 @@ write leaves a truncated file, and every later run fails to load it. :func:`back
 epoch's weights and metadata into a temporary directory beside the others and renames it to ``epoch-NNNNN`` only when
 both are complete; it keeps the previous epoch's directory too. :func:`restore` runs *before* ``fit``: it loads the
 newest checkpoint that loads and returns its epoch, so the run's input pipeline can start at that epoch
-(:func:`keras_convnets.training.datasets.train_dataset`) and a resumed run sees the batches the uninterrupted one
+(:func:`keras_convnets.data.pipelines.train_dataset`) and a resumed run sees the batches the uninterrupted one
 saw. A checkpoint is one unit: every part (metadata, each extra state, the weights file) is read and checked before
 any is loaded, and a weights file that fails while loading puts the model's weights and optimizer state back as they
 were; a damaged checkpoint costs one epoch (the previous one is loaded), never a mixture. Temporary directories of a

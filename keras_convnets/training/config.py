@@ -2,7 +2,7 @@
 
 ``train("resnet20", epochs=3)``, ``plan(...)`` and ``keras-convnets train resnet20 --epochs 3`` all make one
 ``TrainConfig`` (the command line fills it from argparse) and hand it to
-:func:`keras_convnets.training.run_plan.plan`, which checks every field with a one-line reason, resolves the defaults
+:func:`keras_convnets.training.plan.plan`, which checks every field with a one-line reason, resolves the defaults
 against the model's paper recipe and the dataset, and returns the ``RunPlan`` the loop runs. Nothing here imports
 TensorFlow.
 """
@@ -26,7 +26,7 @@ class TrainConfig:
       model's backbone: fine-tune it under a new classifier with the fine-tuning recipe. ``freeze_backbone``: first
       train the head alone for that many epochs on the frozen backbone (BatchNorm in inference mode).
       ``weights_channels``: ``"rgb"`` / ``"bgr"``, the channel order the weights were trained on (default: decided by
-      their provenance, :func:`keras_convnets.training.datasets.pretrained_statistics`).
+      their provenance, :func:`keras_convnets.data.catalog.pretrained_statistics`).
     The recipe (each overrides the paper's, :mod:`keras_convnets.training.recipes`):
       ``recipe``: ``"paper"`` or ``"modern"`` (torchvision's v2 recipe scaled to the epochs). ``epochs``,
       ``batch_size`` (per replica: the global batch is it times the replicas), ``lr``, ``weight_decay`` (coupled L2,
@@ -40,10 +40,10 @@ class TrainConfig:
       ``seed``; ``out`` (default ``runs/MODEL_DATASET``); ``force`` (train again a run ``out`` holds complete);
       ``steps_per_epoch`` (cap an epoch: quick runs, tests); ``strategy`` (``auto``, ``default``, ``mirrored``,
       ``multi-worker`` (tf-keras), ``tpu``); ``precision`` (``float32``, ``bf16``, ``auto``, ``mixed_float16``,
-      ``mixed_bfloat16``: :func:`keras_convnets.training.performance.choose_precision`).
+      ``mixed_bfloat16``: :func:`keras_convnets.runtime.precision.choose_precision`).
     Runtime settings (not part of the run's identity: a resumed run may change them):
       ``steps_per_execution``, ``jit_compile``: override what
-      :func:`keras_convnets.training.performance.choose_settings` picks for the machine.
+      :func:`keras_convnets.runtime.settings.choose_settings` picks for the machine.
     """
 
     model: str

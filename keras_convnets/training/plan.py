@@ -1,31 +1,21 @@
-"""Planning a training run: a :class:`~keras_convnets.training.train_config.TrainConfig` checked field by field and
+"""Planning a training run: a :class:`~keras_convnets.training.config.TrainConfig` checked field by field and
 resolved against the model's paper recipe, the dataset and the output directory into a :class:`RunPlan`, before
-TensorFlow does any work (:func:`plan`). Also what a run directory's ``run.json`` says and whether a run may start
-there (:func:`check_out_dir`). :mod:`keras_convnets.training.loop` runs the plan.
+TensorFlow does any work (:func:`plan`); and the step counts every part of the run shares, once the replicas are
+known (:meth:`RunPlan.schedule`). :mod:`keras_convnets.training.loop` runs the plan.
 """
 
 import dataclasses
-import json
 import math
 import os
 from typing import Any, Dict, Optional, Tuple
 
 from keras_convnets import checks
-from keras_convnets.training import datasets, distribute, lock, performance, recipes
-from keras_convnets.training.train_config import TrainConfig, config_from
-
-#: ``precision`` values (:func:`keras_convnets.training.performance.choose_precision` says what each computes where).
-PRECISIONS = performance.PRECISIONS
-RUN_FILE = "run.json"
-
-
-class RunMismatchError(ValueError):
-    """The output directory holds a different run."""
-
-
-class RunCompleteError(ValueError):
-    """The output directory holds this very run, complete: training it again needs ``force``."""
-
+from keras_convnets.data import catalog
+from keras_convnets.run_directory import RunCompleteError, RunDirectory, RunMismatchError  # noqa: F401 (plan's errors)
+from keras_convnets.runtime import distribute
+from keras_convnets.runtime.precision import PRECISIONS
+from keras_convnets.training import recipes
+from keras_convnets.training.config import TrainConfig, config_from
 
 #: The largest seed TensorFlow and NumPy accept.
 MAX_SEED = 2**32 - 1
@@ -35,14 +25,14 @@ MAX_SEED = 2**32 - 1
 class RunPlan:
     """A run with every default resolved and every argument checked, before TensorFlow does any work.
 
-    ``config``: the :class:`~keras_convnets.training.train_config.TrainConfig` as checked, its dataset, weights,
+    ``config``: the :class:`~keras_convnets.training.config.TrainConfig` as checked, its dataset, weights,
     data directory and output directory resolved (absolute paths); the rest is what ``plan`` derived from it:
     the model's registry entry, the data's description, the recipe, the factory options and the regularization.
     ``reference_batch_size``: the paper's batch, which ``scale_lr`` scales the rate against."""
 
     config: TrainConfig
     info: Any
-    spec: datasets.DatasetDescription
+    spec: catalog.DatasetDescription
     recipe: recipes.Recipe
     model_kwargs: Dict[str, Any]
     regularization: recipes.Regularization
@@ -51,6 +41,16 @@ class RunPlan:
     @property
     def out(self) -> str:
         return self.config.out
+
+    @property
+    def directory(self) -> RunDirectory:
+        """The run directory ``OUT`` (:class:`keras_convnets.run_directory.RunDirectory`)."""
+        return RunDirectory(self.config.out)
+
+    @property
+    def fine_tune(self) -> bool:
+        """Whether the run starts from pretrained weights (a new head, the fine-tuning recipe)."""
+        return self.config.weights is not None
 
     @property
     def freeze_epochs(self) -> int:
@@ -76,6 +76,17 @@ class RunPlan:
         """The batch one optimizer step sees: the per-replica batch times the replicas."""
         return self.recipe.batch_size * replicas
 
+    def schedule(self, replicas: int) -> "Schedule":
+        """The step counts of the run on ``replicas`` replicas, from the global batch: what the learning-rate
+        schedule, the EMA and ``fit`` all count (:class:`Schedule`)."""
+        steps = planned_steps(self.spec.train.count, self.global_batch_size(replicas), self.config.steps_per_epoch)
+        total = steps * self.recipe.epochs
+        warmup = recipes.warmup_steps(self.recipe, total)
+        options = self.regularization
+        decay = recipes.ema_decay(total, options.ema_horizon) if options.ema_horizon else options.ema
+        ema_warmup = warmup if options.ema_warmup_steps is None else options.ema_warmup_steps
+        return Schedule(steps, total, warmup, decay, ema_warmup if decay else 0)
+
     def scaled_recipe(self, replicas: int) -> recipes.Recipe:
         """The recipe with its learning rates scaled linearly by global batch / the paper's batch when
         ``scale_lr`` (Goyal et al. 2017), else unchanged."""
@@ -83,6 +94,20 @@ class RunPlan:
             return self.recipe
         factor = self.global_batch_size(replicas) / self.reference_batch_size
         return dataclasses.replace(self.recipe, lr=self.recipe.lr * factor, warmup_lr=self.recipe.warmup_lr * factor)
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """The step counts of a run on its replicas, worked out once (:meth:`RunPlan.schedule`) and shared:
+    ``steps_per_epoch`` (the training images over the global batch, capped by ``steps_per_epoch``), the recipe's
+    ``total_steps``, the learning rate's ``warmup_steps``, and the EMA's per-step ``ema_decay`` (0: none; the modern
+    recipe's from its horizon over the total steps) and ``ema_warmup_steps`` (the learning rate's unless given)."""
+
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    ema_decay: float
+    ema_warmup_steps: int
 
 
 def _given(**values) -> Dict[str, Any]:
@@ -118,7 +143,7 @@ def _check_choices(config: TrainConfig) -> None:
     """The fields that name one of a few choices, and the numbers a recipe does not resolve (one-line ValueErrors)."""
     if not isinstance(config.dataset, (str, os.PathLike)):
         raise ValueError(f"dataset must be a tfds name or a folder path; got {config.dataset!r}")
-    checks.one_of("weights_channels", config.weights_channels, (None, *datasets.CHANNEL_ORDERS))
+    checks.one_of("weights_channels", config.weights_channels, (None, *catalog.CHANNEL_ORDERS))
     if config.image_size is not None:
         checks.integer_in("image_size", config.image_size, 8, 4096)
     checks.one_of("precision", config.precision, PRECISIONS)
@@ -147,7 +172,7 @@ def _checked(config: TrainConfig, info) -> TrainConfig:
     dataset = os.fspath(config.dataset)
     out = config.out or os.path.join("runs", f"{info.name}_{os.path.basename(dataset.rstrip('/'))}")
     return dataclasses.replace(config, dataset=dataset, weights=weights, freeze_backbone=freeze_epochs or None,
-                               data_dir=datasets.resolve_data_dir(config.data_dir), out=os.path.abspath(out),
+                               data_dir=catalog.resolve_data_dir(config.data_dir), out=os.path.abspath(out),
                                scale_lr=bool(config.scale_lr), force=bool(config.force))
 
 
@@ -171,24 +196,11 @@ def _resolved_recipe(config: TrainConfig, info) -> Tuple[recipes.Recipe, int]:
     return recipe, paper.batch_size
 
 
-def _recorded_statistics(out, dataset):
-    """The statistics ``OUT/run.json`` recorded for ``dataset`` (a resumed run normalizes as it started), or None."""
-    try:
-        record = read_run_record(out)
-    except RunMismatchError:
-        return None  # check_out_dir says why
-    recorded = (record or {}).get("data")
-    if not isinstance(recorded, dict) or (record.get("arguments") or {}).get("dataset") not in (
-            dataset, os.path.abspath(dataset)):
-        return None
-    return recorded.get("statistics")
-
-
-def _run_data(config: TrainConfig, info) -> datasets.DatasetDescription:
+def _run_data(config: TrainConfig, info) -> catalog.DatasetDescription:
     """The run's data described, normalized as a resumed run recorded, else as the pretrained weights expect."""
-    statistics = _recorded_statistics(config.out, config.dataset)
+    statistics = RunDirectory(config.out).recorded_statistics(config.dataset)
     if statistics is None and config.weights is not None:
-        statistics = datasets.pretrained_statistics(info.name, config.weights, config.weights_channels)
+        statistics = catalog.pretrained_statistics(info.name, config.weights, config.weights_channels)
     return describe_dataset(info, config.dataset, image_size=config.image_size, augmentation=config.augmentation,
                             pretrained=config.weights is not None, statistics=statistics, data_dir=config.data_dir)
 
@@ -199,7 +211,7 @@ def plan(config, dataset=None, **options) -> RunPlan:
     folders, weights the model does not have, bad numbers, ``out`` not a writable directory, holding a different
     run, or this run complete and ``force`` not given).
 
-    ``config``: a :class:`~keras_convnets.training.train_config.TrainConfig`, or a model name with ``dataset`` and
+    ``config``: a :class:`~keras_convnets.training.config.TrainConfig`, or a model name with ``dataset`` and
     the config's fields as keywords (``plan("resnet20", epochs=3)``). ``recipe="modern"`` starts from torchvision's
     v2 recipe scaled to the epochs (:func:`keras_convnets.training.recipes.modern_recipe`, ``modern_regularization``);
     the explicit fields override either. ``regularization``: a
@@ -212,14 +224,13 @@ def plan(config, dataset=None, **options) -> RunPlan:
     config = _checked(config, info)
     recipe, reference_batch_size = _resolved_recipe(config, info)
     spec = _run_data(config, info)
-    total_steps = planned_steps(spec.train.count, recipe.batch_size, config.steps_per_epoch) * recipe.epochs
     run_plan = RunPlan(config, info, spec, recipe,
                        model_kwargs={**recipe.model_kwargs(spec.augment), **(config.model_kwargs or {})},
-                       regularization=_regularization(config.recipe, recipe, config.regularization, total_steps),
+                       regularization=regularization(config.recipe, config.regularization),
                        reference_batch_size=reference_batch_size)
     if not distribute.needs_legacy_keras(config.strategy) or distribute.is_chief_task():
         # other workers write nothing in out but their backup
-        check_out_dir(run_plan.out, run_plan.arguments, config.force)
+        run_plan.directory.check(run_plan.arguments, config.force)
     return run_plan
 
 
@@ -243,117 +254,40 @@ def _check_regularization(given):
     recipes.Regularization(**given)
 
 
-def _regularization(recipe_name, recipe, given, total_steps) -> recipes.Regularization:
-    """The run's :class:`~keras_convnets.training.recipes.Regularization`: ``given`` as is, or the named recipe's
-    (the papers': none) with the fields of a ``given`` mapping replaced: the one place the API's and the command
-    line's options are combined. An EMA turned on by a mapping follows the weights during the recipe's warm-up
-    unless the mapping says otherwise; a RandAugment replaces the recipe's TrivialAugment unless the mapping asks
-    for both (then refused: one policy). The EMA decay of the modern recipe is
-    planned for one replica (``total_steps``)."""
+def regularization(recipe_name: str, given) -> recipes.Regularization:
+    """A run's :class:`~keras_convnets.training.recipes.Regularization`, the one place the API's and the command
+    line's options are combined: ``given`` as is, or the named recipe's (the papers': none) with the fields of a
+    ``given`` mapping replaced. A decay given (``ema``) replaces the modern recipe's horizon; a RandAugment replaces
+    its TrivialAugment unless the mapping asks for both (then refused: one policy). The EMA follows the weights
+    during the learning-rate warm-up unless ``ema_warmup_steps`` is given (:meth:`RunPlan.schedule`)."""
     if isinstance(given, recipes.Regularization):
         return given
-    base = recipes.modern_regularization(recipe, total_steps) if recipe_name == "modern" \
-        else recipes.Regularization()
+    base = recipes.modern_regularization() if recipe_name == "modern" else recipes.Regularization()
     given = dict(given or {})
-    if given.get("ema") and "ema_warmup_steps" not in given:
-        given["ema_warmup_steps"] = recipes.warmup_steps(recipe, total_steps)
+    if "ema" in given and "ema_horizon" not in given:
+        given["ema_horizon"] = 0.0
     if given.get("randaugment") and "trivialaugment" not in given:
-        given["trivialaugment"] = False  # RandAugment replaces the modern recipe's TrivialAugment (one policy)
+        given["trivialaugment"] = False
     return dataclasses.replace(base, **given)
 
 
 def describe_dataset(info, dataset, *, image_size=None, augmentation=None, pretrained=False, statistics=None,
-                     data_dir=None) -> datasets.DatasetDescription:
-    """The run's :class:`~keras_convnets.training.datasets.DatasetDescription`: a CIFAR-family name at its own size
+                     data_dir=None) -> catalog.DatasetDescription:
+    """The run's :class:`~keras_convnets.data.catalog.DatasetDescription`: a CIFAR-family name at its own size
     by default (today's pipeline; downloaded by tfds when missing and reachable), anything else at ``image_size``,
     default the model's input size. ``augmentation`` False: none; True: the size's usual kind even where the dataset
     usually has none (SVHN); None: the dataset's usual setting. ``pretrained``: normalize as the model's ImageNet
-    weights expect (:func:`keras_convnets.training.datasets.imagenet_statistics`)."""
-    if dataset in datasets.DATASETS:
-        datasets.dataset_info(dataset, data_dir, download=True)  # downloads, or says how to point at a copy
+    weights expect (:func:`keras_convnets.data.catalog.imagenet_statistics`)."""
+    if dataset in catalog.DATASETS:
+        catalog.dataset_info(dataset, data_dir, download=True)  # downloads, or says how to point at a copy
     elif image_size is None:
         image_size = info.input_size
     kind = "none" if augmentation is False else None
-    description = datasets.describe(dataset, image_size=image_size, augmentation=kind,
+    description = catalog.describe(dataset, image_size=image_size, augmentation=kind,
                                     pretrained=info.name if pretrained else None, statistics=statistics,
                                     data_dir=data_dir)
     if augmentation and not description.augment:
-        description = datasets.describe(dataset, image_size=image_size, augmentation="cifar"
+        description = catalog.describe(dataset, image_size=image_size, augmentation="cifar"
                                         if description.image_size <= 32 else "imagenet",
                                         statistics=description.statistics, data_dir=data_dir)
     return description
-
-
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
-
-
-def read_run_record(out) -> Optional[Dict[str, Any]]:
-    """``OUT/run.json`` as a dict, None when there is none; a RunMismatchError when it is not a JSON object."""
-    run_file = os.path.join(out, RUN_FILE)
-    if not os.path.exists(run_file):
-        return None
-    try:
-        record = read_json(run_file)
-    except (OSError, ValueError) as error:
-        raise RunMismatchError(f"{run_file} cannot be read as JSON ({error}); choose another --out") from None
-    if not isinstance(record, dict) or not isinstance(record.get("arguments", {}), dict):
-        raise RunMismatchError(f"{run_file} is not a run record (a JSON object with 'arguments'); choose another "
-                               "--out")
-    return record
-
-
-def check_writable_dir(out):
-    """A RunMismatchError (one line) unless ``out`` is, or can be created as, a directory this process can write."""
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise RunMismatchError(f"output directory {out} is a file, not a directory; choose another --out")
-    existing = out
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        raise RunMismatchError(f"output directory {out} cannot be created: {existing} is a file; choose another "
-                               "--out")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise RunMismatchError(f"output directory {out} is not writable ({existing}: permission denied or "
-                               "read-only); choose another --out")
-
-
-def _differences(recorded: dict, wanted: dict, prefix: str = "", shown: int = 3) -> str:
-    """What differs between ``run.json``'s arguments and this run's, field by field (into nested records such as
-    ``regularization``): ``"regularization.ema: 0.99 in run.json, 0.9 now"``; the first ``shown`` of them."""
-    lines = []
-    for key in sorted(set(recorded) | set(wanted)):
-        old, new = recorded.get(key), wanted.get(key)
-        if old == new:
-            continue
-        if isinstance(old, dict) and isinstance(new, dict):
-            lines.append(_differences(old, new, f"{prefix}{key}.", shown))
-        else:
-            lines.append(f"{prefix}{key}: {'absent' if key not in recorded else repr(old)} in {RUN_FILE}, "
-                         f"{'absent' if key not in wanted else repr(new)} now")
-    more = f"; and {len(lines) - shown} more" if len(lines) > shown else ""
-    return "; ".join(lines[:shown]) + more
-
-
-def check_out_dir(out, arguments, force=False):
-    """Refuses an output directory that is not a writable directory, holds another run (different ``run.json``) or
-    unrelated files, or holds this run complete (unless ``force``). A diverged run's directory is free."""
-    check_writable_dir(out)
-    record = read_run_record(out)
-    if record is not None:
-        recorded = record.get("arguments")
-        wanted = json.loads(json.dumps(arguments))
-        if record.get("status") == "diverged":
-            return
-        if recorded != wanted:
-            differ = _differences(recorded or {}, wanted)
-            raise RunMismatchError(f"output directory {out} holds a different run ({differ}); choose another --out "
-                                   "or delete it")
-        if record.get("status") == "complete" and not force:
-            accuracy = record.get("test_accuracy")
-            score = f" (test accuracy {accuracy:.4f})" if isinstance(accuracy, float) else ""
-            raise RunCompleteError(f"the run in {out} is complete{score}; pass --force (force=True) to train it "
-                                   "again, or choose another --out")
-    elif os.path.isdir(out) and [name for name in os.listdir(out) if name != lock.LOCK_FILE]:
-        raise RunMismatchError(f"output directory {out} is not empty and holds no {RUN_FILE}; choose another --out")

@@ -207,12 +207,14 @@ class Regularization:
 
     ``label_smoothing``: the targets' share spread over all classes (Szegedy et al. 2016), in [0, 1).
     ``mixup`` / ``cutmix``: the Beta distribution's alpha (0: off); with both, one of them per batch
-    (:func:`keras_convnets.training.augment.mix_batch`). ``randaugment``: ``(N, M)``, N ops at magnitude bin M of
+    (:func:`keras_convnets.data.augment.mix_batch`). ``randaugment``: ``(N, M)``, N ops at magnitude bin M of
     0-30; ``trivialaugment``: TrivialAugmentWide (at most one of the two). ``random_erasing``: the probability an
     image gets a box erased. ``ema``: the decay per optimizer step of an exponential moving average of the weights
-    and BN statistics used for evaluation and the export (0: off; :mod:`keras_convnets.training.ema`).
-    ``ema_warmup_steps``: the average follows the weights for that many first steps (torchvision restarts it during
-    the learning-rate warm-up).
+    and BN statistics used for evaluation and the export (0: off; :mod:`keras_convnets.training.ema`);
+    ``ema_horizon``: instead, the average's time constant as a share of the run's optimizer steps (the modern
+    recipe's torchvision horizon, :data:`EMA_HORIZON`), whose decay the run works out from its steps on its replicas.
+    ``ema_warmup_steps``: the average follows the weights for that many first steps (None: the learning rate's
+    warm-up, as torchvision restarts it there).
 
     Any of label smoothing, mixup and cutmix makes the labels soft (one-hot, mixed): the loss is then
     ``CategoricalCrossentropy(label_smoothing=...)`` and the evaluation labels one-hot too; without them the labels
@@ -226,7 +228,8 @@ class Regularization:
     trivialaugment: bool = False
     random_erasing: float = 0.0
     ema: float = 0.0
-    ema_warmup_steps: int = 0
+    ema_horizon: float = 0.0
+    ema_warmup_steps: Optional[int] = None
 
     def __post_init__(self):
         checks.number_in("label_smoothing (--label-smoothing)", self.label_smoothing, 0.0, 1.0, high_open=True)
@@ -246,7 +249,11 @@ class Regularization:
                              "the same step: choose one")
         checks.number_in("random_erasing (--random-erasing)", self.random_erasing, 0.0, 1.0)
         checks.number_in("ema (--ema, a decay per step)", self.ema, 0.0, 1.0, high_open=True)
-        checks.integer_in("ema_warmup_steps", self.ema_warmup_steps, 0, 2**31 - 1)
+        checks.number_in("ema_horizon", self.ema_horizon, 0.0, 1.0)
+        if self.ema and self.ema_horizon:
+            raise ValueError("ema and ema_horizon are two ways to set the same decay: choose one")
+        if self.ema_warmup_steps is not None:
+            checks.integer_in("ema_warmup_steps", self.ema_warmup_steps, 0, 2**31 - 1)
 
     @property
     def soft_labels(self) -> bool:
@@ -259,8 +266,28 @@ class Regularization:
         return bool(self.randaugment or self.trivialaugment or self.random_erasing)
 
     @property
+    def averages(self) -> bool:
+        """Whether an EMA of the weights is kept (a decay, or a horizon to work one out from)."""
+        return bool(self.ema or self.ema_horizon)
+
+    @property
     def active(self) -> bool:
         return self != Regularization()
+
+    def per_image_op(self, fill=(0, 0, 0)):
+        """The per-image op of these options (:func:`keras_convnets.data.augment.per_image_op`), random erasing
+        filling with ``fill``; None when none is on."""
+        from keras_convnets.data import augment
+
+        return augment.per_image_op(randaugment=self.randaugment, trivialaugment=self.trivialaugment,
+                                    erasing=self.random_erasing, fill=fill)
+
+    def per_batch_op(self, num_classes: int):
+        """The per-batch op of these options (:func:`keras_convnets.data.augment.per_batch_op`): one-hot labels,
+        mixed by mixup / cutmix; None when the labels stay integers."""
+        from keras_convnets.data import augment
+
+        return augment.per_batch_op(num_classes, soft_labels=self.soft_labels, mixup=self.mixup, cutmix=self.cutmix)
 
     def to_json(self) -> dict:
         """The options that are on (what ``run.json`` records; empty for the papers' recipes)."""
@@ -299,9 +326,9 @@ def modern_recipe(recipe: Recipe) -> Recipe:
                                       "weight decay)")
 
 
-def modern_regularization(recipe: Recipe, total_steps: int) -> Regularization:
+def modern_regularization() -> Regularization:
     """torchvision's v2 options: label smoothing 0.1, mixup 0.2 / cutmix 1.0, TrivialAugmentWide, random erasing 0.1,
-    an EMA of the weights with torchvision's horizon as a share of the ``total_steps`` (:func:`ema_decay`),
-    following the weights during ``recipe``'s warm-up."""
+    an EMA of the weights with torchvision's horizon as a share of the run's steps (its decay worked out from them,
+    :func:`ema_decay`), following the weights during the learning-rate warm-up."""
     return Regularization(label_smoothing=0.1, mixup=0.2, cutmix=1.0, trivialaugment=True, random_erasing=0.1,
-                          ema=ema_decay(total_steps), ema_warmup_steps=warmup_steps(recipe, total_steps))
+                          ema_horizon=EMA_HORIZON)
