@@ -513,8 +513,7 @@ def training_images(saved_model_path, saved_model, count, dataset=None, data_dir
         if sum(len(b) for b in images) >= count:
             break
     images = np.concatenate(images)[:count]
-    source = description.train.source + (f" ({description.train.holdout} part)" if description.train.holdout else "")
-    return images, f"{len(images)} images of {dataset}'s {source} split"
+    return images, f"{len(images)} images of {dataset}'s {description.train.label(description.name)} split"
 
 
 # ---------------------------------------------------------------------------------------------------- export --

@@ -196,6 +196,14 @@ class Split:
     def to_json(self) -> dict:
         return {"source": self.source, "count": self.count, "holdout": self.holdout}
 
+    def label(self, root: str | None = None) -> str:
+        """What the split is, for a person: ``"test"``, ``"train (held out part)"``; a folder's relative to the
+        dataset's folder ``root`` (``"test"``, or ``"held out part"`` of the folder itself)."""
+        source = os.path.relpath(self.source, root) if root and os.path.isabs(self.source) else self.source
+        if not self.holdout:
+            return source
+        return f"{self.holdout} part" if source == "." else f"{source} ({self.holdout} part)"
+
 
 @dataclasses.dataclass(frozen=True)
 class DatasetDescription:
