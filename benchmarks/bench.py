@@ -3,7 +3,7 @@ or the same measurement under two process environments.
 
     python benchmarks/bench.py --models resnet50,resnet50v2,densenet121 --size 32 --batch 32 --compare-keras
 
-Without ``--env-a``/``--env-b`` it is ``keras-convnets bench`` (see keras_convnets/bench.py for the method). With
+Without ``--env-a``/``--env-b`` it is ``keras-convnets bench`` (see keras_convnets/cli/bench.py for the method). With
 them, for settings TensorFlow reads once per process (``TF_ENABLE_ONEDNN_OPTS``, thread-pool sizes), which an
 in-process A B A B cannot compare: each round runs one child process per environment (A B, then B A, ...), every
 child runs the bench with the other arguments, and the ratio B / A of each round and their median are printed.
@@ -23,7 +23,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from keras_convnets import bench
+from keras_convnets.cli import bench
 
 RESULT = "RESULT "
 

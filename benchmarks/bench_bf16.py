@@ -45,7 +45,7 @@ def _uptime():
 
 
 def train_steps(cases, steps, rounds, warmup):
-    from keras_convnets import bench
+    from keras_convnets.cli import bench
     from keras_convnets.models.backend import keras
     from keras_convnets.runtime import precision
 
@@ -83,7 +83,7 @@ def train_steps(cases, steps, rounds, warmup):
 
 def side_child(args):
     """One side of ``--separate``: prints the median images/s of its rounds."""
-    from keras_convnets import bench
+    from keras_convnets.cli import bench
     from keras_convnets.runtime import precision, startup
     startup.prefer_onednn()
     startup.configure_threads()

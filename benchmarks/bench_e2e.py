@@ -5,7 +5,7 @@
   ``model.fit`` with every default (TensorFlow's default kernels, which on a CPU without AVX512-VNNI are Eigen's,
   steps_per_execution=1, TensorFlow's own thread pools, default tf.data options).
 * ``ours``: ``keras_convnets.DenseNet121`` (layer for layer the same function),
-  ``keras_convnets.training.data.load_dataset`` (the same augmentation maths: per-image pad 4, random crop, flip;
+  ``keras_convnets.data.pipelines.load_dataset`` (the same augmentation maths: per-image pad 4, random crop, flip;
   uint8 in, normalised inside the model) and :mod:`keras_convnets.runtime.settings`'s defaults (oneDNN kernels,
   threads, tf.data options, compile options) and our fused batch norm, ``model.fit``.
 

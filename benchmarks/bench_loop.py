@@ -79,7 +79,7 @@ def worker(args):
     import tensorflow as tf
     from _common import cifar_pipeline
 
-    from keras_convnets import bench
+    from keras_convnets.cli import bench
     from keras_convnets.models.backend import keras
     if args.env_threads:
         tf.config.threading.set_intra_op_parallelism_threads(int(args.env_threads.split(",")[0]))

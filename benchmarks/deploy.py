@@ -9,7 +9,7 @@ every format classifies the same ``--calls`` images in turn (the order rotated e
 of the per-call mean is printed, with the load average, as CONTRIBUTING.md asks on a shared machine. Needs the
 extras of the formats (``pip install -e ".[onnx,litert,openvino]"``); a missing one is left out with its reason.
 
-    python benchmarks/deploy.py RUN [RUN ...] [--data-dir DIR] [--rounds 5] [--calls 50]
+    python benchmarks/formats.py RUN [RUN ...] [--data-dir DIR] [--rounds 5] [--calls 50]
 """
 
 import argparse
@@ -23,15 +23,15 @@ from _common import data_dir
 
 
 def _test_images(run, directory):
-    from keras_convnets import deploy
     from keras_convnets.data import catalog, pipelines
+    from keras_convnets.serving import formats
     from keras_convnets.serving import saved_model as savedmodel
 
-    source = deploy.saved_model_dir(run)
+    source = savedmodel.saved_model_dir(run)
     saved_model = savedmodel.load(source)
-    record = deploy._run_record(source) or {}
+    record = formats._run_record(source) or {}
     recorded = record.get("data", {})
-    (size, _), fraction, method = deploy._view(saved_model)
+    (size, _), fraction, method = formats._view(saved_model)
     unused = catalog.Statistics((0.0,) * 3, (1.0,) * 3, "not used")
     description = catalog.describe(recorded["dataset"], image_size=size,
                                     augmentation="imagenet" if fraction < 1 else "none", statistics=unused,
@@ -79,13 +79,14 @@ def main():
     from keras_convnets.runtime import startup
     startup.prefer_onednn()
     startup.quiet_tensorflow_logs()
-    from keras_convnets import deploy
+    from keras_convnets.serving import formats
+    from keras_convnets.serving import saved_model as savedmodel
 
     directory = data_dir(args.data_dir)
     for run in args.runs:
         images, labels = _test_images(run, directory)
         out = tempfile.mkdtemp(prefix="deploy_bench_")
-        source = deploy.saved_model_dir(run)
+        source = savedmodel.saved_model_dir(run)
         files = {"saved_model": (source, [source])}
         notes = []
         for name, format, quantize, suffix in (("onnx", "onnx", None, ".onnx"), ("litert fp32", "litert", None,
@@ -93,15 +94,15 @@ def main():
                                                ("litert int8", "litert", "int8", "_int8.tflite"),
                                                ("openvino", "openvino", None, ".xml")):
             try:
-                result = deploy.export(run, format, os.path.join(out, "model" + suffix), quantize=quantize,
+                result = formats.export(run, format, os.path.join(out, "model" + suffix), quantize=quantize,
                                        data_dir=directory)
-            except deploy.MissingExtraError as error:
+            except formats.MissingExtraError as error:
                 notes.append(f"{name}: left out, {error}")
                 continue
             files[name] = (result.path, list(result.files))
             if result.calibration:
                 notes.append(f"{name}: calibrated on {result.calibration}")
-        runners = {name: deploy.runner(path) for name, (path, _) in files.items()}
+        runners = {name: formats.runner(path) for name, (path, _) in files.items()}
         accuracy, outputs = {}, {}
         for name, run_fn in runners.items():
             outputs[name] = np.concatenate([np.asarray(run_fn(images[i:i + 64])) for i in range(0, len(images), 64)])

@@ -3,7 +3,7 @@ N cores, per core, against the images/s ResNet-50 training consumes here.
 
 The JPEGs are the real CIFAR-10 subset's images upscaled to a short side of 256-320 px (ImageNet's photos average
 ~400x350, so decoding these is a little cheaper than decoding ImageNet), written to a temporary folder of class
-folders and read through :func:`keras_convnets.training.datasets.train_dataset` like a user's photo folder. Also
+folders and read through :func:`keras_convnets.data.pipelines.train_dataset` like a user's photo folder. Also
 printed: the same pipeline decoding each JPEG whole before cropping (``crop_decode_jpeg=False``), and decoding it
 cropped behind a per-image ``tf.cond`` (what a folder of mixed formats runs), and the one-off decodability check.
 A GPU host's need: ~2,500 images/s for ResNet-50 on one current GPU, so cores needed = 2,500 / (images/s per core).

@@ -18,7 +18,8 @@ good one was.**
   the mark is rolled back (the old outputs put back, the half-published new ones removed), one with it removed, and
   the temporary folders of processes that no longer run are deleted.
 
-Imports nothing of the package: every layer that writes uses it.
+Imports only the run directory's layout (:mod:`keras_convnets.run_directory`, to name a run directory it refuses):
+every layer that writes uses it.
 """
 
 import contextlib
@@ -32,6 +33,8 @@ import re
 import shutil
 import tempfile
 from typing import Callable, Dict, Iterator, Sequence
+
+from keras_convnets.run_directory import RUN_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +154,7 @@ def check_replaceable(path: str, kind: Kind, flag: str = "--out") -> None:
                                     "was written)")
         if not os.listdir(path) or kind.recognizes(path):
             return
-        what = "a training run directory (it holds run.json)" if os.path.isfile(os.path.join(path, "run.json")) \
+        what = f"a training run directory (it holds {RUN_FILE})" if os.path.isfile(os.path.join(path, RUN_FILE)) \
             else f"not {kind.name} (it holds {_listing(path)})"
         raise OutputExistsError(f"{path} exists and is {what}: it would be replaced; choose another {flag} "
                                 "(nothing was written)")

@@ -40,8 +40,11 @@ class Cluster:
 
     def start(self, index):
         config = {"cluster": {"worker": self.addresses}, "task": {"type": "worker", "index": index}}
+        site = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_worker_site")  # dumps the final weights
+        path = os.pathsep.join(p for p in (site, os.environ.get("PYTHONPATH")) if p)
         env = dict(os.environ, TF_CONFIG=json.dumps(config), TFDS_DATA_DIR=self.data_dir, PYTHONUNBUFFERED="1",
-                   TF_CPP_MIN_LOG_LEVEL="2", KERAS_CONVNETS_DUMP_WEIGHTS=os.path.join(self.root, "weights"))
+                   TF_CPP_MIN_LOG_LEVEL="2", KERAS_CONVNETS_DUMP_WEIGHTS=os.path.join(self.root, "weights"),
+                   PYTHONPATH=path)
         env.pop("TF_USE_LEGACY_KERAS", None)  # the command must arrange tf-keras itself
         with open(self.log(index), "a") as log:
             self.processes[index] = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env)

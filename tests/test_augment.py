@@ -1,4 +1,4 @@
-"""The modern recipe's augmentation ops (keras_convnets/training/augment.py) as units on small synthetic images:
+"""The modern recipe's augmentation ops (keras_convnets/data/augment.py) as units on small synthetic images:
 shapes and dtypes, seeded determinism, per-image draws, the ops' defining properties (mixup's ratio, cutmix's box
 area, random erasing at P=0 and P=1, equalize's histogram, TrivialAugment's ops all reachable). Seconds."""
 
@@ -40,7 +40,7 @@ def test_two_images_of_a_batch_get_different_ops_in_the_pipeline():
     def batch(seed):
         images = tf.data.Dataset.from_tensors(IMAGE).repeat(8)
         seeds = tf.data.Dataset.random(seed=seed).batch(2)
-        op = augment.per_image_op(Regularization(trivialaugment=True, random_erasing=0.5))
+        op = Regularization(trivialaugment=True, random_erasing=0.5).per_image_op()
         ds = tf.data.Dataset.zip((images, seeds)).map(lambda image, s: op(image, s)).batch(8)
         return next(iter(ds)).numpy()
 
@@ -168,11 +168,11 @@ def test_soft_labels_pipeline_is_one_hot_without_mixing():
 def test_the_batch_op_is_one_hot_and_mixes_only_when_asked():
     images = tf.constant(np.arange(3 * 4 * 4 * 3).reshape(3, 4, 4, 3) % 256, tf.uint8)
     labels = tf.constant([0, 1, 2], tf.int64)
-    assert augment.per_batch_op(Regularization(), 3) is None, "sparse labels stay as they are"
-    same, one_hot = augment.per_batch_op(Regularization(label_smoothing=0.1), 3)(images, labels, SEED)
+    assert Regularization().per_batch_op(3) is None, "sparse labels stay as they are"
+    same, one_hot = Regularization(label_smoothing=0.1).per_batch_op(3)(images, labels, SEED)
     np.testing.assert_array_equal(one_hot.numpy(), np.eye(3))
     np.testing.assert_array_equal(same.numpy(), images.numpy())
-    mixed, soft = augment.per_batch_op(Regularization(mixup=1.0), 3)(images, labels, SEED)
+    mixed, soft = Regularization(mixup=1.0).per_batch_op(3)(images, labels, SEED)
     assert not np.array_equal(mixed.numpy(), images.numpy()) and not np.array_equal(soft.numpy(), np.eye(3))
     np.testing.assert_allclose(soft.numpy().sum(1), 1.0, atol=1e-6)
 
@@ -189,7 +189,7 @@ def test_the_folder_pipeline_applies_the_op_after_its_own_crops_which_stay_the_s
                                     holdout_fraction=0.25)
     fill = (1, 2, 3)
     plain = np.concatenate([x.numpy() for x, _ in pipelines.train_dataset(description, 8, seed=5)])
-    erase = augment.per_image_op(Regularization(random_erasing=1.0), fill)
+    erase = Regularization(random_erasing=1.0).per_image_op(fill)
     erased = np.concatenate([x.numpy() for x, _ in pipelines.train_dataset(description, 8, seed=5, per_image=erase)])
     boxes = np.all(erased == fill, axis=-1)
     assert all(box.any() for box in boxes), "every image got its box"

@@ -2,7 +2,7 @@
 
 import argparse
 
-from keras_convnets import bench
+from keras_convnets.cli import bench
 
 
 def test_bench_runs_and_prints_numbers(capsys):

@@ -5,6 +5,7 @@ training runs under the rewrite and ends with it off, the first line says bf16, 
 a weights file works, and the export serves float32 probabilities that match the trained model."""
 
 import json
+import logging
 import os
 
 import numpy as np
@@ -61,10 +62,11 @@ def _test_images(count):
     return images
 
 
-def test_bf16_run_trains_under_the_rewrite_and_exports_float32(bf16_machine, tmp_path, capsys):
+def test_bf16_run_trains_under_the_rewrite_and_exports_float32(bf16_machine, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="keras_convnets")  # the library reports through logging
     result = loop.train("resnet20", "cifar10", data_dir=real_data_dir(), precision="bf16", epochs=1, batch_size=16,
                         steps_per_epoch=3, out=str(tmp_path / "run"), verbose=0)
-    first_line = capsys.readouterr().out.splitlines()[0]
+    first_line = caplog.messages[0]
     assert first_line.startswith("Runtime: ") and "precision bf16 (oneDNN graph rewrite)" in first_line
     assert "variables, BN statistics and the loss stay float32" in first_line
     assert bf16_machine["fit"] == [True] and bf16_machine["export"] == [False] and not _option_on()

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from keras_convnets.cli import main
+from tests._data_dir import real_data_dir, requires_cifar10
 
 
 def _error(capsys, argv):
@@ -56,8 +57,9 @@ def test_dataset_missing_offline_says_how_to_point_at_a_local_copy(capsys, tmp_p
     assert "'cifar100' is not prepared in" in err and "--data-dir" in err and "TFDS_DATA_DIR" in err
 
 
+@requires_cifar10
 def test_out_dir_with_foreign_files_is_refused(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr("keras_convnets.training.data.dataset_info", lambda *args, **kwargs: None)
+    monkeypatch.setenv("TFDS_DATA_DIR", real_data_dir())
     (tmp_path / "notes.txt").write_text("mine")
     err = _error(capsys, ["train", "resnet20", "--out", str(tmp_path)])
     assert "is not empty and holds no run.json" in err

@@ -126,12 +126,10 @@ def test_kill_before_training_then_the_same_command_runs(capsys, tmp_path, monke
 
 
 def test_disk_full_before_training_is_one_line(capsys, tmp_path, monkeypatch):
-    from keras_convnets.training import loop
-
     def full(path, obj):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
 
-    monkeypatch.setattr(loop, "_write_json", full)
+    monkeypatch.setattr(run_directory, "write_json", full)
     status, _, err = train(capsys, tmp_path / "run")
     assert status == 1
     expected = (f"keras-convnets: error: {os.strerror(errno.ENOSPC)}: {tmp_path / 'run'}/run.json; re-run the same "
@@ -320,7 +318,7 @@ def test_a_resumed_run_sees_the_uninterrupted_runs_batches_and_a_damaged_checkpo
     import shutil
 
     from keras_convnets.data import pipelines
-    from keras_convnets.training import ema, loop
+    from keras_convnets.training import callbacks, ema
 
     made = []
     pipeline = pipelines.train_dataset
@@ -338,20 +336,20 @@ def test_a_resumed_run_sees_the_uninterrupted_runs_batches_and_a_damaged_checkpo
     (first, whole), = made
     assert first == 0
 
-    guard_class = loop._divergence_guard_class
+    guard = callbacks.divergence_guard
 
     def killing_guard():
-        class KillAtEpoch2(guard_class()):
+        class KillAtEpoch2(type(guard())):
             def on_epoch_begin(self, epoch, logs=None):
                 if epoch == 1:
                     raise Killed()
                 super().on_epoch_begin(epoch, logs)
-        return KillAtEpoch2
+        return KillAtEpoch2()
 
-    monkeypatch.setattr(loop, "_divergence_guard_class", killing_guard)
+    monkeypatch.setattr(callbacks, "divergence_guard", killing_guard)
     with pytest.raises(Killed):
         train(capsys, tmp_path / "killed", "--ema", "0.99")
-    monkeypatch.setattr(loop, "_divergence_guard_class", guard_class)
+    monkeypatch.setattr(callbacks, "divergence_guard", guard)
     shutil.copytree(tmp_path / "killed", tmp_path / "damaged")
     os.remove(tmp_path / "damaged" / "backup" / "epoch-00001" / ema.STATE_FILE)
 

@@ -141,7 +141,7 @@ def _photos(root):
 
 
 def _first_kernel(run_plan):
-    model = loop.build_model(run_plan, (32, 32, 3), 2)
+    model = loop.build_model(run_plan, (32, 32, 3), 2, policy="float32")
     return np.array(finetune.backbone_of(model).get_layer("conv1_conv").kernel)
 
 

@@ -4,6 +4,7 @@ one tiny end-to-end ``train(...)`` with every option on that is killed after its
 and exports (ResNet-20, 2 steps per epoch; ~1 min on 2 cores)."""
 
 import json
+import logging
 import os
 
 import numpy as np
@@ -71,7 +72,15 @@ def test_modern_recipe_resolves_and_the_paper_runs_identity_is_unchanged(tmp_pat
     reg = args["regularization"]
     assert reg["label_smoothing"] == 0.1 and reg["cutmix"] == 1.0 and "mixup" not in reg  # overridden to off
     assert reg["trivialaugment"] and reg["random_erasing"] == 0.1
-    assert reg["ema"] == pytest.approx(recipes.ema_decay(41 * 60)) and reg["ema_warmup_steps"] == 20
+    assert reg["ema_horizon"] == pytest.approx(recipes.EMA_HORIZON) and "ema" not in reg  # a share of the run
+    # worked out once, from the global batch, and shared: the learning rate's warm-up and the EMA's, the EMA's decay
+    for replicas in (1, 2):
+        steps = -(-5170 // (128 * replicas))  # ceil: 41 steps an epoch on one replica, 21 on two
+        schedule = modern.schedule(replicas)
+        assert (schedule.steps_per_epoch, schedule.total_steps) == (steps, steps * 60)
+        assert schedule.ema_warmup_steps == schedule.warmup_steps == recipes.warmup_steps(modern.recipe, steps * 60)
+        assert schedule.ema_decay == pytest.approx(recipes.ema_decay(steps * 60))
+    assert modern.schedule(1).warmup_steps == 20 and modern.schedule(2).warmup_steps == 10
 
 
 @pytest.mark.parametrize("flags,message", [
@@ -119,39 +128,38 @@ def test_flip_tta_of_a_flip_invariant_model_equals_plain_evaluation_and_averages
 
 
 @requires_cifar10
-def test_every_option_on_trains_resumes_with_its_ema_and_exports(tmp_path, monkeypatch, capsys):
+def test_every_option_on_trains_resumes_with_its_ema_and_exports(tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="keras_convnets")  # the library reports through logging
     from keras_convnets.serving import inference
-    from keras_convnets.training import ema, loop
+    from keras_convnets.training import callbacks, ema, loop
 
     out = str(tmp_path / "run")
     options = dict(epochs=2, steps_per_epoch=2, out=out, data_dir=real_data_dir(), seed=3, recipe="modern",
                    warmup_epochs=0.5, regularization={"ema": 0.9, "randaugment": (2, 9), "trivialaugment": False,
                                                       "mixup": 0.2, "cutmix": 1.0, "label_smoothing": 0.1,
                                                       "random_erasing": 0.5}, verbose=0)
-    guard_class = loop._divergence_guard_class
+    guard = callbacks.divergence_guard
 
     class Killed(Exception):
         pass
 
     def killing_guard():
-        base = guard_class()
-
-        class KillAtEpoch2(base):
+        class KillAtEpoch2(type(guard())):
             def on_epoch_begin(self, epoch, logs=None):
                 if epoch == 1:
                     raise Killed("a kill after epoch 1's checkpoint")
                 super().on_epoch_begin(epoch, logs)
 
-        return KillAtEpoch2
+        return KillAtEpoch2()
 
-    monkeypatch.setattr(loop, "_divergence_guard_class", killing_guard)
+    monkeypatch.setattr(callbacks, "divergence_guard", killing_guard)
     with pytest.raises(Killed):
         loop.train("resnet20", "cifar10", **options)
     checkpoints = sorted(os.listdir(os.path.join(out, "backup")))
     assert checkpoints == ["epoch-00001"]
     assert os.path.isfile(os.path.join(out, "backup", "epoch-00001", ema.STATE_FILE))
 
-    monkeypatch.setattr(loop, "_divergence_guard_class", guard_class)
+    monkeypatch.setattr(callbacks, "divergence_guard", guard)
     loaded = []
     make = ema.callback
 
@@ -168,7 +176,7 @@ def test_every_option_on_trains_resumes_with_its_ema_and_exports(tmp_path, monke
 
     monkeypatch.setattr(ema, "callback", spying_callback)
     result = loop.train("resnet20", "cifar10", **options)
-    assert "Resuming at epoch 2" in capsys.readouterr().out
+    assert "Resuming at epoch 2" in caplog.text
     assert loaded == [2], "the EMA resumed from the checkpoint's shadow after its 2 steps"
     assert [row["epoch"] for row in json.load(open(os.path.join(out, "history.json")))] == [1, 2]
     record = json.load(open(os.path.join(out, "run.json")))

@@ -23,7 +23,7 @@ def _onednn_in_child(env_value, code="startup.prefer_onednn()"):
     env = {k: v for k, v in os.environ.items() if k != startup.ONEDNN_ENV}
     if env_value is not None:
         env[startup.ONEDNN_ENV] = env_value
-    script = f"from keras_convnets.training import performance\n{code}\nprint('ONEDNN', startup.onednn_enabled())"
+    script = f"from keras_convnets.runtime import startup\n{code}\nprint('ONEDNN', startup.onednn_enabled())"
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout.split("ONEDNN ")[1].split()[0] == "True", out.stdout

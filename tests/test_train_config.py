@@ -6,12 +6,13 @@ import dataclasses
 import pytest
 
 from keras_convnets import cli
+from keras_convnets.cli import train as train_command
 from keras_convnets.training.config import OPTIONS, TrainConfig, config_from
 from tests._data_dir import real_data_dir, requires_cifar10
 
 
 def _parsed(*argv):
-    return cli.train_config(cli.build_parser().parse_args(["train", *argv]))
+    return train_command.train_config(cli.build_parser().parse_args(["train", *argv]))
 
 
 def test_the_command_line_fills_a_train_config():
@@ -26,9 +27,9 @@ def test_the_command_line_fills_a_train_config():
 def test_the_modern_recipes_trivialaugment_can_be_turned_off():
     assert _parsed("resnet20", "--recipe", "modern", "--no-trivialaugment").regularization == {"trivialaugment": False}
     assert _parsed("resnet20", "--trivialaugment").regularization == {"trivialaugment": True}
-    # RandAugment replaces the modern recipe's TrivialAugment unless both are asked for (then plan says choose one)
-    assert _parsed("resnet20", "--recipe", "modern", "--randaugment", "2,9").regularization == {
-        "randaugment": (2, 9), "trivialaugment": False}
+    # the command line passes what was given; plan combines it with the recipe's as for the API (RandAugment replaces
+    # the modern recipe's TrivialAugment unless both are asked for: tests/test_nothing_lost.py)
+    assert _parsed("resnet20", "--recipe", "modern", "--randaugment", "2,9").regularization == {"randaugment": (2, 9)}
 
 
 def test_every_field_has_a_flag():
@@ -40,7 +41,7 @@ def test_every_field_has_a_flag():
     destinations = {action.dest for action in train._actions}
     gathered = {"model_kwargs", "regularization"}
     assert {field.name for field in dataclasses.fields(TrainConfig)} - gathered <= destinations
-    assert set(cli.MODEL_OPTION_FLAGS) <= destinations
+    assert set(train_command.MODEL_OPTION_FLAGS) <= destinations
 
 
 def test_an_unknown_option_names_the_closest_field():
@@ -87,3 +88,31 @@ def test_a_runs_settings_reach_its_pipelines_and_leave_the_process_alone(tmp_pat
                    out=str(tmp_path / "run"), data_dir=real_data_dir())
     assert seen["settings"].steps_per_execution == before.steps_per_execution + 2
     assert runtime_settings.default_settings() == before
+
+
+@requires_cifar10
+def test_the_precision_a_run_resolves_is_the_one_its_model_is_built_with(tmp_path, monkeypatch):
+    """Worked out once (runtime.precision.choose_precision, per machine) and passed down: on a GPU host, bf16 is
+    Keras' mixed_bfloat16 policy, and that policy is what the model is built with (build_model has no default that
+    could decide otherwise)."""
+    import inspect
+
+    from keras_convnets.runtime import machine
+    from keras_convnets.training import loop
+
+    class Stop(Exception):
+        pass
+
+    built = []
+
+    def spy(run_plan, image_shape, num_classes, policy):
+        built.append(policy)
+        raise Stop()
+
+    assert inspect.signature(loop.build_model).parameters["policy"].default is inspect.Parameter.empty
+    monkeypatch.setattr(machine, "detect_machine", lambda strategy=None: machine.Machine(16, gpus=1))
+    monkeypatch.setattr(loop, "build_model", spy)
+    with pytest.raises(Stop):
+        loop.train("resnet20", epochs=1, batch_size=8, precision="bf16", out=str(tmp_path / "run"),
+                   data_dir=real_data_dir())
+    assert built == ["mixed_bfloat16"]

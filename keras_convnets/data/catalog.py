@@ -27,6 +27,7 @@ TensorFlow is imported only when examples are read, so the command line can chec
 
 import dataclasses
 import difflib
+import logging
 import os
 import socket
 from typing import Optional, Tuple
@@ -38,6 +39,8 @@ from keras_convnets.data import folders, transforms
 from keras_convnets.models import pretrained as pretrained_weights
 from keras_convnets.models.checkpoints import checkpoint_format
 from keras_convnets.runtime import settings as runtime_settings
+
+logger = logging.getLogger(__name__)
 
 AUGMENTATIONS = ("cifar", "imagenet", "none")
 #: Default training size of a dataset whose images have no fixed size: the ImageNet models' input.
@@ -88,7 +91,14 @@ class UnknownDatasetError(DatasetUnavailableError):
 
 
 def dataset_spec(name: str) -> DatasetSpec:
-    """The :class:`DatasetSpec` of ``name``, or a :class:`DatasetUnavailableError` listing the supported ones."""
+    """The table's entry for a CIFAR-family dataset.
+
+    Args:
+        name: ``"cifar10"``, ``"cifar100"`` or ``"svhn_cropped"`` (:data:`DATASETS`).
+
+    Returns:
+        Its :class:`DatasetSpec`; a :class:`DatasetUnavailableError` listing the supported names for another.
+    """
     if name not in DATASETS:
         raise DatasetUnavailableError(f"unknown dataset {name!r}; supported datasets: {', '.join(DATASETS)}")
     return DATASETS[name]
@@ -185,6 +195,14 @@ class Split:
 
     def to_json(self) -> dict:
         return {"source": self.source, "count": self.count, "holdout": self.holdout}
+
+    def label(self, root: str | None = None) -> str:
+        """What the split is, for a person: ``"test"``, ``"train (held out part)"``; a folder's relative to the
+        dataset's folder ``root`` (``"test"``, or ``"held out part"`` of the folder itself)."""
+        source = os.path.relpath(self.source, root) if root and os.path.isabs(self.source) else self.source
+        if not self.holdout:
+            return source
+        return f"{self.holdout} part" if source == "." else f"{source} ({self.holdout} part)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -317,7 +335,7 @@ def _download(builder, name: str, data_dir: str | None, download: bool) -> None:
         raise DatasetUnavailableError(
             f"dataset {name!r} is not prepared in {where}{why}; point --data-dir (or {DATA_DIR_ENV}, or data_dir=) "
             f"at a tensorflow_datasets directory holding {name}/{how}")
-    print(f"tfds: downloading and preparing {name} into {builder.data_dir}", flush=True)
+    logger.info("tfds: downloading and preparing %s into %s", name, builder.data_dir)
     try:
         builder.download_and_prepare()
     except Exception as error:  # noqa: BLE001 -- tfds raises many kinds (no network, manual download, ...)

@@ -228,8 +228,8 @@ def train_dataset(description: DatasetDescription, batch_size: int, *, seed: int
         threads: the input pipeline's threads (default: the runtime settings').
         drop_remainder: drop each epoch's last, partial batch.
         crop_decode_jpeg: decode JPEGs cropped (:func:`keras_convnets.data.transforms.decode_train_transform`:
-            1.1-1.6x the images/s of decoding whole on 256-320 px JPEGs in two runs here,
-            benchmarks/pipeline_imagenet.py); False: decode whole, then crop (the same crops).
+            faster than decoding whole: benchmarks/RESULTS.md, its first table); False: decode whole, then crop
+            (the same crops).
         per_image: a further ``(uint8 image, seed) -> uint8 image`` op after the usual augmentation (the modern
             recipe's, :func:`keras_convnets.data.transforms.chain`).
         per_batch: an ``(images, labels, seed) -> (images, labels)`` op on each batch (mixup / cutmix,

@@ -14,7 +14,6 @@ Imports only numpy and :mod:`keras_convnets.checks`, so naming predictions never
 
 import functools
 import os
-import sys
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -110,25 +109,4 @@ def _wordnet_names(data_noun: str, ids: Sequence[str]) -> List[str]:
     return [lemmas[wnid[1:]] for wnid in ids]
 
 
-def main(argv=None) -> int:
-    """``--write DATA_NOUN``: regenerate the classes file; ``--check``: its IDs are tfds' (exit 1 if not)."""
-    argv = sys.argv[1:] if argv is None else argv
-    ids = _tfds_wordnet_ids()
-    if argv[:1] == ["--write"] and len(argv) == 2:
-        names = _wordnet_names(argv[1], ids)
-        with open(CLASSES_FILE, "w", encoding="utf-8") as f:
-            f.write("".join(f"{wnid} {name}\n" for wnid, name in zip(ids, names)))
-        print(f"wrote {CLASSES_FILE}: {len(ids)} classes")
-        return 0
-    if argv == ["--check"]:
-        same = imagenet_wordnet_ids() == ids
-        print(f"{CLASSES_FILE}: {'matches' if same else 'does not match'} tensorflow-datasets' imagenet2012 labels")
-        return 0 if same else 1
-    print("usage: python -m keras_convnets.models.imagenet --write WORDNET_DATA_NOUN | --check", file=sys.stderr)
-    return 2
-
-
 __all__ = ["imagenet_class_names", "imagenet_wordnet_ids", "decode_predictions"]
-
-if __name__ == "__main__":
-    sys.exit(main())

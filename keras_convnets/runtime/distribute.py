@@ -17,10 +17,12 @@ The functions that only read the environment (:func:`tf_config`, :func:`cluster_
 """
 
 import json
+import logging
 import os
-from typing import Optional
 
 #: Names accepted by :func:`get_strategy`.
+logger = logging.getLogger(__name__)
+
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker", "tpu")
 
 LEGACY_KERAS_ENV = "TF_USE_LEGACY_KERAS"
@@ -135,10 +137,15 @@ def check_keras_for_multi_worker():
 
 
 def get_strategy(name: str = "auto"):
-    """The ``tf.distribute`` strategy called ``name`` (one of :data:`STRATEGIES`; see the module docstring).
+    """The ``tf.distribute`` strategy called ``name``.
 
-    Raises :class:`StrategyError` (a ValueError, one line) for an unknown name, no TPU for ``tpu``, or
-    ``multi-worker`` without tf-keras loaded."""
+    Args:
+        name: one of :data:`STRATEGIES` (see the module docstring; ``auto`` chooses by the machine).
+
+    Returns:
+        The strategy. A :class:`StrategyError` (a ValueError, one line) for an unknown name, no TPU for ``tpu``, or
+        ``multi-worker`` without tf-keras loaded.
+    """
     import tensorflow as tf
 
     concrete = resolve(name)
@@ -152,8 +159,7 @@ def get_strategy(name: str = "auto"):
     if concrete == "multi-worker":
         check_keras_for_multi_worker()
         if cluster_size() <= 1:
-            print("TF_CONFIG names no multi-worker cluster: multi-worker strategy with this process alone",
-                  flush=True)
+            logger.info("TF_CONFIG names no multi-worker cluster: multi-worker strategy with this process alone")
         return tf.distribute.MultiWorkerMirroredStrategy()
     resolver = _tpu_resolver()
     try:
@@ -198,17 +204,3 @@ def shard_by_data(dataset):
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
-
-
-def debug_dump_weights(model, directory: Optional[str] = None):
-    """When ``$KERAS_CONVNETS_DUMP_WEIGHTS`` (or ``directory``) names a directory, saves the model's weights there as
-    ``TASK.npz`` (``chief-0``, ``worker-1``, ``local``): how the tests compare workers' final weights."""
-    import numpy as np
-
-    directory = directory or os.environ.get("KERAS_CONVNETS_DUMP_WEIGHTS")
-    if not directory:
-        return None
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, f"{task_name()}.npz")
-    np.savez(path, *[np.asarray(w) for w in model.get_weights()])
-    return path

@@ -13,9 +13,8 @@ from keras_convnets.runtime.machine import Machine
 PRECISIONS = ("float32", "bf16", "auto", "mixed_float16", "mixed_bfloat16")
 #: TensorFlow's grappler option that rewrites a graph's oneDNN ops to bfloat16 (process-wide, read per function call).
 ONEDNN_BF16_OPTION = "auto_mixed_precision_onednn_bfloat16"
-#: Measured on a 2-core Sapphire Rapids Xeon (AMX), median train-step images/s ratios bf16 / float32 of ResNet-20,
-#: WRN-16-4, ResNet-50 and DenseNet-121 (benchmarks/RESULTS.md, "bf16"): the hint a float32 run prints on a CPU with
-#: native bf16.
+#: The hint a float32 run prints on a CPU with native bf16: the median train-step images/s ratios bf16 / float32 of
+#: ResNet-20, WRN-16-4, ResNet-50 and DenseNet-121 on a 2-core AMX Xeon (benchmarks/RESULTS.md, "Fourth session").
 BF16_MEASURED = "1.3-2.8x train-step images/s on an AMX Xeon"
 
 
@@ -47,9 +46,9 @@ def choose_precision(machine: Machine, requested: str = "float32") -> Precision:
     * ``bf16`` on a CPU-only host with native bf16 (and oneDNN kernels): TensorFlow's oneDNN auto-mixed-precision
       rewrite of the training graphs: convolutions, matmuls, our fused batch norm's ``FusedBatchNormV3`` and the
       elementwise ops between them compute in bfloat16; variables, the optimizer, BN's scale, offset and statistics
-      and the loss (softmax cross-entropy, on TensorFlow's deny list) stay float32. Measured on a 2-core Sapphire Rapids
-      Xeon: 1.3-2.8x train-step images/s, 1.6x per ResNet-20 epoch; Keras' ``mixed_bfloat16`` policy was 0.91-0.98x
-      there (issue 20). AVX512-BF16 without AMX (AMD Zen 4) and Arm BF16: unmeasured.
+      and the loss (softmax cross-entropy, on TensorFlow's deny list) stay float32. Faster than float32 and than
+      Keras' ``mixed_bfloat16`` policy on an AMX Xeon (benchmarks/RESULTS.md, "Fourth session"); AVX512-BF16
+      without AMX (AMD Zen 4) and Arm BF16: unmeasured.
     * ``bf16`` on a GPU or TPU host: Keras' ``mixed_bfloat16`` policy (bf16 units of TPUs and Ampere+ GPUs);
       unmeasured here.
     * ``bf16`` on a CPU without native bf16 or without oneDNN kernels: a :class:`PrecisionError`: it would be

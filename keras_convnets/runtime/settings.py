@@ -20,9 +20,9 @@ from keras_convnets.runtime.precision import Precision, choose_precision
 #: A CPU with at most this many cores gets the settings measured on our 2-core machines; a bigger one, tf.data's
 #: autotuner (which the measurement does not cover).
 SMALL_CPU_CORES = 4
-#: Steps per ``tf.function`` call on a CPU. Measured 1 vs 8 on a 2-core CPU at load ~3 (ResNet-20, batch 64): 8 was
-#: 4.6% slower in 4 of 4 rounds (Keras 3's while_loop over optional inputs costs more than the per-step Python round
-#: trip it saves), so 1 (benchmarks/RESULTS.md, "steps_per_execution").
+#: Steps per ``tf.function`` call on a CPU: 8 was slower than 1 on a 2-core CPU (Keras 3's while_loop over optional
+#: inputs costs more than the per-step Python round trip it saves), so 1 (benchmarks/RESULTS.md,
+#: "steps_per_execution").
 CPU_STEPS_PER_EXECUTION = 1
 #: On a TPU every call of the train function is a host round trip; Keras' and Cloud TPU's guidance is tens of steps
 #: per call. Not measured here (no TPU).

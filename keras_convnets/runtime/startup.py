@@ -22,9 +22,9 @@ def prefer_onednn() -> bool:
     returns whether they will be (or are) on.
 
     TensorFlow enables them by default only on CPUs with AVX512-VNNI/BF16/AMX (its 2.9 release notes); on an AVX2-only
-    CPU they are off, and turning them on trained ResNet-20 2.3x, DenseNet-BC-100 1.6x, WRN-16-4 1.3x and
-    ResNet-50 at 32x32 5.8x faster (Eigen's conv backprop-input is pathological at 1x1 spatial size) with the same
-    maths up to float rounding order (benchmarks/RESULTS.md). Effective only before TensorFlow is imported;
+    CPU they are off, and turning them on trains every measured model faster (Eigen's conv backprop-input is
+    pathological at 1x1 spatial size) with the same maths up to float rounding order (the figures:
+    benchmarks/RESULTS.md, its first table). Effective only before TensorFlow is imported;
     afterwards it changes nothing and reports the state TensorFlow started with. ``TF_ENABLE_ONEDNN_OPTS=0`` keeps
     them off.
     """

@@ -193,11 +193,6 @@ def require(format: str) -> Format:
     return spec
 
 
-def saved_model_dir(path: str) -> str:
-    """``path`` itself if it is a SavedModel, else ``path/saved_model`` (a run directory); a ValueError if neither."""
-    return savedmodel.saved_model_dir(path)
-
-
 def format_of(path: str) -> Format:
     """The format whose suffix ``path`` ends with (a folder: ``saved_model``)."""
     return next((spec for spec in FORMATS.values() if spec.suffix and str(path).endswith(spec.suffix)),
@@ -459,7 +454,7 @@ def _run_openvino(path):
 
 
 def _run_saved_model(path):
-    saved_model = savedmodel.load(saved_model_dir(path))
+    saved_model = savedmodel.load(savedmodel.saved_model_dir(path))
     signature = savedmodel.PREPROCESSED if savedmodel.resizes_images(saved_model) else "serving_default"
     return lambda images: savedmodel.predict(saved_model, np.asarray(images, np.uint8), signature=signature)
 
@@ -513,8 +508,7 @@ def training_images(saved_model_path, saved_model, count, dataset=None, data_dir
         if sum(len(b) for b in images) >= count:
             break
     images = np.concatenate(images)[:count]
-    source = description.train.source + (f" ({description.train.holdout} part)" if description.train.holdout else "")
-    return images, f"{len(images)} images of {dataset}'s {source} split"
+    return images, f"{len(images)} images of {dataset}'s {description.train.label(description.name)} split"
 
 
 # ---------------------------------------------------------------------------------------------------- export --
@@ -573,7 +567,7 @@ def export(source: str, format: str, out: str, *, quantize: Optional[str] = None
 
 def _source(path: str) -> Source:
     """The SavedModel at ``path`` (a run directory or a SavedModel), loaded, with its class names and view."""
-    directory = os.path.abspath(saved_model_dir(path))
+    directory = os.path.abspath(savedmodel.saved_model_dir(path))
     saved_model = savedmodel.load(directory)
     names = tuple(imagenet.readable(savedmodel.load_class_names(saved_model)))
     return Source(directory, saved_model, names, _view(saved_model))

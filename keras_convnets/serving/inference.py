@@ -94,9 +94,7 @@ def evaluate_saved_model(path, dataset, split=None, *, data_dir=None, batch_size
                                       .numpy(), images, tta).argmax(-1)
         correct += int((predicted == labels).sum())
         count += len(labels)
-    evaluated = description.evaluation
-    return Evaluation(correct / max(count, 1), count,
-                      evaluated.source + (f" ({evaluated.holdout} part)" if evaluated.holdout else ""))
+    return Evaluation(correct / max(count, 1), count, description.evaluation.label(description.name))
 
 
 def _named(names) -> bool:

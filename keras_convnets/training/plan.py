@@ -28,7 +28,8 @@ class RunPlan:
     ``config``: the :class:`~keras_convnets.training.config.TrainConfig` as checked, its dataset, weights,
     data directory and output directory resolved (absolute paths); the rest is what ``plan`` derived from it:
     the model's registry entry, the data's description, the recipe, the factory options and the regularization.
-    ``reference_batch_size``: the paper's batch, which ``scale_lr`` scales the rate against."""
+    ``reference_batch_size``: the paper's batch, which ``scale_lr`` scales the rate against. ``fine_tune``: the run
+    starts from pretrained weights (a new head, the fine-tuning recipe, the weights' input normalization)."""
 
     config: TrainConfig
     info: Any
@@ -37,6 +38,7 @@ class RunPlan:
     model_kwargs: Dict[str, Any]
     regularization: recipes.Regularization
     reference_batch_size: int
+    fine_tune: bool
 
     @property
     def out(self) -> str:
@@ -46,11 +48,6 @@ class RunPlan:
     def directory(self) -> RunDirectory:
         """The run directory ``OUT`` (:class:`keras_convnets.run_directory.RunDirectory`)."""
         return RunDirectory(self.config.out)
-
-    @property
-    def fine_tune(self) -> bool:
-        """Whether the run starts from pretrained weights (a new head, the fine-tuning recipe)."""
-        return self.config.weights is not None
 
     @property
     def freeze_epochs(self) -> int:
@@ -176,10 +173,10 @@ def _checked(config: TrainConfig, info) -> TrainConfig:
                                scale_lr=bool(config.scale_lr), force=bool(config.force))
 
 
-def _resolved_recipe(config: TrainConfig, info) -> Tuple[recipes.Recipe, int]:
+def _resolved_recipe(config: TrainConfig, info, fine_tune: bool) -> Tuple[recipes.Recipe, int]:
     """The paper's recipe for ``info`` (or the fine-tuning one), made modern if asked, with the given fields
     overriding it, checked; and the paper's batch size (what ``scale_lr`` scales against)."""
-    paper = recipes.recipe_for(info, pretrained=config.weights is not None)
+    paper = recipes.recipe_for(info, pretrained=fine_tune)
     recipe = dataclasses.replace(paper, **_given(epochs=config.epochs, batch_size=config.batch_size))
     checks.positive_int("epochs", recipe.epochs)
     checks.positive_int("batch_size", recipe.batch_size)
@@ -196,13 +193,13 @@ def _resolved_recipe(config: TrainConfig, info) -> Tuple[recipes.Recipe, int]:
     return recipe, paper.batch_size
 
 
-def _run_data(config: TrainConfig, info) -> catalog.DatasetDescription:
+def _run_data(config: TrainConfig, info, fine_tune: bool) -> catalog.DatasetDescription:
     """The run's data described, normalized as a resumed run recorded, else as the pretrained weights expect."""
     statistics = RunDirectory(config.out).recorded_statistics(config.dataset)
-    if statistics is None and config.weights is not None:
+    if statistics is None and fine_tune:
         statistics = catalog.pretrained_statistics(info.name, config.weights, config.weights_channels)
     return describe_dataset(info, config.dataset, image_size=config.image_size, augmentation=config.augmentation,
-                            pretrained=config.weights is not None, statistics=statistics, data_dir=config.data_dir)
+                            pretrained=fine_tune, statistics=statistics, data_dir=config.data_dir)
 
 
 def plan(config, dataset=None, **options) -> RunPlan:
@@ -222,12 +219,13 @@ def plan(config, dataset=None, **options) -> RunPlan:
 
     info = registry.model_info(config.model)
     config = _checked(config, info)
-    recipe, reference_batch_size = _resolved_recipe(config, info)
-    spec = _run_data(config, info)
+    fine_tune = config.weights is not None
+    recipe, reference_batch_size = _resolved_recipe(config, info, fine_tune)
+    spec = _run_data(config, info, fine_tune)
     run_plan = RunPlan(config, info, spec, recipe,
                        model_kwargs={**recipe.model_kwargs(spec.augment), **(config.model_kwargs or {})},
                        regularization=regularization(config.recipe, config.regularization),
-                       reference_batch_size=reference_batch_size)
+                       reference_batch_size=reference_batch_size, fine_tune=fine_tune)
     if not distribute.needs_legacy_keras(config.strategy) or distribute.is_chief_task():
         # other workers write nothing in out but their backup
         run_plan.directory.check(run_plan.arguments, config.force)

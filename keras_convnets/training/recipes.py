@@ -93,8 +93,15 @@ _CIFAR = {"resnet": RESNET_CIFAR, "preact_resnet": PREACT_CIFAR, "wrn": WRN_CIFA
 
 
 def recipe_for(info, pretrained: bool = False) -> Recipe:
-    """The recipe of a registered model (a :class:`keras_convnets.models.registry.ModelInfo`); with
-    ``pretrained=True`` (the run starts from weights), :data:`FINE_TUNE`."""
+    """The recipe a registered model trains with.
+
+    Args:
+        info: its :class:`keras_convnets.models.registry.ModelInfo` (the family and dataset decide).
+        pretrained: the run starts from pretrained weights (then :data:`FINE_TUNE`).
+
+    Returns:
+        The family's paper :class:`Recipe` (He et al.'s warm-up for the models registered with it).
+    """
     if pretrained:
         return FINE_TUNE
     if info.dataset == "imagenet":
