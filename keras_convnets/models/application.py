@@ -23,7 +23,7 @@ from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
 from keras_convnets import checks
 from keras_convnets.models import torch_weights
 from keras_convnets.models import weights as weights_lib
-from keras_convnets.models.backend import keras
+from keras_convnets.models.backend import keras, require_tensorflow
 from keras_convnets.models.config import LayerConfig
 
 POOLINGS = (None, "avg", "max")
@@ -253,6 +253,9 @@ def layer_config(base: LayerConfig, *, data_format: str = "channels_last", dtype
     """``base`` (an architecture's LayerConfig) with the per-model options every factory takes, checked."""
     checks.one_of("data_format", data_format, ("channels_last", "channels_first"))
     weight_decay = checks.number_in("weight_decay", weight_decay, 0.0)
+    if sync_bn:
+        require_tensorflow("sync_bn=True", "Keras synchronises batch-norm statistics across replicas only under a "
+                           "tf.distribute strategy")
     return dataclasses.replace(base, data_format=data_format, dtype=dtype, weight_decay=weight_decay,
                                sync_bn=bool(sync_bn), zero_init_residual=zero_init_residual)
 
