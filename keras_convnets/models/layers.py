@@ -26,8 +26,10 @@ SERIALIZATION_PACKAGE = "keras_convnets"
 
 
 def serializable(cls):
-    """Registers a layer class for ``.keras`` files (``keras.saving.register_keras_serializable``, tf-keras's too)."""
-    return keras.utils.register_keras_serializable(package=SERIALIZATION_PACKAGE)(cls)
+    """Registers a layer class with Keras where it is defined (``keras.saving.register_keras_serializable``, tf-keras's
+    too), so that a saved model naming it loads once its module has been imported (:func:`keras_convnets.load_model`
+    makes sure of that)."""
+    return keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)(cls)
 
 
 @serializable

@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from keras_convnets import checks
 from keras_convnets.models import application, counts, densenet, pretrained, resnet  # noqa: F401 (families register)
+from keras_convnets.models.backend import keras
 from keras_convnets.models.flops import format_flops
 
 
@@ -89,6 +90,20 @@ def get_backbone(name: str, **kwargs) -> Callable:
     return model_info(name).build(features=True, **kwargs)
 
 
+def load_model(path, **kwargs):
+    """Loads a ``.keras`` file of one of our models (or any model using our layers).
+
+    Args:
+        path: the ``.keras`` file, as ``model.save`` wrote it.
+        **kwargs: Keras' ``keras.models.load_model`` arguments (``compile``, ``safe_mode``, ...).
+
+    Returns:
+        The model, as ``keras.models.load_model`` returns it. Importing this module registered our layers with Keras
+        (they register where they are defined), so their names in the file resolve; nothing else differs.
+    """
+    return keras.models.load_model(path, **kwargs)
+
+
 def markdown_table() -> str:
     """The README's model table, generated from the registry (the README test checks it is current)."""
     rows = ["| name | factory | input | trainable params | FLOPs (multiply-adds) | reference | pretrained weights | "
@@ -111,4 +126,4 @@ def levels_cell(levels: Optional[Tuple[FeatureLevel, ...]]) -> str:
 
 README_MARKERS = ("<!-- models:start -->", "<!-- models:end -->")
 
-__all__ = ["ModelInfo", "FeatureLevel", "get_model", "get_backbone", "list_models", "model_info"]
+__all__ = ["ModelInfo", "FeatureLevel", "get_model", "get_backbone", "list_models", "model_info", "load_model"]
