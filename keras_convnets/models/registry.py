@@ -63,13 +63,27 @@ REGISTRY: Dict[str, ModelInfo] = {r.name: _info(r) for r in sorted(application.r
 
 
 def list_models(dataset: Optional[str] = None) -> List[str]:
-    """The registered names, in table order; ``dataset="cifar"`` or ``"imagenet"`` to filter."""
+    """The registered names, in table order.
+
+    Args:
+        dataset: None for all, ``"cifar"`` or ``"imagenet"`` to filter.
+
+    Returns:
+        The names ``get_model`` takes.
+    """
     checks.one_of("dataset", dataset, (None, "cifar", "imagenet"))
     return [name for name, info in REGISTRY.items() if dataset in (None, info.dataset)]
 
 
 def model_info(name: str) -> ModelInfo:
-    """The :class:`ModelInfo` of ``name``, or a ValueError listing the names that exist."""
+    """What is known of a registered model.
+
+    Args:
+        name: a registered name (case and ``-`` / ``_`` do not matter).
+
+    Returns:
+        Its :class:`ModelInfo`; a ValueError lists the names that exist.
+    """
     key = str(name).lower().replace("-", "_")
     if key not in REGISTRY:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(REGISTRY)}")
@@ -77,16 +91,31 @@ def model_info(name: str) -> ModelInfo:
 
 
 def get_model(name: str, **kwargs) -> Callable:
-    """Builds the registered model ``name`` with the factory's keyword arguments (``classes``, ``weights``, ...)."""
+    """Builds a registered model.
+
+    Args:
+        name: a registered name (:func:`list_models`).
+        **kwargs: the factory's arguments (``classes``, ``weights``, ``input_shape``, ``memory_efficient``, ...).
+
+    Returns:
+        The ``keras.Model``, on whatever Keras backend this process runs.
+    """
     return model_info(name).build(**kwargs)
 
 
 def get_backbone(name: str, **kwargs) -> Callable:
-    """The registered model ``name`` as a backbone for detection or segmentation: ``get_model(name, features=True,
-    **kwargs)``, a Keras model returning the dict of its pyramid levels, ``{"P1": ..., "P5": ...}`` on ImageNet models
-    (strides 2 to 32), ``{"P0": ..., "P2": ...}`` on CIFAR ones (strides 1 to 4); ``model_info(name).levels`` lists
-    their strides and channels. Takes the factory's keyword arguments (``weights``, ``input_shape``,
-    ``memory_efficient``, ...) and ``out_indices`` (level indices or names) to return only some levels."""
+    """A registered model as a backbone for detection or segmentation: ``get_model(name, features=True, **kwargs)``.
+
+    Args:
+        name: a registered name.
+        **kwargs: the factory's arguments (``weights``, ``input_shape``, ``memory_efficient``, ...) and
+            ``out_indices`` (level indices or names) to return only some levels.
+
+    Returns:
+        A Keras model returning the dict of its pyramid levels, ``{"P1": ..., "P5": ...}`` on ImageNet models (strides
+        2 to 32), ``{"P0": ..., "P2": ...}`` on CIFAR ones (strides 1 to 4); ``model_info(name).levels`` lists their
+        strides and channels.
+    """
     return model_info(name).build(features=True, **kwargs)
 
 
