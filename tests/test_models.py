@@ -165,8 +165,8 @@ def test_factories_take_keras_applications_eight_arguments_in_order():
     model = kc.ResNet20(False, None, None, (8, 8, 3), "max", 10, "softmax", "x")
     assert model.name == "x" and model.output.shape == (None, 64) and model.get_layer("max_pool") is not None
     model = kc.DenseNetBC100(True, None, None, (8, 8, 3), None, 7, None, "y", weight_decay=1e-4)
-    assert model.name == "y" and model.output.shape == (None, 7) and model.get_layer("predictions").activation.__name__ \
-        == "linear" and model.losses
+    assert model.name == "y" and model.output.shape == (None, 7) and model.losses
+    assert model.get_layer("predictions").activation.__name__ == "linear"
     assert kc.ResNet20().name == "resnet20" and kc.ResNet20.__name__ == "ResNet20"
     assert kc.ResNet20.__module__ == "keras_convnets.models.resnet"
 
