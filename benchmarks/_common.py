@@ -1,12 +1,30 @@
-"""What the benchmark scripts share (not part of the installed package): the data directory and the plain CIFAR-10
-input pipeline a user would write."""
+"""What the benchmark scripts share (not part of the installed package): the data directory, the plain CIFAR-10
+input pipeline a user would write, and timing a model's train and inference steps on one in-memory batch."""
 
 import os
+import statistics
+import time
 
 
 def data_dir(explicit=None):
     """``explicit``, else ``$TFDS_DATA_DIR``, else None (tensorflow_datasets' own default, ~/tensorflow_datasets)."""
     return explicit or os.environ.get("TFDS_DATA_DIR") or None
+
+
+def time_steps(model, x, y, steps, warmup):
+    """Median seconds of one ``train_on_batch`` and of one ``predict_on_batch`` on ``(x, y)`` (a compiled model),
+    after ``warmup`` unmeasured calls of each (tracing or compiling, first allocations)."""
+    timings = {}
+    for kind, step in (("train", lambda: model.train_on_batch(x, y)), ("inference", lambda: model.predict_on_batch(x))):
+        for _ in range(warmup):
+            step()
+        seconds = []
+        for _ in range(steps):
+            start = time.perf_counter()
+            step()
+            seconds.append(time.perf_counter() - start)
+        timings[kind] = statistics.median(seconds)
+    return timings
 
 
 def cifar_pipeline(batch, size=32, augment=False, seed=None, directory=None, options=None):

@@ -2,37 +2,61 @@
 
     from keras_convnets import DenseNet121, get_model, list_models, train
 
-The public names are loaded on first use (PEP 562), so ``import keras_convnets`` and ``keras-convnets --help`` do not
-pay for importing TensorFlow; ``from keras_convnets import X`` works as usual.
+The public names are loaded on first use (PEP 562), so ``import keras_convnets`` and ``keras-convnets --help`` import
+neither Keras nor TensorFlow; ``from keras_convnets import X`` works as usual. The models run on every Keras 3
+backend (``KERAS_BACKEND=tensorflow``, ``jax``, ``torch``) and need no TensorFlow off TensorFlow; training, data, the
+exports and the command line do.
 
-Our custom layers are registered with Keras (``keras_convnets>OptionAShortcut``, ...) as soon as both this package
-and Keras are imported, in either order, so ``import keras_convnets`` is all a script needs to load a ``.keras`` file
-of one of our models.
+A ``.keras`` file of one of our models loads with :func:`load_model` (``kc.load_model(path)``: Keras' own, once our
+layers are registered). The layers (``keras_convnets>OptionAShortcut``, ...) register themselves with Keras where they
+are defined, when their module is imported, which using any model name of this package does; after that
+``keras.models.load_model`` reads such a file too.
 """
 
-import ast
 import importlib
-import importlib.abc
-import os
-import sys
 
 __version__ = "0.1.0"
 
-# The layers, bottom up: ``models`` (the Keras choice, layers, blocks, the builder core and the family modules,
-# weights, registry), ``runtime`` (the machine, precision, settings, strategies), ``data`` (catalog, pipelines,
-# transforms, augmentation), ``serving`` (the SavedModel, inference, other formats, convert), ``training`` (config,
-# plan, recipes, callbacks, the loop) and ``cli`` on top. The model modules' public names are their ``__all__``, read
-# from their source (not imported: that would import TensorFlow); the others are listed here.
+#: The public names. Those of the model side are the model modules' own ``__all__`` (found in :data:`_MODEL_MODULES`
+#: on first use); those above it are :data:`_ABOVE_MODELS`'. tests/test_models.py checks the three agree.
+__all__ = [
+    # models.blocks
+    "conv3x3", "shortcut", "residual_block", "bottleneck_block", "bottleneck_width", "preact_residual_block",
+    "wide_block", "preact_bottleneck_block", "dense_layer", "dense_block", "transition",
+    # models.config, models.layers
+    "LayerConfig", "OptionAShortcut", "StochasticDepth",
+    # models.resnet
+    "build_resnet", "ResNet", "CifarResNet", "PreActResNet", "WideResNet", "ResNeXt", "ResNet18", "ResNet34",
+    "ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2", "ResNet152V2", "ResNeXt50_32x4d",
+    "ResNeXt101_32x8d", "WideResNet50_2", "ResNet20", "ResNet32", "ResNet44", "ResNet56", "ResNet110", "ResNet1202",
+    "PreActResNet164", "PreActResNet1001", "WRN16_4", "WRN16_8", "WRN28_10", "WRN40_4", "ResNeXt29_8x64d",
+    "ResNeXt29_16x64d",
+    # models.densenet
+    "build_densenet", "DenseNet", "CifarDenseNet", "DenseNet121", "DenseNet169", "DenseNet201", "DenseNet264",
+    "DenseNet161", "DenseNet40", "DenseNet100", "DenseNetBC100", "DenseNetBC250", "DenseNetBC190",
+    # models.registry
+    "ModelInfo", "FeatureLevel", "get_model", "get_backbone", "list_models", "model_info", "load_model",
+    # models.weights, models.torch_weights, models.imagenet
+    "WeightsUnavailableError", "load_checkpoint", "preprocessing_of", "CheckpointMismatchError",
+    "imagenet_class_names", "imagenet_wordnet_ids", "decode_predictions",
+    # data, runtime, serving, training (TensorFlow)
+    "dataset_spec", "compute_statistics", "load_dataset", "preprocessing_model", "get_strategy",
+    "evaluate_saved_model", "export_saved_model", "export", "ExportResult", "recipe_for", "Regularization", "train",
+    "TrainResult", "TrainConfig",
+]
+
+#: The model modules whose ``__all__`` the model-side names are, in the order they are searched.
 _MODEL_MODULES = ("models.blocks", "models.config", "models.layers", "models.resnet", "models.densenet",
                   "models.registry", "models.weights", "models.torch_weights", "models.imagenet")
-_TRAINING_EXPORTS = {
+#: The names above the model side and their modules (which have no ``__all__`` of public names).
+_ABOVE_MODELS = {
     **dict.fromkeys(["dataset_spec", "compute_statistics"], "data.catalog"),
     "load_dataset": "data.pipelines",
     "preprocessing_model": "data.preprocessing",
     "get_strategy": "runtime.distribute",
     "export_saved_model": "serving.saved_model",
     "evaluate_saved_model": "serving.inference",
-    # Deployment: ONNX / LiteRT / OpenVINO files (keras_convnets/serving/formats.py).
+    # deployment: ONNX / LiteRT / OpenVINO files (keras_convnets/serving/formats.py)
     **dict.fromkeys(["export", "ExportResult"], "serving.formats"),
     **dict.fromkeys(["recipe_for", "Regularization"], "training.recipes"),
     **dict.fromkeys(["train", "TrainResult"], "training.loop"),
@@ -40,80 +64,24 @@ _TRAINING_EXPORTS = {
 }
 
 
-def _declared_all(module: str) -> list:
-    """The literal ``__all__`` of ``keras_convnets.{module}``, read from its source without importing it."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), *module.split(".")) + ".py"
-    with open(path, encoding="utf-8") as f:
-        tree = ast.parse(f.read(), path)
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
-            return list(ast.literal_eval(node.value))
-    raise ImportError(f"keras_convnets.{module} declares no __all__")
-
-
-_EXPORTS = {name: module for module in _MODEL_MODULES for name in _declared_all(module)}
-_EXPORTS.update(_TRAINING_EXPORTS)
-
-__all__ = list(_EXPORTS)
-
-#: The modules whose import registers our serializable layers with Keras.
-_LAYER_MODULES = ("keras_convnets.models.layers", "keras_convnets.models.recompute")
-
-
-_BACKEND = "keras_convnets.models.backend"
-
-
-def _register_layers():
-    """Imports the layer modules (their decorators register them) once Keras and our backend module are both fully
-    imported; until then it does nothing and the hook below calls it again."""
-    backend = sys.modules.get(_BACKEND)
-    if not ("keras" in sys.modules or "tf_keras" in sys.modules) or (backend and not hasattr(backend, "KERAS_3")):
-        return  # Keras not loaded yet, or our backend module is mid-import (it imports TensorFlow, which loads Keras)
-    for finder in [f for f in sys.meta_path if isinstance(f, _RegisterLayersWhenKerasLoads)]:
-        sys.meta_path.remove(finder)
-    for module in _LAYER_MODULES:
-        importlib.import_module(module)
-
-
-class _RegisterLayersWhenKerasLoads(importlib.abc.MetaPathFinder):
-    """Calls :func:`_register_layers` right after Keras (Keras 3 or tf-keras) or our backend module has been
-    imported, without importing either here."""
-
-    searching = False
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname not in ("keras", "tf_keras", _BACKEND) or self.searching:
-            return None
-        self.searching = True
-        try:
-            spec = next((found for found in (finder.find_spec(fullname, path, target) for finder in sys.meta_path
-                                             if finder is not self and hasattr(finder, "find_spec"))
-                         if found is not None), None)
-        finally:
-            self.searching = False
-        if spec is None or not hasattr(spec.loader, "exec_module"):
-            return spec
-        load = spec.loader.exec_module
-
-        def exec_module(module):
-            load(module)
-            _register_layers()
-
-        spec.loader.exec_module = exec_module
-        return spec
-
-
-sys.meta_path.insert(0, _RegisterLayersWhenKerasLoads())
-_register_layers()
+def _module_of(name: str):
+    """The imported module that defines the public ``name``."""
+    if name in _ABOVE_MODELS:
+        return importlib.import_module(f"keras_convnets.{_ABOVE_MODELS[name]}")
+    for module_name in _MODEL_MODULES:
+        module = importlib.import_module(f"keras_convnets.{module_name}")
+        if name in module.__all__:
+            return module
+    raise ImportError(f"keras_convnets.__all__ names {name!r}, which no module of {_MODEL_MODULES} exports")
 
 
 def __getattr__(name):
-    if name not in _EXPORTS:
+    if name not in __all__:
         raise AttributeError(f"module 'keras_convnets' has no attribute {name!r}")
     try:
-        module = importlib.import_module(f"keras_convnets.{_EXPORTS[name]}")
+        module = _module_of(name)
     except AttributeError as error:  # would otherwise surface as a misleading "cannot import name"
-        raise ImportError(f"importing keras_convnets.{_EXPORTS[name]} failed: {error}") from error
+        raise ImportError(f"importing the module of keras_convnets.{name} failed: {error}") from error
     value = getattr(module, name)
     globals()[name] = value
     return value

@@ -19,6 +19,7 @@ LAYERS: List[Tuple[str, Tuple[str, ...]]] = [
     ("checkpoint files", ("models.checkpoints",)),
     ("ImageNet classes", ("models.imagenet",)),
     ("the Keras choice", ("models.backend",)),
+    ("TensorFlow-only ops", ("models.tf_ops",)),
     ("layers", ("models.layers", "models.recompute")),
     ("layer defaults", ("models.config",)),
     ("blocks", ("models.blocks",)),

@@ -66,7 +66,7 @@ def trainable_params(model):
 
 def smallest_input(factory):
     info = next(i for i in registry.REGISTRY.values() if i.factory is factory)
-    return info.factory.keywords["architecture"].min_size
+    return info.architecture.min_size
 
 
 @pytest.mark.parametrize("factory,kwargs,trainable,total",
@@ -151,21 +151,43 @@ def test_registration_carries_figures_weights_and_recipe_hints():
     assert registry.model_info("resnet50").weights == "resnet50" and registry.model_info("resnet18").weights is None
     assert [name for name, i in registry.REGISTRY.items() if i.warmup] == ["resnet110", "resnet1202"]
     assert registry.model_info("resnet152v2").error == 22.0 and registry.model_info("resnet20").error == 8.75
-    assert kc.ResNet20.__doc__ == "CIFAR ResNet-20 (C10+ error 8.75%)."
+    assert kc.ResNet20.__doc__.startswith("CIFAR ResNet-20 (C10+ error 8.75%).\n\nArgs:\n")
+    assert "Returns:" in kc.ResNet20.__doc__
+
+
+def test_factories_take_keras_applications_eight_arguments_in_order():
+    """include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name: positionally,
+    as keras.applications' factories take them (a functools.partial with ``name`` bound could not)."""
+    import inspect
+
+    assert list(inspect.signature(kc.ResNet50).parameters)[:8] == [
+        "include_top", "weights", "input_tensor", "input_shape", "pooling", "classes", "classifier_activation", "name"]
+    model = kc.ResNet20(False, None, None, (8, 8, 3), "max", 10, "softmax", "x")
+    assert model.name == "x" and model.output.shape == (None, 64) and model.get_layer("max_pool") is not None
+    model = kc.DenseNetBC100(True, None, None, (8, 8, 3), None, 7, None, "y", weight_decay=1e-4)
+    assert model.name == "y" and model.output.shape == (None, 7) and model.losses
+    assert model.get_layer("predictions").activation.__name__ == "linear"
+    assert kc.ResNet20().name == "resnet20" and kc.ResNet20.__name__ == "ResNet20"
+    assert kc.ResNet20.__module__ == "keras_convnets.models.resnet"
 
 
 def test_exports_come_from_the_model_modules_and_import_stays_lazy():
+    import importlib
     import subprocess
     import sys
 
-    from keras_convnets.models import densenet, resnet
-
-    assert set(resnet.__all__) | set(densenet.__all__) <= set(kc.__all__)
+    modules = {name: importlib.import_module(f"keras_convnets.{name}") for name in kc._MODEL_MODULES}
+    model_names = [name for module in modules.values() for name in module.__all__]
+    assert len(model_names) == len(set(model_names))          # each name in one module
+    assert sorted(kc.__all__) == sorted(model_names + list(kc._ABOVE_MODELS))
     for info in registry.REGISTRY.values():
         assert getattr(kc, info.factory.__name__) is info.factory
-    code = "import sys, keras_convnets; keras_convnets.__all__; print('tensorflow' in sys.modules)"
+    assert kc.train.__module__ == "keras_convnets.training.loop"
+    assert kc.export.__module__ == "keras_convnets.serving.formats"
+    code = ("import sys, keras_convnets; keras_convnets.__all__; dir(keras_convnets); "
+            "print(sorted(m for m in ('keras', 'tensorflow', 'tf_keras') if m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          timeout=120).stdout.strip() == "False"
+                          timeout=120).stdout.strip() == "[]"
 
 
 def test_minimum_sizes():

@@ -1,6 +1,7 @@
 """``.keras`` round trip of one small model of every family and custom-layer option (issue 15, case 4): saved here,
-reloaded in a fresh process that only does ``import keras_convnets`` (no ``from``, no layer module), where its outputs
-must equal the saved ones and one train step must run. Keras 3 only: ``.keras`` files are Keras 3's format."""
+reloaded in a fresh process with ``keras_convnets.load_model`` (the documented way: no layer module imported first),
+where its outputs must equal the saved ones and one train step must run. Keras 3 only: ``.keras`` files are Keras 3's
+format."""
 
 import json
 import subprocess
@@ -25,12 +26,11 @@ MODELS = {
 RELOAD = """
 import json, sys
 import numpy as np
-import keras_convnets  # the only import of this package: it must register our layers
-import keras
+import keras_convnets  # the only import of this package
 
 results = {}
 for name in json.loads(sys.argv[1]):
-    model = keras.models.load_model(f"{name}.keras")
+    model = keras_convnets.load_model(f"{name}.keras")
     images = np.load(f"{name}.images.npy")
     difference = float(np.abs(model.predict(images, verbose=0) - np.load(f"{name}.expected.npy")).max())
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
@@ -64,10 +64,14 @@ def test_keras_file_reloads_with_equal_outputs_and_trains(reloaded, name):
     assert np.isfinite(reloaded[name]["loss"])
 
 
-def test_custom_layers_are_registered_under_the_package_name():
-    import keras_convnets  # noqa: F401
+def test_custom_layers_register_where_they_are_defined_without_an_import_hook():
+    import sys
+
+    import keras_convnets as kc
     from keras_convnets.models.backend import keras
 
-    registered = keras.utils.get_custom_objects()
+    assert kc.load_model.__module__ == "keras_convnets.models.registry"  # a model name: the layer modules are loaded
+    registered = keras.saving.get_custom_objects()
     for layer in ("OptionAShortcut", "StochasticDepth", "RecomputedConv"):
         assert f"keras_convnets>{layer}" in registered
+    assert not [finder for finder in sys.meta_path if type(finder).__module__.startswith("keras_convnets")]

@@ -15,7 +15,6 @@ counted from the built models into :mod:`keras_convnets.models.counts` by
 
 import contextlib
 import dataclasses
-import functools
 import math
 import sys
 from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
@@ -23,7 +22,7 @@ from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
 from keras_convnets import checks
 from keras_convnets.models import torch_weights
 from keras_convnets.models import weights as weights_lib
-from keras_convnets.models.backend import keras
+from keras_convnets.models.backend import keras, require_tensorflow
 from keras_convnets.models.config import LayerConfig
 
 POOLINGS = (None, "avg", "max")
@@ -253,6 +252,9 @@ def layer_config(base: LayerConfig, *, data_format: str = "channels_last", dtype
     """``base`` (an architecture's LayerConfig) with the per-model options every factory takes, checked."""
     checks.one_of("data_format", data_format, ("channels_last", "channels_first"))
     weight_decay = checks.number_in("weight_decay", weight_decay, 0.0)
+    if sync_bn:
+        require_tensorflow("sync_bn=True", "Keras synchronises batch-norm statistics across replicas only under a "
+                           "tf.distribute strategy")
     return dataclasses.replace(base, data_format=data_format, dtype=dtype, weight_decay=weight_decay,
                                sync_bn=bool(sync_bn), zero_init_residual=zero_init_residual)
 
@@ -362,30 +364,50 @@ def build_model(include_top: bool = True, weights: Any = None, input_tensor: Any
                 classifier_activation: Any = "softmax", name: Optional[str] = None, *, architecture: Architecture,
                 data_format: str = "channels_last", dtype: Any = None, weight_decay: float = 0.0,
                 sync_bn: bool = False, features: bool = False, out_indices: Any = None, **options: Any):
-    """Builds ``architecture`` with the keras.applications arguments and these options:
+    """Builds ``architecture`` with keras.applications' eight arguments and the model options.
 
-    data_format, dtype: resolved once here and passed to every layer (dtype: a Keras dtype policy name such as
-        "mixed_float16"; None uses the global policy).
-    weight_decay: the paper's coupled L2 coefficient (PyTorch convention), on conv and dense kernels.
-    sync_bn: synchronise batch-norm statistics across replicas under a tf.distribute strategy.
-    stochastic_depth (residual networks): the last block's survival probability p_L (0.5 in the paper), or None.
-    dropout (CIFAR Wide ResNets: between the convs of a block, 0.3 in the paper; DenseNets: after every conv of the
-        dense layers and transitions, 0.2 in the paper without augmentation).
-    zero_init_residual (residual networks): start every residual branch at zero (its last BN's gamma in v1 blocks,
-        its last conv in pre-activation blocks), so each block starts as the identity (Goyal et al., 2017). Off by
-        default, as in the papers; it makes very deep untrained networks (ResNet-1202) well-scaled from the start.
-    memory_efficient (DenseNets): recompute each dense layer's concat-BN-ReLU-conv in the backward pass instead of
-        storing it (Pleiss et al., 2017; torchvision's ``memory_efficient``): same function and weights as the
-        plain model; see :mod:`keras_convnets.models.recompute`.
+    Args:
+        include_top: end in keras.applications' classifier (``avg_pool`` and the ``predictions`` Dense).
+        weights: None (random initialisation), ``"imagenet"`` (keras.applications' file of the registered model with
+            this architecture, whatever ``name`` is), ``"torchvision"`` / ``"timm[:tag]"``, or the path to a Keras
+            weights file (``.weights.h5``, legacy ``.h5``) or a PyTorch checkpoint (``.pth``, ``.safetensors``).
+        input_tensor: a Keras tensor to build on instead of a new ``keras.Input``.
+        input_shape: ``(height, width, channels)`` (channels first under ``data_format="channels_first"``); default
+            the architecture's (224 or 32 square, RGB). Height and width may be None.
+        pooling: with ``include_top=False``: None (the last feature map), ``"avg"`` or ``"max"``.
+        classes: the classifier's size; default 1000 on ImageNet, 10 on CIFAR.
+        classifier_activation: the classifier's activation; None for logits.
+        name: the model's name; default the architecture's.
+        architecture: what to build (a family's ``Architecture``).
+        data_format, dtype: resolved once here and passed to every layer (dtype: a Keras dtype policy name such as
+            ``"mixed_float16"``; None uses the global policy).
+        weight_decay: the paper's coupled L2 coefficient (PyTorch convention), on conv and dense kernels.
+        sync_bn: synchronise batch-norm statistics across replicas under a tf.distribute strategy (TensorFlow only:
+            a ValueError names the backend elsewhere).
+        features: return a backbone for dense tasks instead: a model whose output is the dict of its pyramid levels
+            ``{"P1": ..., "P2": ..., ...}`` (see :func:`pyramid` for which tensor each level is, and
+            :func:`keras_convnets.get_backbone`). It is the ``include_top=False`` model, weights loaded as there (the
+            ``*_notop`` file for ``"imagenet"``; a torchvision / timm checkpoint's classifier skipped), cut at its
+            levels.
+        out_indices: with ``features=True``, the levels to return, as indices into the level list or level names.
+        **options: the model options some architectures take (:data:`MODEL_OPTIONS`; another architecture's is a
+            ValueError naming who takes it):
 
-    features: return a backbone for dense tasks instead: a model whose output is the dict of its pyramid levels
-        ``{"P1": ..., "P2": ..., ...}`` (see :func:`pyramid` for which tensor each level is, and
-        :func:`keras_convnets.get_backbone`). It is the ``include_top=False`` model, weights loaded as there (the
-        ``*_notop`` file for ``"imagenet"``; a torchvision / timm checkpoint's classifier skipped), cut at its levels.
-    out_indices (with features=True): the levels to return, as indices into the level list or level names.
+            * ``stochastic_depth`` (residual networks): the last block's survival probability p_L (0.5 in the
+              paper), or None.
+            * ``dropout`` (CIFAR Wide ResNets: between the convs of a block, 0.3 in the paper; DenseNets: after every
+              conv of the dense layers and transitions, 0.2 in the paper without augmentation).
+            * ``zero_init_residual`` (residual networks): start every residual branch at zero (its last BN's gamma
+              in v1 blocks, its last conv in pre-activation blocks), so each block starts as the identity (Goyal et
+              al., 2017). Off by default, as in the papers; it makes very deep untrained networks (ResNet-1202)
+              well-scaled from the start.
+            * ``memory_efficient`` (DenseNets): recompute each dense layer's concat-BN-ReLU-conv in the backward pass
+              instead of storing it (Pleiss et al., 2017; torchvision's ``memory_efficient``), on every backend: same
+              function and weights as the plain model; see :mod:`keras_convnets.models.recompute`.
 
-    ``weights="imagenet"`` loads the published file of the registered model with this architecture, whatever
-    ``name`` is.
+    Returns:
+        A ``keras.Model`` (its architecture recorded on it for :func:`keras_convnets.load_checkpoint`); with
+        ``features=True``, one whose output is the dict of the chosen pyramid levels.
     """
     arch = architecture
     name = arch.DEFAULT_NAME if name is None else name
@@ -495,17 +517,55 @@ class Registration:
 _REGISTERED: List[Registration] = []
 
 
+#: The arguments and result of every named factory, for its docstring.
+FACTORY_ARGS = """
+
+Args:
+    include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name:
+        keras.applications' eight arguments, in its positional order (``name`` defaults to the registered name;
+        ``weights`` to None: most of these models publish none, and nothing downloads unasked).
+    **options: ``data_format``, ``dtype``, ``weight_decay``, ``sync_bn``, ``features``, ``out_indices`` and the
+        model options this architecture takes (see :func:`keras_convnets.models.application.build_model`).
+
+Returns:
+    A ``keras.Model`` (with ``features=True``: its pyramid levels as a dict).
+"""
+
+
+def _factory(builder: Callable, architecture: Architecture, default_name: str) -> Callable:
+    """``builder`` with ``architecture`` fixed: a function of keras.applications' eight arguments, positional or by
+    keyword (``name`` defaulting to ``default_name``), and the model options by keyword."""
+
+    def factory(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+                classes=None, classifier_activation="softmax", name=default_name, **options):
+        return builder(include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation,
+                       name, architecture=architecture, **options)
+
+    return factory
+
+
 def register(builder: Callable, factory_name: str, architecture: Architecture, doc: str, *, name: str,
              **registration: Any) -> Callable:
-    """Defines the named factory ``factory_name`` (``builder`` with ``architecture`` and ``name`` fixed, keeping the
-    keras.applications positional order ``include_top, weights, input_tensor, ...`` and every keyword overridable)
-    and registers it as ``name`` with the rest of :class:`Registration`'s fields. Returns the factory."""
+    """Defines the named factory ``factory_name`` and registers it.
+
+    Args:
+        builder: the family's builder (:func:`build_model`).
+        factory_name: the factory's Python name (``"ResNet50"``).
+        architecture: what it builds.
+        doc: the first words of its docstring; the paper's figures and :data:`FACTORY_ARGS` follow.
+        name: the registry name (``"resnet50"``), also the model's default name.
+        **registration: the rest of :class:`Registration`'s fields (``family``, ``figures``, ...).
+
+    Returns:
+        The factory: a function taking keras.applications' arguments in their positional order and every option
+        by keyword (:func:`_factory`).
+    """
     if any(r.name == name for r in _REGISTERED):
         raise ValueError(f"model {name!r} is registered twice")
-    factory = functools.partial(builder, architecture=architecture, name=name)
+    factory = _factory(builder, architecture, name)
     entry = Registration(name=name, factory=factory, architecture=architecture, **registration)
     factory.__name__ = factory.__qualname__ = factory_name
-    factory.__doc__ = f"{doc} ({entry.reference})."
+    factory.__doc__ = f"{doc} ({entry.reference}).{FACTORY_ARGS}"
     factory.__module__ = type(architecture).__module__  # the family module that registers it
     _REGISTERED.append(entry)
     return factory

@@ -118,13 +118,35 @@ def cifar_densenet(depth: int, growth_rate: int = 12, bottleneck: bool = True,
 
 
 def DenseNet(depth: int, **kwargs):
-    """ImageNet DenseNet-``depth`` (121, 169, 201, 264; 161 with k=48)."""
+    """ImageNet DenseNet-``depth`` (Huang et al., 2017).
+
+    Args:
+        depth: 121, 169, 201, 264, or 161 (k=48).
+        **kwargs: keras.applications' arguments and the model options (see
+            :func:`keras_convnets.models.application.build_model`).
+
+    Returns:
+        A ``keras.Model``.
+    """
     return build_densenet(architecture=imagenet_densenet(depth), **{"name": f"densenet{depth}", **kwargs})
 
 
 def CifarDenseNet(depth: int, growth_rate: int = 12, bottleneck: bool = True, compression: float = 0.5,
                   dropout: float = 0.0, **kwargs):
-    """CIFAR DenseNet of any depth and growth rate; ``bottleneck=True, compression=0.5`` is DenseNet-BC."""
+    """CIFAR DenseNet of any depth and growth rate; ``bottleneck=True, compression=0.5`` is DenseNet-BC.
+
+    Args:
+        depth: 3n+4, or 6n+4 with bottlenecks.
+        growth_rate: k.
+        bottleneck: 1x1 convs to 4k before each 3x3 (DenseNet-B).
+        compression: the transitions' channel factor theta (DenseNet-C below 1).
+        dropout: after every conv of the dense layers and transitions (0.2 in the paper without augmentation).
+        **kwargs: keras.applications' arguments and the model options (see
+            :func:`keras_convnets.models.application.build_model`).
+
+    Returns:
+        A ``keras.Model``.
+    """
     bc = "_bc" if bottleneck and compression < 1 else ""
     return build_densenet(architecture=cifar_densenet(depth, growth_rate, bottleneck, compression), dropout=dropout,
                           **{"name": f"densenet{bc}_{depth}_k{growth_rate}", **kwargs})

@@ -1,18 +1,35 @@
-"""Layers Keras does not ship: the papers' two parameter-free layers (Keras 3 and tf-keras alike), and a batch norm
-whose training step runs TensorFlow's fused kernel under Keras 3."""
+"""Layers Keras does not ship: the papers' two parameter-free layers, and a batch norm whose training step runs
+TensorFlow's fused kernel where Keras runs on TensorFlow.
 
-import tensorflow as tf
+Written with ``keras.ops`` / ``keras.random``, so they run on every Keras 3 backend (TensorFlow, JAX, PyTorch); the
+TensorFlow-only code is :mod:`keras_convnets.models.tf_ops`, imported only on TensorFlow: the fused batch-norm fast
+path (:data:`FUSED_BATCH_NORM`, the one backend check) and the tf-keras (Keras 2) branches, where ``keras.ops`` does
+not exist.
+"""
 
 from keras_convnets import checks
-from keras_convnets.models.backend import keras
+from keras_convnets.models.backend import BACKEND, KERAS_3, keras
+
+if BACKEND == "tensorflow":  # Keras 3 on TensorFlow, or tf-keras (which runs only there)
+    from keras_convnets.models import tf_ops
+if KERAS_3:
+    ops = keras.ops
+
+#: Batch norm in training runs TensorFlow's fused kernel: Keras 3 on the TensorFlow backend only. Keras 3 computes
+#: batch norm as ~10 elementwise ops and their gradients, ~10% of a DenseNet-121 training step on TensorFlow on a
+#: 2-core CPU more than the fused kernel (benchmarks/RESULTS.md); JAX (XLA) and PyTorch run Keras' own arithmetic.
+#: (tf-keras' BatchNormalization is fused already.)
+FUSED_BATCH_NORM = KERAS_3 and BACKEND == "tensorflow"
 
 #: The package name our layers are registered under: a ``.keras`` file names them ``keras_convnets>OptionAShortcut``.
 SERIALIZATION_PACKAGE = "keras_convnets"
 
 
 def serializable(cls):
-    """Registers a layer class for ``.keras`` files (``keras.saving.register_keras_serializable``, tf-keras's too)."""
-    return keras.utils.register_keras_serializable(package=SERIALIZATION_PACKAGE)(cls)
+    """Registers a layer class with Keras where it is defined (``keras.saving.register_keras_serializable``, tf-keras's
+    too), so that a saved model naming it loads once its module has been imported (:func:`keras_convnets.load_model`
+    makes sure of that)."""
+    return keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)(cls)
 
 
 @serializable
@@ -30,13 +47,12 @@ class OptionAShortcut(keras.layers.Layer):
         self.data_format = data_format
 
     def call(self, x):
-        if self.data_format == "channels_last":
-            x = x[:, ::self.stride, ::self.stride, :]
-            extra = self.out_channels - x.shape[-1]
-            return tf.pad(x, [[0, 0], [0, 0], [0, 0], [extra // 2, extra - extra // 2]])
-        x = x[:, :, ::self.stride, ::self.stride]
-        extra = self.out_channels - x.shape[1]
-        return tf.pad(x, [[0, 0], [extra // 2, extra - extra // 2], [0, 0], [0, 0]])
+        channels_last = self.data_format == "channels_last"
+        x = x[:, ::self.stride, ::self.stride, :] if channels_last else x[:, :, ::self.stride, ::self.stride]
+        extra = self.out_channels - x.shape[-1 if channels_last else 1]
+        channels = [extra // 2, extra - extra // 2]
+        paddings = [[0, 0], [0, 0], [0, 0], channels] if channels_last else [[0, 0], channels, [0, 0], [0, 0]]
+        return ops.pad(x, paddings) if KERAS_3 else tf_ops.pad(x, paddings)
 
     def compute_output_shape(self, input_shape):
         shape = list(input_shape)
@@ -56,7 +72,9 @@ class StochasticDepth(keras.layers.Layer):
     """Drops a residual branch per example with probability ``1 - survival``, Huang et al. (2016).
 
     We use the inverted form: in training a kept branch is scaled by ``1 / survival`` so inference is the identity,
-    equal in expectation to the paper's "scale by ``survival`` at test time" and free at serving time.
+    equal in expectation to the paper's "scale by ``survival`` at test time" and free at serving time. Under Keras 3
+    the draws come from a ``keras.random.SeedGenerator`` (its state is a variable of the layer, not a weight: weight
+    files are unchanged), as Keras' own Dropout draws, so they differ per step under ``jit`` on every backend.
     """
 
     def __init__(self, survival, seed=None, **kwargs):
@@ -64,14 +82,17 @@ class StochasticDepth(keras.layers.Layer):
         checks.number_in("survival", survival, 0.0, 1.0, low_open=True)
         self.survival = float(survival)
         self.seed = seed
+        if KERAS_3:
+            self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, x, training=None):
         if not training or self.survival == 1.0:
             return x
-        batch = tf.shape(x)[0]
-        shape = tf.concat([[batch], tf.ones([tf.rank(x) - 1], tf.int32)], axis=0)
-        keep = tf.cast(tf.random.uniform(shape, seed=self.seed) < self.survival, x.dtype)
-        return x * keep / tf.cast(self.survival, x.dtype)
+        if not KERAS_3:
+            return tf_ops.drop_examples(x, self.survival, self.seed)
+        shape = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
+        keep = ops.cast(keras.random.uniform(shape, seed=self.seed_generator) < self.survival, x.dtype)
+        return x * keep / ops.cast(self.survival, x.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -80,49 +101,39 @@ class StochasticDepth(keras.layers.Layer):
         return {**super().get_config(), "survival": self.survival, "seed": self.seed}
 
 
-def _fusable(bn, x):
-    """True if ``bn``'s training branch on ``x`` is what TF's fused kernel computes: float32 NHWC, per-replica
-    statistics, no renormalisation."""
-    return (len(x.shape) == 4 and bn.axis in (3, -1) and x.dtype == tf.float32 and not bn.synchronized
-            and not getattr(bn, "renorm", False))
-
-
 def batch_norm_training(bn, x):
     """``(y, mean, variance)`` of a Keras 3 BatchNormalization layer's training branch on ``x``, moving statistics
     untouched: ``y`` normalised with the batch statistics, ``variance`` the biased one (what Keras 3 averages).
 
-    Where :func:`_fusable`, one ``FusedBatchNormV3`` op forward and one backward (oneDNN rewrites both); otherwise
-    the layer's own arithmetic (``_moments`` + ``ops.batch_normalization``), e.g. synchronized or mixed precision.
+    TensorFlow's fused kernel where :data:`FUSED_BATCH_NORM` and the input allows it (float32 NHWC, per-replica
+    statistics); otherwise the layer's own arithmetic (``_moments`` + ``ops.batch_normalization``, computed in at
+    least float32 as the layer does), e.g. on JAX and PyTorch, synchronized or mixed precision.
     """
-    channels = int(x.shape[bn.axis])
-    gamma = bn.gamma if bn.scale else tf.ones([channels], tf.float32)
-    beta = bn.beta if bn.center else tf.zeros([channels], tf.float32)
-    if _fusable(bn, x):
-        y, mean, unbiased, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-            x=x, scale=tf.cast(gamma, tf.float32), offset=tf.cast(beta, tf.float32),
-            mean=tf.zeros([channels], tf.float32), variance=tf.ones([channels], tf.float32),
-            epsilon=bn.epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
-        # The kernel returns Bessel's unbiased variance (n / (n - 1), 1 when n = 1); Keras 3 averages the biased one.
-        n = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), tf.float32)
-        return y, mean, unbiased * tf.maximum(n - 1.0, 0.0) / n
-    compute = tf.float32 if x.dtype in (tf.float16, tf.bfloat16) else x.dtype
-    x = tf.cast(x, compute)
+    if FUSED_BATCH_NORM and tf_ops.fusable(bn, x):
+        return tf_ops.fused_batch_norm_training(bn, x)
+    x = ops.cast(x, keras.backend.result_type(x.dtype, "float32"))
     mean, variance = bn._moments(x, None)  # pylint: disable=protected-access
-    y = keras.ops.batch_normalization(x, mean, variance, axis=bn.axis, offset=tf.cast(beta, compute),
-                                      scale=tf.cast(gamma, compute), epsilon=bn.epsilon)
-    return tf.cast(y, bn.compute_dtype), mean, variance
+    gamma = ops.cast(bn.gamma, x.dtype) if bn.scale else None
+    beta = ops.cast(bn.beta, x.dtype) if bn.center else None
+    y = ops.batch_normalization(x, mean, variance, axis=bn.axis, offset=beta, scale=gamma, epsilon=bn.epsilon)
+    return ops.cast(y, bn.compute_dtype), mean, variance
+
+
+def update_moving_statistics(bn, mean, variance) -> None:
+    """Averages batch statistics into a Keras 3 BatchNormalization's moving ones, as its training branch does."""
+    moving_mean = ops.cast(bn.moving_mean, mean.dtype)
+    moving_variance = ops.cast(bn.moving_variance, variance.dtype)
+    bn.moving_mean.assign(moving_mean * bn.momentum + mean * (1.0 - bn.momentum))
+    bn.moving_variance.assign(moving_variance * bn.momentum + variance * (1.0 - bn.momentum))
 
 
 class BatchNormalization(keras.layers.BatchNormalization):
-    """Keras 3's BatchNormalization, same weights, names, constants and maths, whose training step is TF's fused
-    batch-norm kernel instead of Keras 3's ~10 elementwise ops (``moments`` + ``batch_normalization``) and their
-    gradients.
-
-    Keras 3 dropped tf-keras' ``fused=True``; on this 2-core CPU the unfused ops cost ~10% of a DenseNet-121
-    training step (benchmarks/RESULTS.md). Moving statistics are updated as Keras 3 does (biased batch variance;
-    the kernel's Bessel correction is undone). Inference, masks, renorm, ``synchronized=True`` and non-float32
-    inputs take the parent's path unchanged. Under tf-keras BatchNormalization is already fused and this class is
-    not used.
+    """Keras 3's BatchNormalization, same weights, names, constants and maths, whose training step on TensorFlow is
+    the fused batch-norm kernel (:data:`FUSED_BATCH_NORM`) instead of Keras 3's ~10 elementwise ops and their
+    gradients. On JAX and PyTorch, and on TensorFlow for inference, masks, renorm, ``synchronized=True`` and
+    non-float32 inputs, it is the parent unchanged. Moving statistics are updated as Keras 3 does (biased batch
+    variance; the kernel's Bessel correction is undone). Under tf-keras BatchNormalization is already fused and this
+    class is not used.
 
     It serialises as the parent (same class name, ``module`` ``keras.layers``): Keras 3 weights files name a model's
     layers by class name (``batch_normalization_12``), so keras.applications' ``.weights.h5`` files load into our
@@ -133,11 +144,10 @@ class BatchNormalization(keras.layers.BatchNormalization):
     __module__ = "keras.layers"  # what `serialize_keras_object` records; see above
 
     def call(self, inputs, training=None, mask=None):
-        if not (training and self.trainable) or mask is not None or not _fusable(self, inputs):
+        if not (FUSED_BATCH_NORM and training and self.trainable and mask is None and tf_ops.fusable(self, inputs)):
             return super().call(inputs, training=training, mask=mask)
-        y, mean, variance = batch_norm_training(self, inputs)
-        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        y, mean, variance = tf_ops.fused_batch_norm_training(self, inputs)
+        update_moving_statistics(self, mean, variance)
         return y
 
 __all__ = ["OptionAShortcut", "StochasticDepth"]

@@ -3,13 +3,17 @@
 A dense layer's input is the concatenation of every earlier feature map of its block, so storing that concatenation
 and its BN and ReLU outputs for the backward pass costs memory quadratic in the block's depth. :class:`RecomputedConv`
 takes the *list* of feature maps and returns only the conv's output (``4k`` channels in DenseNet-BC, ``k`` without
-bottlenecks); under ``training`` the concat, BN, ReLU and conv run inside :func:`tf.recompute_grad`, so none of their
-intermediates is kept: the backward pass recomputes them from the feature maps, which the block keeps anyway.
+bottlenecks); under ``training`` the concat, BN, ReLU and conv run inside ``keras.remat`` (TensorFlow's
+``tf.recompute_grad``, JAX's ``jax.checkpoint``, PyTorch's ``torch.utils.checkpoint``: Keras' rematerialisation on
+every backend), so none of their intermediates is kept: the backward pass recomputes them from the feature maps,
+which the block keeps anyway.
 
-Batch-norm moving statistics are updated exactly once per step: the forward pass calls the BN layer itself
-(``training=True``, so its assignments run as in the plain model); the recomputation, which runs again during
-backprop, normalises with the batch statistics through :func:`normalize_with_batch_stats`, the same arithmetic as the
-layer's training branch minus the assignments.
+Batch-norm moving statistics are updated exactly once per step: the recomputed function is pure. It normalises with
+the batch statistics (:func:`~keras_convnets.models.layers.batch_norm_training`, the BN layer's training arithmetic
+without its assignments; TensorFlow's fused kernel on TensorFlow) and returns them beside the conv's output; the
+layer averages them into the moving statistics outside the rematerialised function, once, in the forward pass, as the
+BN layer's own training branch does. (Under tf-keras, which has no ``keras.remat``, the layer runs the Keras 2 branch
+:func:`keras_convnets.models.tf_ops.recomputed_conv_keras2`.)
 
 Weights: the BN (``{name}_0_bn``) and conv (``{name}_1_conv`` / ``{name}_2_conv``) are sublayers built before the
 wrapper is first called, at top level, so their variables have the plain model's names (tf-keras ``conv2_block1_0_bn/
@@ -17,10 +21,13 @@ gamma:0``, Keras 3 path ``conv2_block1_0_bn/gamma``) and the same order in ``mod
 ``set_weights`` move weights between the plain and the memory-efficient model. The ReLU has no weights and no layer.
 """
 
-import tensorflow as tf
-
 from keras_convnets.models.backend import KERAS_3, keras
-from keras_convnets.models.layers import batch_norm_training, serializable
+from keras_convnets.models.layers import batch_norm_training, serializable, update_moving_statistics
+
+if KERAS_3:
+    ops = keras.ops
+else:  # tf-keras: no keras.ops / keras.remat; its branch is TensorFlow's
+    from keras_convnets.models import tf_ops
 
 
 def _build_at_top_level(layer, input_shape):
@@ -30,41 +37,7 @@ def _build_at_top_level(layer, input_shape):
     if KERAS_3:
         layer.build(input_shape)          # Keras 3 enters the layer's own name scope in build
     else:
-        with tf.name_scope(layer.name):   # tf-keras names variables from the enclosing tf name scope
-            layer.build(input_shape)
-            layer._build_input_shape = input_shape  # pylint: disable=protected-access
-
-
-def _broadcast_shape(ndim, axes, channels):
-    shape = [1] * ndim
-    for axis in axes:
-        shape[axis] = channels
-    return shape
-
-
-def normalize_with_batch_stats(bn: "keras.layers.BatchNormalization", x: tf.Tensor) -> tf.Tensor:
-    """``bn(x, training=True)`` without touching ``bn``'s moving statistics: the same arithmetic as the layer's
-    training branch (Keras 3: :func:`keras_convnets.models.layers.batch_norm_training`; tf-keras: the fused kernel, or
-    ``_moments`` + ``tf.nn.batch_normalization`` when the layer is not fused, e.g. synchronized)."""
-    if KERAS_3:
-        return batch_norm_training(bn, x)[0]
-    x = tf.cast(x, bn.compute_dtype)
-    channels = int(x.shape[bn.axis[0]])
-    gamma = bn.gamma if bn.scale else tf.ones([channels], bn._param_dtype)  # pylint: disable=protected-access
-    beta = bn.beta if bn.center else tf.zeros([channels], bn._param_dtype)  # pylint: disable=protected-access
-    if bn.fused:
-        y, _, _ = tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, epsilon=bn.epsilon, is_training=True,
-                                                   data_format=bn._data_format)  # pylint: disable=protected-access
-        return y
-    ndim = len(x.shape)
-    reduction_axes = [i for i in range(ndim) if i not in bn.axis]
-    mean, variance = bn._moments(tf.cast(x, bn._param_dtype), reduction_axes,  # pylint: disable=protected-access
-                                 keep_dims=True)
-    shape = _broadcast_shape(ndim, bn.axis, channels)
-    y = tf.nn.batch_normalization(x, tf.cast(mean, x.dtype), tf.cast(variance, x.dtype),
-                                  tf.cast(tf.reshape(beta, shape), x.dtype), tf.cast(tf.reshape(gamma, shape), x.dtype),
-                                  bn.epsilon)
-    return tf.cast(y, x.dtype)
+        tf_ops.build_in_name_scope(layer, input_shape)
 
 
 @serializable
@@ -107,29 +80,29 @@ class RecomputedConv(keras.layers.Layer):
         self.built = True
 
     def _concat(self, features):
-        return features[0] if len(features) == 1 else tf.concat(features, axis=self.channel_axis)
+        return features[0] if len(features) == 1 else ops.concatenate(features, axis=self.channel_axis)
 
     def call(self, inputs, training=None):
         features = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if not KERAS_3:
+            return tf_ops.recomputed_conv_keras2(self, features, training)
         if not training:
-            return self.conv(tf.nn.relu(self.norm(self._concat(features), training=False)))
+            return self._frozen_norm_conv(*features)
+        if not self.norm.trainable:  # a frozen BN normalises with its moving statistics and updates nothing
+            return keras.remat(self._frozen_norm_conv)(*features)
+        y, mean, variance = keras.remat(self._batch_norm_conv)(*features)
+        update_moving_statistics(self.norm, mean, variance)
+        return y
 
-        passes = []
+    def _frozen_norm_conv(self, *features):
+        """Inference, or training with a frozen BN: the plain computation with the moving statistics."""
+        return self.conv(ops.relu(self.norm(self._concat(features), training=False)))
 
-        def concat_norm_relu_conv(*tensors):
-            # The first call is the forward pass: the BN layer runs as in the plain model and updates its moving
-            # statistics. Later calls are tf.recompute_grad's recomputation during backprop: batch statistics
-            # only. (A frozen BN, trainable=False, updates nothing either way, so it is always called.)
-            recomputing = bool(passes)
-            passes.append(None)
-            x = self._concat(list(tensors))
-            if recomputing and self.norm.trainable:
-                y = normalize_with_batch_stats(self.norm, x)
-            else:
-                y = self.norm(x, training=True)
-            return self.conv(tf.nn.relu(y))
-
-        return tf.recompute_grad(concat_norm_relu_conv)(*features)
+    def _batch_norm_conv(self, *features):
+        """``(conv output, batch mean, batch variance)`` in training: pure (no assignment), so rematerialising it in
+        the backward pass changes no state."""
+        y, mean, variance = batch_norm_training(self.norm, self._concat(features))
+        return self.conv(ops.relu(y)), mean, variance
 
     def compute_output_shape(self, input_shape):
         return self.conv.compute_output_shape(self._concat_shape(input_shape))
@@ -146,4 +119,4 @@ class RecomputedConv(keras.layers.Layer):
         return cls(norm, conv, **config)
 
 
-__all__ = ["RecomputedConv", "normalize_with_batch_stats"]
+__all__ = ["RecomputedConv"]

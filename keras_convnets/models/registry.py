@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from keras_convnets import checks
 from keras_convnets.models import application, counts, densenet, pretrained, resnet  # noqa: F401 (families register)
+from keras_convnets.models.backend import keras
 from keras_convnets.models.flops import format_flops
 
 
@@ -62,13 +63,27 @@ REGISTRY: Dict[str, ModelInfo] = {r.name: _info(r) for r in sorted(application.r
 
 
 def list_models(dataset: Optional[str] = None) -> List[str]:
-    """The registered names, in table order; ``dataset="cifar"`` or ``"imagenet"`` to filter."""
+    """The registered names, in table order.
+
+    Args:
+        dataset: None for all, ``"cifar"`` or ``"imagenet"`` to filter.
+
+    Returns:
+        The names ``get_model`` takes.
+    """
     checks.one_of("dataset", dataset, (None, "cifar", "imagenet"))
     return [name for name, info in REGISTRY.items() if dataset in (None, info.dataset)]
 
 
 def model_info(name: str) -> ModelInfo:
-    """The :class:`ModelInfo` of ``name``, or a ValueError listing the names that exist."""
+    """What is known of a registered model.
+
+    Args:
+        name: a registered name (case and ``-`` / ``_`` do not matter).
+
+    Returns:
+        Its :class:`ModelInfo`; a ValueError lists the names that exist.
+    """
     key = str(name).lower().replace("-", "_")
     if key not in REGISTRY:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(REGISTRY)}")
@@ -76,17 +91,46 @@ def model_info(name: str) -> ModelInfo:
 
 
 def get_model(name: str, **kwargs) -> Callable:
-    """Builds the registered model ``name`` with the factory's keyword arguments (``classes``, ``weights``, ...)."""
+    """Builds a registered model.
+
+    Args:
+        name: a registered name (:func:`list_models`).
+        **kwargs: the factory's arguments (``classes``, ``weights``, ``input_shape``, ``memory_efficient``, ...).
+
+    Returns:
+        The ``keras.Model``, on whatever Keras backend this process runs.
+    """
     return model_info(name).build(**kwargs)
 
 
 def get_backbone(name: str, **kwargs) -> Callable:
-    """The registered model ``name`` as a backbone for detection or segmentation: ``get_model(name, features=True,
-    **kwargs)``, a Keras model returning the dict of its pyramid levels, ``{"P1": ..., "P5": ...}`` on ImageNet models
-    (strides 2 to 32), ``{"P0": ..., "P2": ...}`` on CIFAR ones (strides 1 to 4); ``model_info(name).levels`` lists
-    their strides and channels. Takes the factory's keyword arguments (``weights``, ``input_shape``,
-    ``memory_efficient``, ...) and ``out_indices`` (level indices or names) to return only some levels."""
+    """A registered model as a backbone for detection or segmentation: ``get_model(name, features=True, **kwargs)``.
+
+    Args:
+        name: a registered name.
+        **kwargs: the factory's arguments (``weights``, ``input_shape``, ``memory_efficient``, ...) and
+            ``out_indices`` (level indices or names) to return only some levels.
+
+    Returns:
+        A Keras model returning the dict of its pyramid levels, ``{"P1": ..., "P5": ...}`` on ImageNet models (strides
+        2 to 32), ``{"P0": ..., "P2": ...}`` on CIFAR ones (strides 1 to 4); ``model_info(name).levels`` lists their
+        strides and channels.
+    """
     return model_info(name).build(features=True, **kwargs)
+
+
+def load_model(path, **kwargs):
+    """Loads a ``.keras`` file of one of our models (or any model using our layers).
+
+    Args:
+        path: the ``.keras`` file, as ``model.save`` wrote it.
+        **kwargs: Keras' ``keras.models.load_model`` arguments (``compile``, ``safe_mode``, ...).
+
+    Returns:
+        The model, as ``keras.models.load_model`` returns it. Importing this module registered our layers with Keras
+        (they register where they are defined), so their names in the file resolve; nothing else differs.
+    """
+    return keras.models.load_model(path, **kwargs)
 
 
 def markdown_table() -> str:
@@ -111,4 +155,4 @@ def levels_cell(levels: Optional[Tuple[FeatureLevel, ...]]) -> str:
 
 README_MARKERS = ("<!-- models:start -->", "<!-- models:end -->")
 
-__all__ = ["ModelInfo", "FeatureLevel", "get_model", "get_backbone", "list_models", "model_info"]
+__all__ = ["ModelInfo", "FeatureLevel", "get_model", "get_backbone", "list_models", "model_info", "load_model"]

@@ -205,30 +205,80 @@ def survival_probabilities(num_blocks: int, last) -> list:
 # General builders: any depth / width the papers describe.
 
 def ResNet(depth: int, layout: str = "torchvision", **kwargs):
-    """ImageNet ResNet-``depth`` (18, 34, 50, 101, 152) in the ``"torchvision"``, ``"keras"`` or ``"keras_v2"``
-    layout. ``weights="imagenet"`` works for the layouts whose file keras.applications publishes."""
+    """ImageNet ResNet-``depth`` in one of the three layouts. ``weights="imagenet"`` works for the layouts whose file
+    keras.applications publishes.
+
+    Args:
+        depth: 18, 34, 50, 101 or 152.
+        layout: ``"torchvision"`` (v1.5, torchvision's and timm's checkpoints), ``"keras"`` or ``"keras_v2"``.
+        **kwargs: keras.applications' arguments and the model options (see
+            :func:`keras_convnets.models.application.build_model`).
+
+    Returns:
+        A ``keras.Model``.
+    """
     name = f"resnet{depth}" + ("v2" if layout == "keras_v2" else "")
     return build_resnet(architecture=imagenet_resnet(depth, layout), **{"name": name, **kwargs})
 
 
 def CifarResNet(depth: int, **kwargs):
-    """CIFAR ResNet-``depth`` (6n+2: 20, 32, 44, 56, 110, 1202, ...)."""
+    """CIFAR ResNet-``depth`` with option-A shortcuts (He et al., 2015).
+
+    Args:
+        depth: 6n+2 (20, 32, 44, 56, 110, 1202, ...).
+        **kwargs: keras.applications' arguments and the model options (see
+            :func:`keras_convnets.models.application.build_model`).
+
+    Returns:
+        A ``keras.Model``.
+    """
     return build_resnet(architecture=cifar_resnet(depth), **{"name": f"resnet{depth}", **kwargs})
 
 
 def PreActResNet(depth: int, **kwargs):
-    """CIFAR pre-activation bottleneck ResNet-``depth`` (9n+2: 164, 1001, ...)."""
+    """CIFAR pre-activation bottleneck ResNet-``depth`` (He et al., 2016b).
+
+    Args:
+        depth: 9n+2 (164, 1001, ...).
+        **kwargs: keras.applications' arguments and the model options (see
+            :func:`keras_convnets.models.application.build_model`).
+
+    Returns:
+        A ``keras.Model``.
+    """
     return build_resnet(architecture=preact_resnet(depth), **{"name": f"preact_resnet{depth}", **kwargs})
 
 
 def WideResNet(depth: int, width: int, dropout: float = 0.0, **kwargs):
-    """CIFAR WRN-``depth``-``width`` (depth 6n+4), dropout between the convs (0.3 in the paper's best runs)."""
+    """CIFAR WRN-``depth``-``width`` (Zagoruyko & Komodakis, 2016).
+
+    Args:
+        depth: 6n+4 (16, 28, 40, ...).
+        width: the widening factor k.
+        dropout: between the convs of a block (0.3 in the paper's best runs).
+        **kwargs: keras.applications' arguments and the model options (see
+            :func:`keras_convnets.models.application.build_model`).
+
+    Returns:
+        A ``keras.Model``.
+    """
     return build_resnet(architecture=wide_resnet(depth, width), dropout=dropout,
                         **{"name": f"wrn_{depth}_{width}", **kwargs})
 
 
 def ResNeXt(depth: int, cardinality: int, group_width: int, **kwargs):
-    """CIFAR ResNeXt-``depth`` (9n+2) with ``cardinality`` groups of ``group_width`` channels at the first stage."""
+    """CIFAR ResNeXt-``depth`` (Xie et al., 2017).
+
+    Args:
+        depth: 9n+2 (29, ...).
+        cardinality: the number of groups C.
+        group_width: the channels d of a group at the first stage (doubled per stage).
+        **kwargs: keras.applications' arguments and the model options (see
+            :func:`keras_convnets.models.application.build_model`).
+
+    Returns:
+        A ``keras.Model``.
+    """
     return build_resnet(architecture=cifar_resnext(depth, cardinality, group_width),
                         **{"name": f"resnext{depth}_{cardinality}x{group_width}d", **kwargs})
 
