@@ -148,9 +148,12 @@ def learning_rate(recipe: Recipe, total_steps: int):
 
 
 def _linear_warmup_class():
-    import tensorflow as tf
+    from keras_convnets.models.backend import KERAS_3, keras
 
-    from keras_convnets.models.backend import keras
+    if KERAS_3:
+        ops = keras.ops  # the schedule runs inside the compiled train step of any backend (JAX's too)
+    else:
+        import tensorflow as ops  # tf-keras has no keras.ops; it runs on TensorFlow only
 
     class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
         """``peak * (step + 1) / warmup_steps`` for ``step < warmup_steps``, then ``after(step - warmup_steps)``."""
@@ -160,11 +163,11 @@ def _linear_warmup_class():
             self.after, self.warmup_steps, self.peak = after, int(warmup_steps), float(peak)
 
         def __call__(self, step):
-            step = tf.cast(step, tf.float32)
+            step = ops.cast(step, "float32")
             warm = self.peak * (step + 1.0) / self.warmup_steps
             shifted = step - self.warmup_steps
-            after = self.after(shifted) if callable(self.after) else tf.constant(self.after, tf.float32)
-            return tf.where(step < self.warmup_steps, warm, tf.cast(after, tf.float32))
+            after = self.after(shifted) if callable(self.after) else self.after
+            return ops.where(step < self.warmup_steps, warm, ops.cast(after, "float32"))
 
         def get_config(self):
             after = self.after if not callable(self.after) else keras.optimizers.schedules.serialize(self.after)
