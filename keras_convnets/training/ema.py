@@ -14,9 +14,14 @@ callback runs once per call and applies ``decay ** k`` for the ``k`` steps it co
 32 steps with its decay adjusted the same way); with one step per call the average is exact. For the first
 ``warmup_steps`` the shadow is the weights (torchvision restarts its EMA during the learning-rate warm-up).
 
-The shadow lives where the weights do: one non-trainable ``tf.Variable`` per averaged variable, updated by one
-compiled function per optimizer step, so a GPU run never copies its weights to the host for the average (only a
-checkpoint does, once per epoch).
+The shadow lives where the weights do, and one compiled call per optimizer step updates it, so a GPU run never
+copies its weights to the host for the average (only a checkpoint does, once per epoch). How depends on the backend
+(:func:`_shadow`): on TensorFlow (Keras 3 and tf-keras, under any ``tf.distribute`` strategy) one non-trainable
+``tf.Variable`` per averaged variable, assigned in place by one ``tf.function``; on Keras 3's other backends (JAX,
+PyTorch) the shadow is a list of the backend's arrays, replaced each step by one pure function of ``keras.ops``
+(``jax.jit``-compiled on JAX, where the arrays keep the weights' sharding, e.g. replicated under
+``keras.distribution.DataParallel``). On JAX the trainer donates the model's arrays to each compiled step, so the
+shadow never shares a buffer with the model: it is copied in and out (:meth:`_JaxShadow.copy`).
 
 Resumption: :func:`keras_convnets.training.checkpoint.backup_and_restore` saves :meth:`EMA.save_state` beside each
 epoch's weights in the same atomic checkpoint and restores it with them, so a killed run resumes with its average.
@@ -65,7 +70,7 @@ class _EMAMixin:
         super().__init__()  # keras.callbacks.Callback's: it follows the mixin in EMA's bases
         self.decay = float(decay)
         self.warmup_steps = int(warmup_steps)
-        self.shadow = None      # tf.Variables; numpy arrays between load_state and the start of training
+        self.shadow = None      # a _Shadow (_shadow); numpy arrays between load_state and training
         self.steps = 0          # optimizer steps the shadow has seen
         self._last = None       # the optimizer's iterations at the last update
         self._held = None       # the training weights while the shadow is swapped in
@@ -78,10 +83,8 @@ class _EMAMixin:
         return int(optimizer.iterations.numpy())  # (np.asarray fails on tf-keras' mirrored variables)
 
     def on_train_begin(self, logs=None):
-        variables = self._variables()
-        if self.shadow is None or isinstance(self.shadow[0], np.ndarray):  # new, or restored from a checkpoint
-            self.shadow = _shadow_variables(variables, self.shadow)
-        self._blend = _blend_function(self.shadow, variables)
+        if not isinstance(self.shadow, _Shadow):  # new, or arrays restored from a checkpoint
+            self.shadow = _shadow(self._variables(), self.shadow)
         self._last = self._iterations()
 
     def on_train_batch_end(self, batch, logs=None):
@@ -94,17 +97,15 @@ class _EMAMixin:
             keep = 0.0  # the shadow is the weights
         else:
             keep = self.decay ** (k if self.steps >= self.warmup_steps else self.steps + k - self.warmup_steps)
-        self._blend(keep)
+        self.shadow.blend(keep)
         self.steps += k
 
     def swap_in(self):
         """Puts the shadow in the model, keeping the training weights to :meth:`swap_out`."""
-        import tensorflow as tf
-
         variables = self._variables()
-        self._held = [tf.identity(tf.convert_to_tensor(v)) for v in variables]
-        for v, s in zip(variables, self.shadow):
-            v.assign(tf.convert_to_tensor(s))
+        self._held = self.shadow.held(variables)
+        for v, s in zip(variables, self.shadow.copies()):
+            v.assign(s)
 
     def swap_out(self):
         if self._held is None:
@@ -130,7 +131,7 @@ class _EMAMixin:
         if self.shadow is None:
             return
         with open(os.path.join(directory, STATE_FILE), "wb") as f:
-            np.savez(f, *[np.asarray(s) for s in self.shadow], steps=np.asarray(self.steps))
+            np.savez(f, *_arrays(self.shadow), steps=np.asarray(self.steps))
             f.flush()
             os.fsync(f.fileno())
 
@@ -160,27 +161,132 @@ class _EMAMixin:
         self.apply_state(self.read_state(directory))
 
 
-def _shadow_variables(variables, initial=None) -> list:
-    """One non-trainable ``tf.Variable`` per variable of ``variables``, on its device and of its dtype, holding
-    ``initial`` (arrays restored from a checkpoint) or the variable's current value."""
-    import tensorflow as tf
-
-    values = initial if initial is not None else [tf.convert_to_tensor(v) for v in variables]
-    return [tf.Variable(tf.cast(value, _dtype_name(v)), trainable=False) for v, value in zip(variables, values)]
+def _arrays(shadow) -> list:
+    """The shadow's values as numpy arrays (a checkpoint's), whichever form it has."""
+    return [np.asarray(value) for value in shadow]
 
 
-def _blend_function(shadow, variables):
-    """``blend(keep)``: every ``shadow = keep * shadow + (1 - keep) * variable`` in one compiled call, on the
-    variables' device (``keep = 0`` copies the weights exactly: ``0 * s + 1 * w``). In float32 even in a bf16 run:
-    TensorFlow's bf16 rewrite starts from convolutions and matmuls, and this graph has none."""
-    import tensorflow as tf
+def _shadow(variables, initial=None):
+    """The shadow of ``variables`` for this process's backend, holding ``initial`` (arrays restored from a
+    checkpoint) or the variables' current values."""
+    from keras_convnets.models.backend import BACKEND
 
-    @tf.function
-    def blend(keep):
-        for s, v in zip(shadow, variables):
-            s.assign(tf.cast(keep, s.dtype) * s + tf.cast(1.0 - keep, s.dtype) * tf.convert_to_tensor(v))
+    if BACKEND == "tensorflow":
+        return _TensorFlowShadow(variables, initial)
+    if BACKEND == "jax":
+        return _JaxShadow(variables, initial)
+    return _KerasShadow(variables, initial)
 
-    return lambda keep: blend(tf.constant(keep, tf.float64))
+
+class _Shadow:
+    """What the callback asks of a shadow: its values in order (iterating it), ``blend(keep)``, ``held(variables)``
+    (the model's values, kept while the shadow is swapped in) and ``copies()`` (the shadow's values to assign)."""
+
+    values: list
+
+    def __iter__(self):
+        return iter(self.values)
+
+    def __len__(self):
+        return len(self.values)
+
+
+class _TensorFlowShadow(_Shadow):
+    """One non-trainable ``tf.Variable`` per variable, on its device and of its dtype, blended in place by one
+    ``tf.function``: Keras 3 on TensorFlow and tf-keras (which has no ``keras.ops``), under any strategy."""
+
+    def __init__(self, variables, initial=None):
+        import tensorflow as tf
+
+        values = initial if initial is not None else [tf.convert_to_tensor(v) for v in variables]
+        self.values = [tf.Variable(tf.cast(value, _dtype_name(v)), trainable=False)
+                       for v, value in zip(variables, values)]
+        shadow = self.values
+
+        @tf.function
+        def blend(keep):
+            # every shadow = keep * shadow + (1 - keep) * variable; keep = 0 copies the weights exactly (0 * s + 1 * w).
+            # In float32 even in a bf16 run: TensorFlow's bf16 rewrite starts from convolutions and matmuls, and this
+            # graph has none.
+            for s, v in zip(shadow, variables):
+                s.assign(tf.cast(keep, s.dtype) * s + tf.cast(1.0 - keep, s.dtype) * tf.convert_to_tensor(v))
+
+        self.blend = lambda keep: blend(tf.constant(keep, tf.float64))
+
+    @staticmethod
+    def held(variables) -> list:
+        import tensorflow as tf
+
+        return [tf.identity(tf.convert_to_tensor(v)) for v in variables]
+
+    def copies(self) -> list:
+        import tensorflow as tf
+
+        return [tf.convert_to_tensor(s) for s in self.values]
+
+
+class _KerasShadow(_Shadow):
+    """The shadow as the backend's arrays (Keras 3 off TensorFlow), replaced each step by :meth:`_update`, a pure
+    function of ``keras.ops`` (run op by op here; :class:`_JaxShadow` compiles it)."""
+
+    def __init__(self, variables, initial=None):
+        from keras_convnets.models.backend import keras
+
+        self.variables = variables
+        if initial is None:
+            self.values = self.copy([v.value for v in variables])
+        else:
+            self.values = [self._place(keras.ops.convert_to_tensor(value, _dtype_name(v)), v)
+                           for v, value in zip(variables, initial)]
+        self._step = self._compiled(self._update)
+
+    @staticmethod
+    def _update(keep, shadow, weights):
+        from keras_convnets.models.backend import keras
+
+        ops = keras.ops
+        return [ops.cast(keep, s.dtype) * s + ops.cast(1.0 - keep, s.dtype) * ops.stop_gradient(w)
+                for s, w in zip(shadow, weights)]
+
+    @staticmethod
+    def _compiled(function):
+        return function
+
+    @staticmethod
+    def _place(value, variable):
+        return value
+
+    def copy(self, values) -> list:
+        from keras_convnets.models.backend import keras
+
+        return [keras.ops.copy(keras.ops.stop_gradient(value)) for value in values]
+
+    def blend(self, keep):
+        self.values = self._step(keep, self.values, [v.value for v in self.variables])
+
+    def held(self, variables) -> list:
+        return self.copy([v.value for v in variables])
+
+    def copies(self) -> list:
+        return self.copy(self.values)
+
+
+class _JaxShadow(_KerasShadow):
+    """:class:`_KerasShadow` on JAX: the update ``jax.jit``-compiled (one call per step; ``keep`` a traced
+    argument, so one compilation), restored arrays placed with their variable's sharding, and copies made whenever
+    an array goes into or comes out of the model, whose buffers the trainer donates to its compiled steps."""
+
+    @staticmethod
+    def _compiled(function):
+        import jax
+
+        return jax.jit(function)
+
+    @staticmethod
+    def _place(value, variable):
+        import jax
+
+        return jax.device_put(value, variable.value.sharding)
 
 
 def _ema_class():
