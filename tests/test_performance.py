@@ -56,6 +56,9 @@ SETTINGS_BRANCHES = {
     "one GPU": (machine.Machine(cpu_cores=16, gpus=1), None, True, 1, None),
     "several GPUs": (machine.Machine(cpu_cores=96, gpus=8), None, True, 1, None),
     "TPU": (machine.Machine(cpu_cores=96, tpu_cores=8), None, True, 32, None),
+    # Keras on JAX: the same tf.data settings; every step jitted (JAX's trainer runs op by op without jit_compile)
+    "small CPU, JAX": (machine.Machine(cpu_cores=2, backend="jax"), 1, False, 1, True),
+    "one GPU, JAX": (machine.Machine(cpu_cores=16, gpus=1, backend="jax"), None, True, 1, True),
 }
 
 
@@ -220,6 +223,14 @@ PRECISION_BRANCHES = {
     "bf16, AVX2 CPU": (machine.Machine(2, onednn=True), "bf16", "precision bf16 cannot run on a CPU without"),
     "bf16, bf16 CPU without oneDNN": (machine.Machine(2, bf16_flags=AMX), "bf16",
                                       "precision bf16 cannot run without oneDNN kernels"),
+    # Keras on JAX: no oneDNN rewrite; bf16 is Keras' mixed_bfloat16 where bf16 is native, refused where it is not
+    "bf16, AMX CPU, JAX": (machine.Machine(2, bf16_flags=AMX, backend="jax"), "bf16", ("mixed_bfloat16", False)),
+    "bf16, GPU host, JAX": (machine.Machine(16, gpus=1, backend="jax"), "bf16", ("mixed_bfloat16", False)),
+    "auto, AMX CPU, JAX": (machine.Machine(2, bf16_flags=AMX, backend="jax"), "auto", ("float32", False)),
+    "float32, AMX CPU, JAX": (machine.Machine(2, bf16_flags=AMX, backend="jax"), "float32", ("float32", False)),
+    "bf16, AVX2 CPU, JAX": (machine.Machine(2, backend="jax"), "bf16", "precision bf16 cannot run on a CPU without"),
+    "mixed_bfloat16, AVX2 CPU, JAX": (machine.Machine(2, backend="jax"), "mixed_bfloat16",
+                                      "precision mixed_bfloat16 cannot run usefully on a CPU without native bf16"),
 }
 
 

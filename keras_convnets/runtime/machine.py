@@ -1,5 +1,6 @@
-"""The machine a run lands on, as the settings see it: CPU cores, accelerators, whether TensorFlow runs oneDNN
-kernels, and the CPU's native bf16 instructions (:class:`Machine`, :func:`detect_machine`)."""
+"""The machine a run lands on, as the settings see it: CPU cores, accelerators, the Keras backend that computes
+(TensorFlow, whether it runs oneDNN kernels, or JAX) and the CPU's native bf16 instructions (:class:`Machine`,
+:func:`detect_machine`)."""
 
 import dataclasses
 import os
@@ -34,14 +35,16 @@ def cpu_bf16_flags(cpuinfo: Optional[str] = None) -> Tuple[str, ...]:
 
 @dataclasses.dataclass(frozen=True)
 class Machine:
-    """What the settings depend on: CPU cores, accelerators, whether TensorFlow runs oneDNN kernels, and the CPU's
-    native bf16 instructions (:func:`cpu_bf16_flags`)."""
+    """What the settings depend on: CPU cores, accelerators, whether TensorFlow runs oneDNN kernels, the CPU's
+    native bf16 instructions (:func:`cpu_bf16_flags`) and the Keras ``backend`` that trains (``"tensorflow"`` or
+    ``"jax"``; on JAX, TensorFlow runs only the tf.data input pipelines and ``onednn`` is False)."""
 
     cpu_cores: int
     gpus: int = 0
     tpu_cores: int = 0
     onednn: bool = False
     bf16_flags: Tuple[str, ...] = ()
+    backend: str = "tensorflow"
 
     @property
     def accelerators(self) -> int:
@@ -52,15 +55,26 @@ class Machine:
         return bool(self.bf16_flags)
 
     def describe(self) -> str:
-        kernels = "oneDNN" if self.onednn else "Eigen"
+        kernels = "XLA" if self.backend == "jax" else "oneDNN" if self.onednn else "Eigen"
         bf16 = f", native bf16 ({', '.join(self.bf16_flags)})" if self.bf16_flags else ""
         devices = (f", {self.gpus} GPU(s)" if self.gpus else "") + (f", {self.tpu_cores} TPU core(s)"
                                                                      if self.tpu_cores else "")
-        return f"{self.cpu_cores}-core CPU ({kernels} kernels){bf16}{devices}"
+        on = f"Keras on {self.backend}: " if self.backend != "tensorflow" else ""
+        return f"{on}{self.cpu_cores}-core CPU ({kernels} kernels){bf16}{devices}"
 
 
 def detect_machine(strategy=None) -> Machine:
-    """This process' :class:`Machine` (imports TensorFlow). TPU cores are counted from a ``TPUStrategy``."""
+    """This process' :class:`Machine`. On TensorFlow (imported here) TPU cores are counted from a ``TPUStrategy``;
+    on JAX the accelerators are JAX's devices (after ``jax.distributed.initialize``, when a multi-host run calls
+    it: :func:`keras_convnets.runtime.distribute.get_strategy`)."""
+    from keras_convnets.models.backend import BACKEND
+
+    if BACKEND == "jax":
+        import jax  # pylint: disable=import-outside-toplevel
+
+        platforms = [device.platform for device in jax.devices()]
+        return Machine(cpu_cores=os.cpu_count() or 1, gpus=platforms.count("gpu"), tpu_cores=platforms.count("tpu"),
+                       bf16_flags=cpu_bf16_flags(), backend="jax")
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     tpu_cores = 0
     if strategy is not None and "TPU" in type(strategy).__name__:

@@ -58,8 +58,15 @@ def choose_precision(machine: Machine, requested: str = "float32") -> Precision:
       as for ``bf16``: CPUs have no float16 training kernels, and bfloat16 without native support is emulated; both
       train slower than float32.
     * ``float32``, and ``mixed_float16`` / ``mixed_bfloat16`` elsewhere: that Keras policy, as asked.
+
+    On JAX (``machine.backend``) the oneDNN rewrite, a TensorFlow grappler pass, does not exist: ``bf16`` is Keras'
+    ``mixed_bfloat16`` policy wherever it may run (accelerators, and CPUs with native bf16, where XLA computes it:
+    unmeasured here), refused as above on a CPU without native bf16; ``auto`` is float32 on a CPU (bf16 was measured
+    to pay only through the rewrite).
     """
     checks.one_of("precision", requested, PRECISIONS)
+    if machine.backend != "tensorflow":
+        return _keras_backend_precision(machine, requested)
     cpu_bf16 = machine.native_bf16 and machine.onednn and not machine.accelerators
     if requested in ("bf16", "auto") and cpu_bf16:
         return Precision(requested, "float32", True, f"{requested}: native bf16 CPU; variables, BN statistics and the "
@@ -79,6 +86,26 @@ def choose_precision(machine: Machine, requested: str = "float32") -> Precision:
         return Precision(requested, "float32", False, f"auto: {why}")
     hint = f"; --precision bf16 measured {BF16_MEASURED}" if cpu_bf16 and requested == "float32" else ""
     return Precision(requested, requested, False, f"as asked{hint}")
+
+
+def _keras_backend_precision(machine: Machine, requested: str) -> Precision:
+    """:func:`choose_precision` off TensorFlow (JAX): Keras' policies only."""
+    if requested == "bf16" and (machine.accelerators or machine.native_bf16):
+        where = "a GPU/TPU host" if machine.accelerators else "a native bf16 CPU, computed by XLA"
+        return Precision(requested, "mixed_bfloat16", False, f"bf16 on {machine.backend}: Keras' mixed_bfloat16 "
+                                                             f"policy on {where} (TensorFlow's oneDNN rewrite does not "
+                                                             "exist there); unmeasured here")
+    if requested == "bf16":
+        raise PrecisionError("precision bf16 cannot run on a CPU without native bf16 (no amx_bf16, avx512_bf16 or "
+                             "Arm bf16), where it is emulated and slower than float32; use --precision float32 or "
+                             "auto")
+    _check_keras_policy(machine, requested)
+    if requested == "auto":
+        why = "GPU/TPU host: pass bf16 for mixed_bfloat16" if machine.accelerators else (
+            f"bf16 was measured to pay only through TensorFlow's oneDNN rewrite; on {machine.backend} pass bf16 for "
+            "mixed_bfloat16")
+        return Precision(requested, "float32", False, f"auto: {why}")
+    return Precision(requested, requested, False, "as asked")
 
 
 def _check_keras_policy(machine: Machine, requested: str) -> None:

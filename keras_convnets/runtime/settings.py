@@ -70,6 +70,10 @@ def choose_settings(machine: Machine, *, steps_per_execution: Optional[int] = No
       threads that preempt the training step's kernels; XLA off (slower for these convnets on CPU).
     * bigger CPU: tf.data's autotuner over the shared pool (the 1-thread setting was measured on 2 cores only), XLA
       off.
+
+    On JAX (``machine.backend``) the input pipelines are the same tf.data pipelines, chosen as above, and XLA is on
+    everywhere: Keras' JAX trainer compiles its steps with ``jax.jit`` only when ``jit_compile`` is on, and runs them
+    op by op otherwise (``--jit-compile off`` still does, e.g. to debug).
     """
     if steps_per_execution is not None:
         checks.positive_int("steps_per_execution", steps_per_execution)
@@ -88,6 +92,9 @@ def choose_settings(machine: Machine, *, steps_per_execution: Optional[int] = No
         chosen = RuntimeSettings(machine, None, True, CPU_STEPS_PER_EXECUTION, False,
                                  f"CPU with {machine.cpu_cores} cores: tf.data's autotuner; 1 thread was measured "
                                  "on 2 cores only")
+    if machine.backend == "jax":
+        chosen = dataclasses.replace(chosen, jit_compile=True,
+                                     reason=f"{chosen.reason}; JAX: every step compiled by XLA (jax.jit)")
     return dataclasses.replace(
         chosen, steps_per_execution=chosen.steps_per_execution if steps_per_execution is None else steps_per_execution,
         jit_compile=chosen.jit_compile if jit_compile is None else jit_compile, precision=chosen_precision)
