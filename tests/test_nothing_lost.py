@@ -450,13 +450,13 @@ def test_epoch_e_of_a_seeded_run_is_the_same_batches_from_any_first_epoch():
     """Every draw of epoch ``e`` (shuffle, pad-crop-flip, the modern per-image ops, mixup / cutmix) depends on
     ``(seed, e)`` alone: the stream started at epoch 1 (a resumed run's) gives the uninterrupted stream's epoch-2
     batches, byte for byte."""
-    from keras_convnets.data import augment, catalog, pipelines
+    from keras_convnets.data import catalog, pipelines
     from keras_convnets.training import recipes
 
     description = catalog.describe("cifar10", data_dir=real_data_dir())
     regularization = recipes.Regularization(trivialaugment=True, random_erasing=0.5, mixup=0.2, cutmix=1.0)
-    options = dict(seed=3, epochs=3, steps_per_epoch=2, per_image=augment.per_image_op(regularization),
-                   per_batch=augment.per_batch_op(regularization, 10))
+    options = dict(seed=3, epochs=3, steps_per_epoch=2, per_image=regularization.per_image_op(),
+                   per_batch=regularization.per_batch_op(10))
 
     def hashes(stream):
         return [hashlib.sha256(images.numpy().tobytes() + labels.numpy().tobytes()).hexdigest()
