@@ -37,9 +37,11 @@ def _use_legacy_keras(args, reexec):
     multi-worker (``--strategy multi-worker``, or ``auto`` with a multi-worker ``TF_CONFIG``) sets the variable and
     re-executes itself (same process id, same arguments): ``reexec`` is true for a real command line; a caller of
     :func:`main` with its own ``argv`` gets a usage error instead."""
-    from keras_convnets.models.backend import KERAS_3
+    from keras_convnets.models.backend import BACKEND, KERAS_3
     from keras_convnets.runtime import distribute
 
+    if BACKEND != "tensorflow":  # Keras on JAX: tf.distribute strategies are refused when the run is planned
+        return
     try:
         if getattr(args, "command", None) != "train" or not distribute.needs_legacy_keras(args.strategy):
             return
@@ -101,6 +103,9 @@ def _main(argv) -> int:
         args = build_parser().parse_args(argv)
         # TensorFlow's start-up notices (and a driverless cuInit error) kept off the user's screen; a multi-worker
         # command re-executes itself afterwards with TF_CPP_MIN_LOG_LEVEL in its environment, and does so again.
+        if getattr(args, "before_start", None):  # what a command refuses before Keras or TensorFlow start
+            args.before_start(args)
+        startup.load_keras_first()  # Keras on PyTorch: torch must load before TensorFlow
         startup.start_tensorflow()
         _use_legacy_keras(args, reexec=argv is None)
         return int(args.func(args) or 0)

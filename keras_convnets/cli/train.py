@@ -47,17 +47,21 @@ def add(commands):
     p.add_argument("--steps-per-execution", type=int,
                    help="train steps per compiled call (default: chosen for this machine; the run's first line says)")
     p.add_argument("--jit-compile", choices=("on", "off"),
-                   help="XLA for the train step (default: off on CPUs, Keras' choice on GPUs/TPUs)")
+                   help="XLA for the train step (default: on TensorFlow off on CPUs, Keras' choice on GPUs/TPUs; on "
+                        "JAX on, and off runs the steps op by op)")
     p.add_argument("--weight-decay", type=float, help="coupled L2 coefficient, PyTorch convention (default: paper's)")
     p.add_argument("--schedule", help=f"{', '.join(recipes.SCHEDULES)}, or boundary fractions such as 0.5,0.75 "
                                       "(default: the paper's piecewise schedule)")
     p.add_argument("--strategy", default="auto",
-                   help=f"tf.distribute strategy: {', '.join(distribute.STRATEGIES)} (default auto: a TPU if one is "
-                        "found, multi-worker if TF_CONFIG names several workers, mirrored on several GPUs, else one "
-                        "device); multi-worker runs on tf-keras (pip install -e \".[multiworker]\")")
+                   help=f"{', '.join(distribute.STRATEGIES)}. On TensorFlow a tf.distribute strategy (default auto: a "
+                        "TPU if one is found, multi-worker if TF_CONFIG names several workers, mirrored on several "
+                        "GPUs, else one device; multi-worker runs on tf-keras, pip install -e \".[multiworker]\"); "
+                        "on JAX (KERAS_BACKEND=jax) data-parallel, keras.distribution.DataParallel over every device "
+                        "JAX sees (auto: when it sees several), or default")
     p.add_argument("--precision", default="float32", choices=PRECISIONS,
-                   help="float32 (default); bf16: bfloat16 compute, float32 variables (CPUs with native bf16: oneDNN "
-                        "rewrite; GPU/TPU: mixed_bfloat16); auto: bf16 where the CPU has it natively; Keras policies")
+                   help="float32 (default); bf16: bfloat16 compute, float32 variables (TensorFlow on CPUs with native "
+                        "bf16: oneDNN rewrite; GPU/TPU, and JAX: mixed_bfloat16); auto: bf16 where the CPU has it "
+                        "natively (TensorFlow); Keras policies")
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.add_argument("--seed", type=int, default=0, help="random seed of weights, shuffling and augmentation")
     p.add_argument("--out", help="output directory (default runs/MODEL_DATASET)")
@@ -82,7 +86,7 @@ def add(commands):
                        help="ResNets: each residual branch starts at zero, so every block starts as the identity")
     model.add_argument("--memory-efficient", action="store_true", default=None,
                        help="DenseNet: recompute concat-BN-ReLU-conv in the backward pass to save memory")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, before_start=refuse_backend)
 
 
 def _randaugment(text):
@@ -134,6 +138,21 @@ def train_config(args):
     jit_compile = None if args.jit_compile is None else args.jit_compile == "on"
     return TrainConfig(**{**given, "model_kwargs": model_kwargs, "regularization": _regularization_flags(args),
                           "jit_compile": jit_compile})
+
+
+def refuse_backend(args):
+    """The one-line refusal of a Keras backend training does not run on (PyTorch), read from Keras' configuration
+    before Keras or TensorFlow is imported (so it costs nothing); ``loop.plan`` checks the backend Keras started on
+    again."""
+    import os
+
+    from keras_convnets.runtime import startup
+    from keras_convnets.training.plan import backend_refusal
+
+    legacy = os.environ.get("TF_USE_LEGACY_KERAS") in ("1", "true", "True")  # tf-keras: always TensorFlow
+    refusal = None if legacy else backend_refusal(startup.configured_keras_backend())
+    if refusal:
+        raise UsageError(refusal)
 
 
 def run(args):

@@ -273,6 +273,28 @@ def eval_dataset(description: DatasetDescription, batch_size: int, *, threads: i
     return _batched(ds, batch_size, threads=threads, settings=settings)
 
 
+def padded_batches(dataset, multiple: int):
+    """``dataset``'s ``(images, labels)`` batches as ``(images, labels, weights)`` with every batch padded to a
+    multiple of ``multiple`` rows: the padding repeats the batch's first row with weight 0, every real row has weight
+    1. For evaluating on devices that each take an equal share of every batch (``keras.distribution.DataParallel``
+    over ``multiple`` devices): weighted metrics (accuracy) count the real rows only; Keras' loss tracker weighs a
+    batch by its padded size, so the mean loss is the real rows' sum over ``N + padding`` (at most ``multiple - 1``
+    rows of padding over the whole evaluation: the last batch's)."""
+    import tensorflow as tf
+
+    checks.positive_int("multiple", multiple)
+
+    def pad(images, labels):
+        count = tf.shape(images)[0]
+        extra = (multiple - count % multiple) % multiple
+        first = tf.zeros([extra], tf.int32)
+        weights = tf.concat([tf.ones([count], tf.float32), tf.zeros([extra], tf.float32)], 0)
+        return (tf.concat([images, tf.gather(images, first)], 0), tf.concat([labels, tf.gather(labels, first)], 0),
+                weights)
+
+    return dataset.map(pad)
+
+
 def load_dataset(name: str, split: str = "train", *, batch_size: int = 128, training: bool = True,
                  augmentation: Optional[bool] = None, seed: int = 0, data_dir: Optional[str] = None,
                  download: bool = False, cache: bool = True, drop_remainder: bool = False, per_image=None,

@@ -1,5 +1,7 @@
-"""The one place a ``tf.distribute`` strategy is chosen from its name (``--strategy``), and what the rest of
-training needs to know about it (replicas, which worker writes files, how input is sharded).
+"""The one place a run's strategy is chosen from its name (``--strategy``), and what the rest of training needs to
+know about it (replicas, which worker writes files, how input is sharded, what scope it runs in).
+
+On Keras' TensorFlow backend a strategy is a ``tf.distribute`` strategy:
 
 - ``default``: TensorFlow's default strategy, one device.
 - ``mirrored``: ``MirroredStrategy`` over this machine's GPUs, or over its logical CPU devices when it has no GPU
@@ -12,18 +14,46 @@ training needs to know about it (replicas, which worker writes files, how input 
 - ``auto``: ``tpu`` when a TPU is found, ``multi-worker`` when ``TF_CONFIG`` names more than one worker,
   ``mirrored`` when more than one GPU is visible, else ``default``.
 
+On Keras' JAX backend it is a :class:`KerasDistribution`, which has the two members the training loop reads of a
+``tf.distribute`` strategy (``scope()``, ``num_replicas_in_sync``):
+
+- ``default``: one device, no distribution.
+- ``data-parallel``: ``keras.distribution.DataParallel`` (Keras' engine, not ours) over every device JAX sees: this
+  host's GPUs or TPU cores, its CPU devices (one unless ``XLA_FLAGS=--xla_force_host_platform_device_count=N``), or
+  every host's after ``jax.distributed.initialize``. Variables are replicated; each global batch is split along its
+  first axis over the devices, and XLA computes the loss, the gradients and the batch-norm statistics over the whole
+  global batch (the one-device function, within float32 summation order: ``tests/test_train_jax.py``).
+- ``auto``: ``data-parallel`` when JAX sees more than one device, else ``default``.
+- ``mirrored``, ``multi-worker``, ``tpu``: ``tf.distribute`` strategies, refused in one line.
+
+Several JAX hosts (multi-host data parallelism): every host runs the same command with
+``KERAS_DISTRIBUTION_JOB_ADDRESSES`` (the coordinator's ``host:port`` first, or all of them),
+``KERAS_DISTRIBUTION_NUM_PROCESSES`` and its own ``KERAS_DISTRIBUTION_PROCESS_ID``: :func:`get_strategy` then calls
+``keras.distribution.initialize()`` (``jax.distributed.initialize``) before JAX lists its devices, process 0 writes
+the run's files, and Keras gives each process its part of every global batch of the tf.data pipeline
+(``DataParallel``'s ``auto_shard_dataset``).
+
 The functions that only read the environment (:func:`tf_config`, :func:`cluster_size`, :func:`is_chief_task`,
 :func:`needs_legacy_keras`) import no TensorFlow, so the command line can decide before TensorFlow starts.
 """
 
+import contextlib
+import dataclasses
 import json
 import logging
 import os
+from typing import Any
 
-#: Names accepted by :func:`get_strategy`.
 logger = logging.getLogger(__name__)
 
-STRATEGIES = ("auto", "default", "mirrored", "multi-worker", "tpu")
+#: Names accepted by :func:`get_strategy`.
+STRATEGIES = ("auto", "default", "mirrored", "multi-worker", "tpu", "data-parallel")
+#: The ``tf.distribute`` strategies (Keras' TensorFlow backend only), and Keras' JAX distribution.
+TENSORFLOW_STRATEGIES = ("mirrored", "multi-worker", "tpu")
+JAX_STRATEGIES = ("data-parallel",)
+#: The environment of a multi-host JAX run, read by ``keras.distribution.initialize``.
+JAX_CLUSTER_ENV = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
+                   "KERAS_DISTRIBUTION_PROCESS_ID")
 
 LEGACY_KERAS_ENV = "TF_USE_LEGACY_KERAS"
 MULTIWORKER_INSTALL = 'pip install -e ".[multiworker]"'
@@ -136,16 +166,38 @@ def check_keras_for_multi_worker():
                             "imported (the keras-convnets command does this itself)")
 
 
+def check_backend(name: str) -> None:
+    """A one-line ValueError when the strategy ``name`` does not exist on this process's Keras backend:
+    :data:`TENSORFLOW_STRATEGIES` off TensorFlow, :data:`JAX_STRATEGIES` off JAX."""
+    from keras_convnets.models.backend import BACKEND, require_tensorflow
+
+    if name in TENSORFLOW_STRATEGIES:
+        require_tensorflow(f"--strategy {name}", "a tf.distribute strategy; on jax, --strategy data-parallel or auto "
+                                                 "is keras.distribution.DataParallel")
+    if name in JAX_STRATEGIES and BACKEND != "jax":
+        raise StrategyError(f"--strategy {name} is keras.distribution.DataParallel, which needs Keras' JAX backend "
+                            f"(KERAS_BACKEND=jax); this process runs Keras on {BACKEND} (on tensorflow: --strategy "
+                            "mirrored)")
+
+
 def get_strategy(name: str = "auto"):
-    """The ``tf.distribute`` strategy called ``name``.
+    """The strategy called ``name``: a ``tf.distribute`` strategy on Keras' TensorFlow backend, a
+    :class:`KerasDistribution` on JAX.
 
     Args:
         name: one of :data:`STRATEGIES` (see the module docstring; ``auto`` chooses by the machine).
 
     Returns:
-        The strategy. A :class:`StrategyError` (a ValueError, one line) for an unknown name, no TPU for ``tpu``, or
-        ``multi-worker`` without tf-keras loaded.
+        The strategy. A :class:`StrategyError` (a ValueError, one line) for an unknown name, no TPU for ``tpu``,
+        ``multi-worker`` without tf-keras loaded, or a strategy of another backend (:func:`check_backend`).
     """
+    from keras_convnets.models.backend import BACKEND
+
+    if name not in STRATEGIES:
+        resolve(name)  # the unknown name's error
+    check_backend(name)
+    if BACKEND == "jax":
+        return _jax_strategy(name)
     import tensorflow as tf
 
     concrete = resolve(name)
@@ -170,8 +222,59 @@ def get_strategy(name: str = "auto"):
     return tf.distribute.TPUStrategy(resolver)
 
 
+@dataclasses.dataclass(frozen=True)
+class KerasDistribution:
+    """A run's devices on Keras' JAX backend: ``distribution`` is ``keras.distribution.DataParallel`` over them, or
+    None for one device; ``chief`` whether this process writes the run's files (JAX's process 0). ``scope()`` and
+    ``num_replicas_in_sync`` are what the training loop reads of a ``tf.distribute`` strategy; unlike one, the
+    distribution must be current while ``fit`` runs too (Keras lays out each batch by it): :func:`run_scope`."""
+
+    distribution: Any = None
+    chief: bool = True
+
+    def scope(self):
+        return self.distribution.scope() if self.distribution is not None else contextlib.nullcontext()
+
+    @property
+    def num_replicas_in_sync(self) -> int:
+        return 1 if self.distribution is None else int(self.distribution.device_mesh.devices.size)
+
+
+def _jax_strategy(name: str) -> KerasDistribution:
+    """:func:`get_strategy` on JAX (the module docstring): a multi-host cluster joined first
+    (``keras.distribution.initialize``, when its environment names one), then ``data-parallel`` over every device
+    JAX sees, or one device."""
+    import jax
+
+    from keras_convnets.models.backend import keras
+
+    if any(os.environ.get(variable) for variable in JAX_CLUSTER_ENV) and not jax.distributed.is_initialized():
+        keras.distribution.initialize()  # jax.distributed.initialize from KERAS_DISTRIBUTION_*
+    devices = keras.distribution.list_devices()
+    chief = jax.process_index() == 0
+    if name == "default" or (name == "auto" and len(devices) == 1):
+        return KerasDistribution(None, chief)
+    return KerasDistribution(keras.distribution.DataParallel(devices=devices), chief)
+
+
+def needs_whole_batches(strategy) -> bool:
+    """Whether every batch ``fit`` and ``evaluate`` get must be whole (a multiple of the replicas): on JAX, which
+    splits each batch evenly over its devices and compiles a step per batch shape. The run then drops each epoch's
+    last partial training batch and pads the evaluation's with rows of weight 0
+    (:func:`keras_convnets.data.pipelines.padded_batches`). ``tf.distribute`` takes partial batches."""
+    return isinstance(strategy, KerasDistribution)
+
+
+def run_scope(strategy):
+    """What a whole run holds current: a :class:`KerasDistribution`'s scope (Keras distributes variables made and
+    batches fed inside it), nothing for a ``tf.distribute`` strategy (whose scope is only for making variables)."""
+    return strategy.scope() if isinstance(strategy, KerasDistribution) else contextlib.nullcontext()
+
+
 def strategy_label(strategy) -> str:
-    """A short name for messages: ``MirroredStrategy``, ``MultiWorkerMirroredStrategy``, ..."""
+    """A short name for messages: ``MirroredStrategy``, ``MultiWorkerMirroredStrategy``, ``DataParallel``, ..."""
+    if isinstance(strategy, KerasDistribution):
+        return "one device" if strategy.distribution is None else "DataParallel (keras.distribution)"
     if is_multi_worker(strategy):
         return "MultiWorkerMirroredStrategy"  # its class is CollectiveAllReduceStrategy
     name = type(strategy).__name__
@@ -180,6 +283,8 @@ def strategy_label(strategy) -> str:
 
 def is_chief(strategy) -> bool:
     """Whether this process writes the run's files under ``strategy`` (single-process strategies: always)."""
+    if isinstance(strategy, KerasDistribution):
+        return strategy.chief
     resolver = getattr(strategy, "cluster_resolver", None)
     kind = getattr(resolver, "task_type", None)
     if kind is None or type(strategy).__name__ == "TPUStrategy":
@@ -188,6 +293,10 @@ def is_chief(strategy) -> bool:
 
 
 def is_multi_worker(strategy) -> bool:
+    """Whether ``strategy`` is TensorFlow's multi-worker one, whose input this package shards
+    (:func:`shard_by_data`); a multi-host :class:`KerasDistribution`'s is sharded by Keras itself."""
+    if isinstance(strategy, KerasDistribution):
+        return False
     import tensorflow as tf
 
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)

@@ -6,6 +6,7 @@ executes its first op (TF reads both once); the command line calls them first th
 only inside functions so that it can.
 """
 
+import json
 import os
 import re
 import sys
@@ -15,6 +16,29 @@ import tempfile
 INTRA_ENV, INTER_ENV = "KERAS_CONVNETS_INTRA_OP_THREADS", "KERAS_CONVNETS_INTER_OP_THREADS"
 #: TensorFlow's switch for its oneDNN CPU kernels, read once when TensorFlow is imported.
 ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
+
+
+def configured_keras_backend() -> str:
+    """The backend Keras 3 will start on, read as Keras reads it without importing Keras (keras/src/backend/
+    config.py): ``KERAS_BACKEND``, else ``keras.json``'s ``backend`` in ``KERAS_HOME`` or ``~/.keras`` (``/tmp/.keras``
+    when the home is not writable), else ``tensorflow``. tf-keras is not asked about (it is always TensorFlow)."""
+    if "KERAS_BACKEND" in os.environ:
+        return os.environ["KERAS_BACKEND"]
+    home = os.path.expanduser("~")
+    directory = os.environ.get("KERAS_HOME") or os.path.join(home if os.access(home, os.W_OK) else "/tmp", ".keras")
+    try:
+        with open(os.path.join(os.path.expanduser(directory), "keras.json")) as f:
+            return str(json.load(f).get("backend", "tensorflow"))
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+def load_keras_first() -> None:
+    """Imports Keras before TensorFlow when Keras is configured for PyTorch: PyTorch (its triton import) crashes the
+    process with a segmentation fault when it loads after TensorFlow (torch 2.x with TensorFlow 2.21, measured: every
+    command of ``KERAS_BACKEND=torch keras-convnets`` died so), and loads fine before it."""
+    if configured_keras_backend() == "torch" and "tensorflow" not in sys.modules:
+        import keras  # noqa: F401  # pylint: disable=import-outside-toplevel
 
 
 def prefer_onednn() -> bool:

@@ -193,7 +193,8 @@ def _context(run_plan: RunPlan, strategy) -> _Context:
     settings = runtime_settings.choose_settings(
         machine.detect_machine(strategy), steps_per_execution=config.steps_per_execution,
         jit_compile=config.jit_compile, precision=config.precision)
-    return _Context(run_plan, strategy, settings, run_plan.scaled_recipe(replicas), run_plan.schedule(replicas),
+    schedule = run_plan.schedule(replicas, whole_batches=distribute.needs_whole_batches(strategy))
+    return _Context(run_plan, strategy, settings, run_plan.scaled_recipe(replicas), schedule,
                     distribute.is_chief(strategy))
 
 
@@ -202,7 +203,8 @@ def _announce(ctx: _Context) -> None:
     files, the normalization pretrained weights need), how it is distributed, and the recipe when not the paper's."""
     run_plan, recipe, spec = ctx.plan, ctx.recipe, ctx.plan.spec
     logger.info("%s", ctx.settings.describe())
-    if not (ctx.settings.machine.onednn or ctx.settings.machine.accelerators):
+    host = ctx.settings.machine
+    if host.backend == "tensorflow" and not (host.onednn or host.accelerators):
         logger.info("%s", startup.kernels_note())
     logger.info("%s", spec.split_note)
     if run_plan.fine_tune:  # a BGR file's first conv is reversed
@@ -230,6 +232,7 @@ def _training_data(ctx: _Context, first_epoch: int, epochs: int):
     fill = tuple(int(round(255 * m)) for m in spec.statistics.mean)  # erased pixels: 0 once the model normalizes
     train_ds = pipelines.train_dataset(spec, ctx.global_batch, seed=run_plan.config.seed, epochs=epochs,
                                        first_epoch=first_epoch, steps_per_epoch=ctx.steps, settings=ctx.settings,
+                                       drop_remainder=distribute.needs_whole_batches(ctx.strategy),
                                        per_image=regularization.per_image_op(fill),
                                        per_batch=regularization.per_batch_op(spec.num_classes))
     return distribute.shard_by_data(train_ds) if distribute.is_multi_worker(ctx.strategy) else train_ds
@@ -237,12 +240,14 @@ def _training_data(ctx: _Context, first_epoch: int, epochs: int):
 
 def _test_data(ctx: _Context):
     """The test pipeline at the global batch (one-hot labels when training takes soft ones), sharded by data across
-    workers."""
+    workers; where batches must be whole (JAX over several devices), the last one padded with rows of weight 0."""
     from keras_convnets.data import augment
 
     test_ds = pipelines.eval_dataset(ctx.plan.spec, ctx.global_batch, settings=ctx.settings)
     if ctx.plan.regularization.soft_labels:  # the loss takes one-hot labels
         test_ds = augment.soft_labels(test_ds, ctx.plan.spec.num_classes)
+    if distribute.needs_whole_batches(ctx.strategy) and ctx.replicas > 1:
+        test_ds = pipelines.padded_batches(test_ds, ctx.replicas)
     return distribute.shard_by_data(test_ds) if distribute.is_multi_worker(ctx.strategy) else test_ds
 
 
@@ -401,7 +406,13 @@ def _record_complete(ctx: _Context, scores, export_path: str) -> None:
 
 
 def _run(run_plan: RunPlan, strategy, verbose) -> TrainResult:
-    """A planned run, phase by phase (each function's docstring says what it does and why in that order)."""
+    """A planned run, phase by phase (each function's docstring says what it does and why in that order), with the
+    strategy's run scope held throughout (JAX's distribution: :func:`keras_convnets.runtime.distribute.run_scope`)."""
+    with distribute.run_scope(strategy):
+        return _phases(run_plan, strategy, verbose)
+
+
+def _phases(run_plan: RunPlan, strategy, verbose) -> TrainResult:
     ctx = _context(run_plan, strategy)
     _announce(ctx)
     test_ds = _test_data(ctx)

@@ -73,10 +73,13 @@ class RunPlan:
         """The batch one optimizer step sees: the per-replica batch times the replicas."""
         return self.recipe.batch_size * replicas
 
-    def schedule(self, replicas: int) -> "Schedule":
+    def schedule(self, replicas: int, whole_batches: bool = False) -> "Schedule":
         """The step counts of the run on ``replicas`` replicas, from the global batch: what the learning-rate
-        schedule, the EMA and ``fit`` all count (:class:`Schedule`)."""
-        steps = planned_steps(self.spec.train.count, self.global_batch_size(replicas), self.config.steps_per_epoch)
+        schedule, the EMA and ``fit`` all count (:class:`Schedule`). ``whole_batches``: every step takes a whole
+        global batch, an epoch's last partial one is dropped (Keras on JAX:
+        :func:`keras_convnets.runtime.distribute.needs_whole_batches`)."""
+        steps = planned_steps(self.spec.train.count, self.global_batch_size(replicas), self.config.steps_per_epoch,
+                              whole_batches)
         total = steps * self.recipe.epochs
         warmup = recipes.warmup_steps(self.recipe, total)
         options = self.regularization
@@ -136,6 +139,29 @@ def _check_weights(info, weights, freeze_backbone):
     return weights, freeze_backbone
 
 
+#: The Keras backends training runs on.
+TRAINING_BACKENDS = ("tensorflow", "jax")
+
+
+def backend_refusal(backend: str) -> Optional[str]:
+    """Why training does not run on the Keras backend ``backend`` (one line), or None where it does."""
+    if backend in TRAINING_BACKENDS:
+        return None
+    return (f"training runs on the tensorflow and jax backends; this process runs Keras on {backend} "
+            f"(KERAS_BACKEND=jax or tensorflow selects one); the models themselves build, predict and fit on {backend}")
+
+
+def _check_backend() -> None:
+    """A one-line ValueError unless this process's Keras backend is one training runs on (PyTorch is not: Keras'
+    torch trainer runs our models op by op, at 0.05x TensorFlow's train-step images/s on CPU (README, "Backends"),
+    and it has no data-parallel engine that this package drives)."""
+    from keras_convnets.models.backend import BACKEND
+
+    refusal = backend_refusal(BACKEND)
+    if refusal:
+        raise ValueError(refusal)
+
+
 def _check_choices(config: TrainConfig) -> None:
     """The fields that name one of a few choices, and the numbers a recipe does not resolve (one-line ValueErrors)."""
     if not isinstance(config.dataset, (str, os.PathLike)):
@@ -147,6 +173,7 @@ def _check_choices(config: TrainConfig) -> None:
     if config.strategy not in distribute.STRATEGIES:
         raise distribute.StrategyError(f"unknown strategy {config.strategy!r}; known strategies: "
                                        f"{', '.join(distribute.STRATEGIES)}")
+    distribute.check_backend(config.strategy)  # before tf-keras is asked for: multi-worker on JAX is refused
     if distribute.needs_legacy_keras(config.strategy):
         distribute.check_keras_for_multi_worker()
     checks.one_of("recipe (--recipe)", config.recipe, recipes.RECIPES)
@@ -215,6 +242,7 @@ def plan(config, dataset=None, **options) -> RunPlan:
     :class:`~keras_convnets.training.recipes.Regularization` (used as given), or a mapping of some of its fields
     overriding the recipe's (the command line's flags)."""
     config = config_from(config, dataset, options)  # a misspelt option fails before TensorFlow is imported
+    _check_backend()
     from keras_convnets.models import registry
 
     info = registry.model_info(config.model)
@@ -232,9 +260,14 @@ def plan(config, dataset=None, **options) -> RunPlan:
     return run_plan
 
 
-def planned_steps(count: int, batch_size: int, steps_per_epoch: Optional[int] = None) -> int:
-    """Optimizer steps per epoch: ``count`` training images over the batch, capped by ``steps_per_epoch``."""
-    steps = math.ceil(count / batch_size)
+def planned_steps(count: int, batch_size: int, steps_per_epoch: Optional[int] = None,
+                  whole_batches: bool = False) -> int:
+    """Optimizer steps per epoch: ``count`` training images over the batch (rounded down with ``whole_batches``:
+    no partial last batch), capped by ``steps_per_epoch``. A ValueError when no whole batch fits."""
+    steps = count // batch_size if whole_batches else math.ceil(count / batch_size)
+    if steps == 0:
+        raise ValueError(f"batch_size: the global batch of {batch_size} exceeds the {count} training images, and on "
+                         "Keras' JAX backend every step takes a whole batch; lower --batch-size")
     return steps if steps_per_epoch is None else min(steps, steps_per_epoch)
 
 
