@@ -1,7 +1,16 @@
 """SavedModel export that serves raw images, written atomically and checked after writing.
 
 The export is a plain ``tf.Module`` saved with ``tf.saved_model.save`` (works under Keras 3 and tf-keras alike;
-``keras.models.load_model`` cannot read SavedModels in Keras 3, see CONTRIBUTING.md, "Pitfalls"). Signatures:
+``keras.models.load_model`` cannot read SavedModels in Keras 3, see CONTRIBUTING.md, "Pitfalls"). A model on another
+Keras backend (JAX) is exported by a TensorFlow process (:func:`_write_through_tensorflow`): the model's
+architecture and weights are written to a temporary directory, a ``KERAS_BACKEND=tensorflow`` subprocess rebuilds
+the same model from them (every model is the same function on every backend: ``tests/test_backends.py``) and writes
+and checks the SavedModel exactly as a TensorFlow run does, and this process then checks the SavedModel against the
+model it was given. So the file is the same plain TensorFlow graph whichever backend trained the weights: every
+signature below, TF Serving, and the ONNX / LiteRT / OpenVINO conversions of :mod:`keras_convnets.serving.formats`
+(which freeze that graph) work alike. Keras' own ``model.export(format="tf_saved_model")`` from JAX was not
+used: it wraps the model in jax2tf's ``XlaCallModule`` op (StableHLO compiled for the exporting platform), which
+tf2onnx has no converter for, and jax2tf's TensorFlow-graph mode is deprecated. Signatures:
 
 - ``serving_default``: ``images`` uint8 ``[batch, H, W, C]`` of any size and 1-4 channels (grey, grey + alpha, RGB,
   RGBA) → ``{"probabilities": float32 [batch, classes]}``. It applies the evaluation view itself
@@ -33,7 +42,11 @@ with the rewrite off, so the check compares float32 with float32.
 """
 
 import contextlib
+import json
 import os
+import subprocess
+import sys
+import tempfile
 
 import numpy as np
 
@@ -341,40 +354,126 @@ def export_saved_model(model, path, class_names, check_images=None, atol=1e-3, c
         then is it swapped in (:func:`keras_convnets.publish.publishing`), so a failed or killed export never
         replaces a good one, and the next one recovers what a killed one left.
     """
+    from keras_convnets.models.backend import BACKEND
+
     checks.one_of("interpolation", interpolation, transforms.INTERPOLATIONS)
     path = os.path.abspath(os.fspath(path))
+    write = _write_checked if BACKEND == "tensorflow" else _write_through_tensorflow
     with precision.onednn_bf16(False), publish.publishing({path: publish.SAVED_MODEL}) as staged:
         # the rewrite off: in a bf16 run's process, the check runs the file as a server would
-        _write_checked(model, staged[path], list(class_names), check_images, atol, crop_fraction, interpolation)
+        write(model, staged[path], list(class_names), check_images, atol, crop_fraction, interpolation)
     return path
+
+
+#: The files :func:`_write_through_tensorflow` hands its TensorFlow process, in one temporary directory.
+_HANDOVER = {"architecture": "model.json", "weights": "model.weights.h5", "images": "check_images.npy",
+             "request": "export.json", "answers": "answers.npz"}
+
+
+def _default_check_images(model):
+    """8 random uint8 images of the model's input shape (seeded): what an export is checked on by default."""
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (8,) + tuple(model.input_shape[1:]), dtype=np.uint8)
+
+
+def _write_through_tensorflow(model, export_dir, class_names, check_images, atol, crop_fraction, interpolation):
+    """:func:`_write_checked` for a model on another Keras backend: its architecture (``to_json``, our layers
+    registered) and weights go to a temporary directory, a ``KERAS_BACKEND=tensorflow`` process (:func:`_main`)
+    rebuilds it, writes ``export_dir`` and checks it against the rebuilt model; then what the reloaded SavedModel
+    answered there on the check images (``preprocessed`` and ``serving_default``) is checked here against ``model``
+    itself, within ``atol``. A model computing in a mixed precision (bf16 roundoff on each backend, unmeasured) is
+    checked only in the TensorFlow process."""
+    check_images = np.asarray(_default_check_images(model) if check_images is None else check_images, np.uint8)
+    with tempfile.TemporaryDirectory(prefix="keras_convnets-export-") as handover:
+        files = {key: os.path.join(handover, name) for key, name in _HANDOVER.items()}
+        architecture = json.loads(model.to_json())
+        architecture.pop("compile_config", None)  # the optimizer (and its schedule) is not served
+        with open(files["architecture"], "w") as f:
+            json.dump(architecture, f)
+        model.save_weights(files["weights"])
+        np.save(files["images"], check_images)
+        with open(files["request"], "w") as f:
+            json.dump({"export_dir": export_dir, "class_names": class_names, "atol": atol,
+                       "crop_fraction": crop_fraction, "interpolation": interpolation}, f)
+        _run_tensorflow_process(handover)
+        with np.load(files["answers"]) as saved:
+            answers = {signature: saved[signature] for signature in saved.files}
+    if getattr(model, "compute_dtype", "float32") != "float32":
+        return
+    difference = _difference(model, check_images, answers, crop_fraction, interpolation)
+    if not difference <= atol:
+        raise ExportError(f"the SavedModel written by TensorFlow does not reproduce the model trained on the other "
+                          f"backend (max difference {difference:.3g}); the previous export, if any, was left "
+                          "unchanged")
+
+
+def _run_tensorflow_process(handover: str) -> None:
+    """Runs :func:`_main` on ``handover`` in a ``KERAS_BACKEND=tensorflow`` Python process (Keras 3: tf-keras
+    unset), this package importable as here; an :class:`ExportError` with its last line if it fails."""
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, KERAS_BACKEND="tensorflow",
+               PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
+    env.pop("TF_USE_LEGACY_KERAS", None)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    code = "import sys; from keras_convnets.serving.saved_model import _main; sys.exit(_main(sys.argv[1:]))"
+    result = subprocess.run([sys.executable, "-c", code, handover], capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.strip().splitlines() if line.strip()] or ["(no output)"]
+        raise ExportError(f"the TensorFlow process exporting the SavedModel failed: {lines[-1].strip()[:300]}")
+
+
+def _main(argv) -> int:
+    """The TensorFlow side of :func:`_write_through_tensorflow`: ``argv`` is the handover directory. Rebuilds the
+    model from its architecture and weights and writes the checked SavedModel the request names."""
+    from keras_convnets.models import registry  # noqa: F401 (registers our layers, so the architecture resolves)
+    from keras_convnets.models.backend import BACKEND, keras
+
+    if BACKEND != "tensorflow":
+        raise SystemExit(f"the SavedModel is written with Keras on tensorflow, not {BACKEND}")
+    files = {key: os.path.join(argv[0], name) for key, name in _HANDOVER.items()}
+    with open(files["architecture"]) as f:
+        model = keras.models.model_from_json(f.read())
+    model.load_weights(files["weights"])
+    with open(files["request"]) as f:
+        request = json.load(f)
+    answers = _write_checked(model, request["export_dir"], request["class_names"], np.load(files["images"]),
+                             request["atol"], request["crop_fraction"], request["interpolation"])
+    np.savez(files["answers"], **answers)
+    return 0
 
 
 def _write_checked(model, export_dir, class_names, check_images, atol, crop_fraction, interpolation):
     """Saves ``model``'s serving module at ``export_dir`` and checks the reloaded one against it (an
-    :class:`ExportError` if it does not reproduce it)."""
+    :class:`ExportError` if it does not reproduce it). Returns what the reloaded SavedModel answered on
+    ``check_images``: ``{"preprocessed": probabilities, "serving_default": probabilities}``."""
     import tensorflow as tf
 
     labels_path = publish.write_labels(os.path.join(os.path.dirname(export_dir), LABELS_FILE), class_names)
     module = _serving_module(model, class_names, labels_path, crop_fraction, interpolation)
     with tensorflow_logger_at("WARNING"):  # "Assets written to: <temporary directory>" is not news to a user
         tf.saved_model.save(module, export_dir, signatures=signatures(module))
-    if check_images is None:
-        rng = np.random.default_rng(0)
-        check_images = rng.integers(0, 256, (8,) + tuple(model.input_shape[1:]), dtype=np.uint8)
-    check_images = np.asarray(check_images, np.uint8)
-    size = int(model.input_shape[1])
-    served = transforms.serving_transform(check_images, size, crop_fraction, interpolation)
+    check_images = np.asarray(_default_check_images(model) if check_images is None else check_images, np.uint8)
     reloaded = tf.saved_model.load(export_dir)
-    difference = 0.0
-    for signature, images, seen in ((PREPROCESSED, check_images, check_images),
-                                    ("serving_default", check_images, served)):
-        expected = np.asarray(model(seen, training=False), np.float32)
-        difference = max(difference, float(np.max(np.abs(predict(reloaded, images, signature=signature)
-                                                          - expected))))
+    answers = {signature: predict(reloaded, check_images, signature=signature)
+               for signature in (PREPROCESSED, "serving_default")}
+    difference = _difference(model, check_images, answers, crop_fraction, interpolation)
     # PNG is lossless: the decoded files are check_images again, so serving_bytes must give serving_default's.
     encoded = tf.constant([tf.io.encode_png(image).numpy() for image in check_images])
     from_bytes = reloaded.signatures[SERVING_BYTES](**{BYTES_INPUT: encoded})[SIGNATURE_OUTPUT].numpy()
-    difference = max(difference, float(np.max(np.abs(from_bytes - predict(reloaded, check_images)))))
+    difference = max(difference, float(np.max(np.abs(from_bytes - answers["serving_default"]))))
     if not difference <= atol or load_class_names(reloaded) != list(class_names):
         raise ExportError(f"the reloaded SavedModel does not reproduce the model (max difference {difference:.3g}); "
                           "the previous export, if any, was left unchanged")
+    return answers
+
+
+def _difference(model, check_images, answers, crop_fraction, interpolation) -> float:
+    """The largest difference between a SavedModel's ``answers`` on ``check_images`` (:func:`_write_checked`'s)
+    and ``model``'s probabilities on the same views: the images as they are (``preprocessed``) and resized and
+    cropped as ``serving_default`` does."""
+    size = int(model.input_shape[1])
+    views = {PREPROCESSED: check_images,
+             "serving_default": transforms.serving_transform(check_images, size, crop_fraction, interpolation)}
+    return max(float(np.max(np.abs(answers[signature] - np.asarray(model(views[signature], training=False),
+                                                                     np.float32))))
+               for signature in views)
