@@ -273,13 +273,15 @@ def eval_dataset(description: DatasetDescription, batch_size: int, *, threads: i
     return _batched(ds, batch_size, threads=threads, settings=settings)
 
 
-def padded_batches(dataset, multiple: int):
+def padded_batches(dataset, multiple: int, whole: bool = False):
     """``dataset``'s ``(images, labels)`` batches as ``(images, labels, weights)`` with every batch padded to a
     multiple of ``multiple`` rows: the padding repeats the batch's first row with weight 0, every real row has weight
     1. For evaluating on devices that each take an equal share of every batch (``keras.distribution.DataParallel``
-    over ``multiple`` devices): weighted metrics (accuracy) count the real rows only; Keras' loss tracker weighs a
-    batch by its padded size, so the mean loss is the real rows' sum over ``N + padding`` (at most ``multiple - 1``
-    rows of padding over the whole evaluation: the last batch's)."""
+    over ``multiple`` devices): weighted metrics (accuracy, compiled as ``weighted_metrics``) count the real rows only;
+    Keras' loss tracker weighs a batch by its padded size, so the mean loss is the real rows' sum over
+    ``N + padding`` (at most ``multiple - 1`` rows of padding over the whole evaluation: the last batch's).
+    ``whole``: ``multiple`` is the dataset's batch size and every batch is padded to exactly that, said in the static
+    shape (what Keras' multi-process sharding reads, through tf.data's ``compute_batch_size``)."""
     import tensorflow as tf
 
     checks.positive_int("multiple", multiple)
@@ -289,8 +291,11 @@ def padded_batches(dataset, multiple: int):
         extra = (multiple - count % multiple) % multiple
         first = tf.zeros([extra], tf.int32)
         weights = tf.concat([tf.ones([count], tf.float32), tf.zeros([extra], tf.float32)], 0)
-        return (tf.concat([images, tf.gather(images, first)], 0), tf.concat([labels, tf.gather(labels, first)], 0),
-                weights)
+        padded = (tf.concat([images, tf.gather(images, first)], 0), tf.concat([labels, tf.gather(labels, first)], 0),
+                  weights)
+        if whole:
+            padded = tuple(tf.ensure_shape(t, [multiple] + [None] * (len(t.shape) - 1)) for t in padded)
+        return padded
 
     return dataset.map(pad)
 

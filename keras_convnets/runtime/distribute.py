@@ -265,6 +265,16 @@ def needs_whole_batches(strategy) -> bool:
     return isinstance(strategy, KerasDistribution)
 
 
+def process_count(strategy) -> int:
+    """How many processes share ``strategy``'s batches through Keras (a multi-host :class:`KerasDistribution`: JAX's
+    process count); 1 otherwise (``tf.distribute`` shards its own way: :func:`shard_by_data`)."""
+    if not isinstance(strategy, KerasDistribution) or strategy.distribution is None:
+        return 1
+    import jax
+
+    return jax.process_count()
+
+
 def run_scope(strategy):
     """What a whole run holds current: a :class:`KerasDistribution`'s scope (Keras distributes variables made and
     batches fed inside it), nothing for a ``tf.distribute`` strategy (whose scope is only for making variables)."""

@@ -1,5 +1,6 @@
 """Training a registered model on a tfds dataset or a folder of images with ``model.fit`` under a ``tf.distribute``
-strategy.
+strategy (Keras on TensorFlow) or ``keras.distribution.DataParallel`` (Keras on JAX,
+:mod:`keras_convnets.runtime.distribute`).
 
 ``train("resnet20", epochs=3, out="runs/r20")`` makes a :class:`~keras_convnets.training.config.TrainConfig`,
 plans it (:func:`keras_convnets.training.plan.plan`: every argument checked, the paper's recipe for the model's
@@ -246,7 +247,9 @@ def _test_data(ctx: _Context):
     test_ds = pipelines.eval_dataset(ctx.plan.spec, ctx.global_batch, settings=ctx.settings)
     if ctx.plan.regularization.soft_labels:  # the loss takes one-hot labels
         test_ds = augment.soft_labels(test_ds, ctx.plan.spec.num_classes)
-    if distribute.needs_whole_batches(ctx.strategy) and ctx.replicas > 1:
+    if distribute.process_count(ctx.strategy) > 1:  # Keras shards each batch over the hosts: all of one size
+        test_ds = pipelines.padded_batches(test_ds, ctx.global_batch, whole=True)
+    elif distribute.needs_whole_batches(ctx.strategy) and ctx.replicas > 1:
         test_ds = pipelines.padded_batches(test_ds, ctx.replicas)
     return distribute.shard_by_data(test_ds) if distribute.is_multi_worker(ctx.strategy) else test_ds
 
@@ -264,7 +267,11 @@ def _compile(model, ctx: _Context, phase_recipe: recipes.Recipe, epochs: int) ->
     regularization = ctx.plan.regularization
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=regularization.label_smoothing) \
         if regularization.soft_labels else keras.losses.SparseCategoricalCrossentropy()
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
+    # Where evaluation batches are padded with rows of weight 0 (JAX), accuracy must read the weights: Keras updates
+    # `metrics` without them and only `weighted_metrics` with them (keras/src/trainers/compile_utils.py,
+    # CompileMetrics.update_state); training passes no weights, so there it is the same accuracy.
+    accuracy = {"weighted_metrics" if distribute.needs_whole_batches(ctx.strategy) else "metrics": ["accuracy"]}
+    model.compile(optimizer=optimizer, loss=loss, **accuracy,
                   **runtime_settings.compile_options(ctx.plan.info, ctx.steps, settings=ctx.settings))
 
 
