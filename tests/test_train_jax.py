@@ -169,3 +169,24 @@ def test_plan_refuses_a_backend_training_does_not_run_on(tmp_path, monkeypatch):
                                          r"on torch \(KERAS_BACKEND=jax or tensorflow selects one\)"):
         plan.plan("resnet20", out=str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_padded_evaluation_batches_count_only_the_real_rows():
+    """JAX's evaluation batches are padded with weight-0 rows (copies of the batch's first); accuracy, compiled as a
+    weighted metric, counts the real rows only (a plain metric would count the copies: 3/6 here, not 3/5)."""
+    import tensorflow as tf
+
+    from keras_convnets.data import pipelines
+    from keras_convnets.models.backend import keras
+
+    labels = np.array([1, 0, 0, 0, 1])  # a model answering 0 is right on 3 of the 5
+    dataset = tf.data.Dataset.from_tensor_slices((np.zeros((5, 2), np.float32), labels)).batch(4)
+    padded = list(pipelines.padded_batches(dataset, 2).as_numpy_iterator())
+    assert [list(weights) for _, _, weights in padded] == [[1, 1, 1, 1], [1, 0]]
+    whole = pipelines.padded_batches(dataset, 4, whole=True)
+    assert [spec.shape[0] for spec in whole.element_spec] == [4, 4, 4]
+    answer_0 = keras.layers.Dense(2, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant([1, 0]))
+    model = keras.Sequential([keras.Input((2,)), answer_0])
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), weighted_metrics=["accuracy"])
+    assert model.evaluate(pipelines.padded_batches(dataset, 2), verbose=0, return_dict=True)["accuracy"] == \
+        pytest.approx(0.6)
