@@ -141,16 +141,18 @@ def train_config(args):
 
 
 def refuse_backend(args):
-    """The one-line refusal of a Keras backend training does not run on (PyTorch), read from Keras' configuration
-    before Keras or TensorFlow is imported (so it costs nothing); ``loop.plan`` checks the backend Keras started on
-    again."""
+    """The one-line refusal of a Keras backend training does not run on (PyTorch, numpy), read from Keras'
+    configuration before Keras or TensorFlow is imported (so it costs nothing); ``loop.plan`` checks the backend Keras
+    started on (the only one that counts once Keras is imported: a caller of :func:`keras_convnets.cli.main`'s)."""
     import os
 
     from keras_convnets.runtime import startup
     from keras_convnets.training.plan import backend_refusal
 
-    legacy = os.environ.get("TF_USE_LEGACY_KERAS") in ("1", "true", "True")  # tf-keras: always TensorFlow
-    refusal = None if legacy else backend_refusal(startup.configured_keras_backend())
+    # tf-keras (models/backend.py's LEGACY_KERAS_VALUES, not imported here: it imports Keras) is always TensorFlow
+    legacy = os.environ.get("TF_USE_LEGACY_KERAS") in ("1", "true", "True")
+    started = "keras" in sys.modules or "tf_keras" in sys.modules
+    refusal = None if legacy or started else backend_refusal(startup.configured_keras_backend())
     if refusal:
         raise UsageError(refusal)
 
