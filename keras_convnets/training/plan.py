@@ -147,8 +147,9 @@ def backend_refusal(backend: str) -> Optional[str]:
     """Why training does not run on the Keras backend ``backend`` (one line), or None where it does."""
     if backend in TRAINING_BACKENDS:
         return None
+    models = "; the models themselves build, predict and fit on torch" if backend == "torch" else ""
     return (f"training runs on the tensorflow and jax backends; this process runs Keras on {backend} "
-            f"(KERAS_BACKEND=jax or tensorflow selects one); the models themselves build, predict and fit on {backend}")
+            f"(KERAS_BACKEND=jax or tensorflow selects one){models}")
 
 
 def _check_backend() -> None:
