@@ -1,8 +1,8 @@
 """What tests/test_train_jax.py runs in its ``KERAS_BACKEND=jax`` subprocesses (the test process is TensorFlow's).
 
 ``python tests/_jax_train.py train OUT [--kill-after-epoch-1]``: ``keras-convnets train resnet20`` for 2 epochs of 2
-steps of 16 images into ``OUT`` (the evaluation cut to 2 batches); with the flag, the process dies as a kill would
-(``os._exit``, no clean-up) as epoch 2 begins, after epoch 1's checkpoint is written.
+steps of 16 images per device into ``OUT`` (the evaluation cut to 2 batches); with the flag, the process dies as a
+kill would (``os._exit``, no clean-up) as epoch 2 begins, after epoch 1's checkpoint is written.
 
 ``python tests/_jax_train.py data-parallel OUT``: one step of resnet20 (seed 0) twice in this process, on one device
 (batch 32) and with ``--strategy data-parallel`` over the two host devices of

@@ -1,7 +1,8 @@
 """Training on Keras' JAX backend (issue 31, item 4), in ``KERAS_BACKEND=jax`` subprocesses (this process is
-TensorFlow's): a run killed after epoch 1 resumes at epoch 2 and exports a SavedModel that TensorFlow loads and that
-classifies raw encoded images of any size; ``keras.distribution.DataParallel`` over two host devices gives one
-device's weights within the bound below; on PyTorch ``train`` refuses in one line.
+TensorFlow's): a run over two host devices (``--strategy auto``: DataParallel) killed after epoch 1 resumes at epoch
+2 and exports a SavedModel that TensorFlow loads and that classifies raw encoded images of any size;
+``keras.distribution.DataParallel`` over two host devices gives one device's weights within the bound below; on
+PyTorch ``train`` refuses in one line.
 
 The subprocesses start together (the machine's cores compile their steps side by side) with XLA's optimisation
 passes off: compiling dominates these tiny runs, and nothing here depends on fusions. Without jax the JAX tests skip,
@@ -48,16 +49,11 @@ def _missing(backend):
     return reason
 
 
-def _start(backend, *args, devices=1, cache=None):
-    """A ``KERAS_BACKEND=backend`` Python process running ``args`` here, with ``devices`` host devices; ``cache``: a
-    JAX compilation cache directory its compiles are kept in and found in (the resumed run compiles the killed
-    one's steps again)."""
+def _start(backend, *args, devices=1):
+    """A ``KERAS_BACKEND=backend`` Python process running ``args`` here, with ``devices`` host devices."""
     env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
                TFDS_DATA_DIR=real_data_dir() or "", TF_CPP_MIN_LOG_LEVEL="2",
                XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} {FAST_COMPILE}")
-    if cache:
-        env.update(JAX_COMPILATION_CACHE_DIR=cache, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
     env.pop("TF_USE_LEGACY_KERAS", None)
     return subprocess.Popen([sys.executable, *args], env=env, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -77,16 +73,15 @@ def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("jax_train")
     results = {}
     jax_missing = _missing("jax")
-    cache = str(out / "jax_cache")
     started = {}
     if jax_missing is None:
-        started["killed"] = _start("jax", SCRIPT, "train", str(out / "run"), "--kill-after-epoch-1", cache=cache)
+        started["killed"] = _start("jax", SCRIPT, "train", str(out / "run"), "--kill-after-epoch-1", devices=2)
         started["data-parallel"] = _start("jax", SCRIPT, "data-parallel", str(out / "dp"), devices=2)
         results["killed"] = _finish(started.pop("killed"))
         run = out / "run"
         results["after kill"] = {"checkpoints": sorted(os.listdir(run / "backup")) if (run / "backup").is_dir() else [],
                                  "status": _json(run / "run.json")["status"] if (run / "run.json").is_file() else None}
-        started["resumed"] = _start("jax", SCRIPT, "train", str(out / "run"), cache=cache)
+        started["resumed"] = _start("jax", SCRIPT, "train", str(out / "run"), devices=2)
     for name, process in started.items():
         results[name] = _finish(process)
     for name in ("killed", "data-parallel", "resumed"):
@@ -114,10 +109,11 @@ def test_a_killed_jax_run_resumes_at_epoch_2_and_completes(runs):
     status, stdout, err = _of(runs, "resumed")
     assert status == 0, err[-3000:]
     assert "Runtime: Keras on jax" in stdout and "Resuming at epoch 2" in stdout
+    assert "Strategy: DataParallel (keras.distribution) (auto), 2 replica(s), global batch 32" in stdout
     assert "Epoch 1/2" not in stdout and "Epoch 2/2" in stdout
     assert [row["epoch"] for row in _json(run / "history.json")] == [1, 2]
     record = _json(run / "run.json")
-    assert record["status"] == "complete" and record["replicas"] == 1
+    assert record["status"] == "complete" and record["replicas"] == 2
     assert not (run / "backup").exists(), "the backup goes once the export has landed"
 
 
