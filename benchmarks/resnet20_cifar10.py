@@ -16,6 +16,18 @@ import time
 from _common import data_dir
 
 
+def resnet20_plan(epochs=30, seed=0, precision="float32", out=None, directory=None, **options):
+    """The run this script trains: ``keras_convnets.training.plan``'s plan for ResNet-20 on the CIFAR-10 subset with
+    the cosine schedule and Nesterov momentum (``benchmarks/torch_resnet20.py`` is its PyTorch peer). Call
+    ``keras_convnets.runtime.startup.prefer_onednn()`` first, as the keras-convnets command does, before TensorFlow
+    is imported. ``options``: further ``plan`` arguments (``steps_per_execution=``, ``batch_size=``, ...)."""
+    from keras_convnets.training.plan import plan
+
+    run_plan = plan("resnet20", "cifar10", epochs=epochs, schedule="cosine", out=out, data_dir=data_dir(directory),
+                    seed=seed, precision=precision, **options)
+    return dataclasses.replace(run_plan, recipe=dataclasses.replace(run_plan.recipe, nesterov=True))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=30)
@@ -27,12 +39,10 @@ def main():
 
     from keras_convnets.runtime import startup
     startup.prefer_onednn()  # as the keras-convnets command does, before TensorFlow is imported
-    from keras_convnets.training.loop import plan, run
+    from keras_convnets.training.loop import run
 
     out = args.out or tempfile.mkdtemp(prefix="resnet20_cifar10_")
-    run_plan = plan("resnet20", "cifar10", epochs=args.epochs, schedule="cosine", out=out,
-                    data_dir=data_dir(args.data_dir), seed=args.seed, precision=args.precision)
-    run_plan = dataclasses.replace(run_plan, recipe=dataclasses.replace(run_plan.recipe, nesterov=True))
+    run_plan = resnet20_plan(args.epochs, args.seed, args.precision, out, args.data_dir)
     start = time.perf_counter()
     result = run(run_plan, verbose=2)
     minutes = (time.perf_counter() - start) / 60
