@@ -11,7 +11,6 @@ JAX's subprocess needs ``pip install -e ".[jax]"``: without jax its tests skip, 
 (.ci/run sets it) makes them fail; PyTorch's likewise with KERAS_CONVNETS_REQUIRE_TORCH=1.
 """
 
-import importlib.util
 import json
 import math
 import os
@@ -22,6 +21,7 @@ import numpy as np
 import pytest
 
 from tests import _backend_table as table
+from tests._extras import missing_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKENDS = {"jax": "KERAS_CONVNETS_REQUIRE_JAX", "torch": "KERAS_CONVNETS_REQUIRE_TORCH"}
@@ -52,16 +52,6 @@ LOSS_RTOL = 2 * LOGITS_RTOL
 STEP_RTOL = 1e-3
 
 
-def _runnable(backend):
-    """None if ``backend``'s subprocess can run here, else why not (a failure if its REQUIRE variable is set)."""
-    if importlib.util.find_spec(backend) is not None:
-        return None
-    reason = f"{backend} is not installed (pip install -e \".[{backend}]\")"
-    if os.environ.get(BACKENDS[backend]) == "1":
-        pytest.fail(f"{BACKENDS[backend]}=1 but {reason}")
-    return reason
-
-
 def _start(backend, directory):
     """The backend's subprocess: Keras on ``backend``, ``import tensorflow`` failing (a package of that name on the
     path that raises), XLA's optimisation passes off (one step per model: compiling dominates JAX's time, and the
@@ -84,7 +74,7 @@ def answers(tmp_path_factory):
     """``{backend: (table answers, report) or the reason it did not run}``, TensorFlow's included."""
     directory = str(tmp_path_factory.mktemp("backends"))
     table.prepare(directory)
-    skipped = {backend: _runnable(backend) for backend in BACKENDS}
+    skipped = {backend: missing_module(backend, BACKENDS[backend]) for backend in BACKENDS}
     running = {backend: _start(backend, directory) for backend, reason in skipped.items() if reason is None}
     results = {"tensorflow": (table.answers(directory, compiled=False), None)}
     for backend, process in running.items():

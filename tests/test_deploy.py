@@ -24,26 +24,7 @@ from keras_convnets.models import imagenet, registry
 from keras_convnets.serving import formats
 from keras_convnets.serving import saved_model as savedmodel
 from tests._data_dir import real_data_dir, requires_cifar10
-
-REQUIRED = os.environ.get("KERAS_CONVNETS_REQUIRE_DEPLOY") == "1"
-
-
-def _missing(format):
-    try:
-        formats.require(format)
-    except formats.MissingExtraError as error:
-        return str(error)
-    return None
-
-
-def _needs(format):
-    """Skips (or, under KERAS_CONVNETS_REQUIRE_DEPLOY=1, fails) when ``format``'s extra is not installed."""
-    reason = _missing(format)
-    if reason and REQUIRED:
-        pytest.fail(f"KERAS_CONVNETS_REQUIRE_DEPLOY=1 but {reason}")
-    if reason:
-        pytest.skip(reason)
-
+from tests._extras import needs_format
 
 # ------------------------------------------------------------------------------------------ ImageNet names --
 
@@ -170,7 +151,7 @@ def exported(tmp_path_factory):
 @pytest.mark.parametrize("name", [pytest.param(name, marks=MODEL_MARKS[name]) for name in MODELS])
 @pytest.mark.parametrize("format", ["onnx", "litert", "openvino"])
 def test_float_export_gives_the_saved_models_probabilities(exported, tmp_path, name, format):
-    _needs(format)
+    needs_format(format)
     size = MODELS[name][0]
     images = _real_images(size)
     saved_model = exported(name)
@@ -195,7 +176,7 @@ def test_float_export_gives_the_saved_models_probabilities(exported, tmp_path, n
 
 @requires_cifar10
 def test_int8_litert_is_integer_smaller_and_calibrated_on_the_runs_training_set(exported, tmp_path):
-    _needs("litert")
+    needs_format("litert")
     from ai_edge_litert.interpreter import Interpreter
 
     saved_model = exported("resnet20")

@@ -22,18 +22,8 @@ import pytest
 from keras_convnets import cli
 from keras_convnets.serving import formats
 from tests._data_dir import real_data_dir, requires_cifar10
+from tests._extras import needs_format
 from tests.test_cli_errors import CIFAR10_CLASSES, one_line_error, run, tiny_export
-
-REQUIRED = os.environ.get("KERAS_CONVNETS_REQUIRE_DEPLOY") == "1"
-
-
-def _needs(format):
-    try:
-        formats.require(format)
-    except formats.MissingExtraError as error:
-        if REQUIRED:
-            pytest.fail(f"KERAS_CONVNETS_REQUIRE_DEPLOY=1 but {error}")
-        pytest.skip(str(error))
 
 
 def _tree(path):
@@ -186,7 +176,7 @@ def test_convert_killed_mid_write_keeps_the_old_weights_loadable_and_byte_identi
 @pytest.mark.parametrize("format, point, name", [("saved_model", "copytree", "copy"), ("onnx", "onnx", "m.onnx")])
 def test_export_killed_mid_write_keeps_the_old_file_loadable_and_byte_identical(tmp_path, run_dir, format, point,
                                                                                 name):
-    _needs(format)
+    needs_format(format)
     out = tmp_path / name
     formats.export(str(run_dir), format, str(out))
     before = {path: _tree(path) for path in formats.FORMATS[format].files(str(out))}
@@ -301,8 +291,8 @@ def test_evaluate_names_the_tfds_split_it_scored(capsys, run_dir, monkeypatch):
 # ------------------------------------------------------------------------------ 7: model and sidecars --
 
 def test_a_model_file_and_its_sidecars_are_one_unit(capsys, tmp_path):
-    _needs("onnx")
-    _needs("openvino")
+    needs_format("onnx")
+    needs_format("openvino")
     three = tiny_export(tmp_path / "a", 3, names=["cat", "dog", "ship"])
     ten = tiny_export(tmp_path / "b", 10)
     assert run(capsys, "export", three, "--format", "onnx", "--out", tmp_path / "m.onnx")[0] == 0
@@ -321,7 +311,7 @@ def test_a_model_file_and_its_sidecars_are_one_unit(capsys, tmp_path):
 # --------------------------------------------------------------------------------- 8: LiteRT and float16 --
 
 def test_litert_of_a_float16_model_is_refused_in_one_line(capsys, tmp_path):
-    _needs("litert")
+    needs_format("litert")
     from keras_convnets.data import catalog, preprocessing
     from keras_convnets.models.backend import keras
     from keras_convnets.serving import saved_model as savedmodel
@@ -339,7 +329,7 @@ def test_litert_of_a_float16_model_is_refused_in_one_line(capsys, tmp_path):
 # ------------------------------------------------------------------------------------- the vague ones --
 
 def test_int8_calibration_on_a_small_folder_takes_fewer_images_and_names_both_flags(capsys, tmp_path):
-    _needs("litert")
+    needs_format("litert")
     folder = _folder(tmp_path / "photos", ["cat", "dog", "ship"], per_class=11)  # 33 images
     model = tiny_export(tmp_path / "sm", 3, names=["cat", "dog", "ship"])
     status, _, err = run(capsys, "export", model, "--format", "litert", "--quantize", "int8", "--out",

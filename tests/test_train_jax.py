@@ -9,7 +9,6 @@ passes off: compiling dominates these tiny runs, and nothing here depends on fus
 unless KERAS_CONVNETS_REQUIRE_JAX=1.
 """
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -19,10 +18,11 @@ import numpy as np
 import pytest
 
 from tests._data_dir import MISSING, real_data_dir
+from tests._extras import missing_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "tests", "_jax_train.py")
-REQUIRE = {"jax": "KERAS_CONVNETS_REQUIRE_JAX"}
+REQUIRE_JAX = "KERAS_CONVNETS_REQUIRE_JAX"
 FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 
 #: max |weights(2 devices) - weights(1 device)| / the step's largest change of any weight, after one SGD step of
@@ -37,16 +37,6 @@ FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_
 #: 2.8e-4). Batch-norm statistics per device instead of global, or gradients not summed over the devices, move the
 #: weights by a sizeable part of the step itself (>= 1e-2 of it).
 DATA_PARALLEL_RTOL = 2e-3
-
-
-def _missing(backend):
-    """None if ``backend`` is installed, else why its test skips (a failure if its REQUIRE variable is 1)."""
-    if importlib.util.find_spec(backend) is not None:
-        return None
-    reason = f"{backend} is not installed (pip install -e \".[{backend}]\")"
-    if os.environ.get(REQUIRE[backend]) == "1":
-        pytest.fail(f"{REQUIRE[backend]}=1 but {reason}")
-    return reason
 
 
 def _start(backend, *args, devices=1):
@@ -72,7 +62,7 @@ def runs(tmp_path_factory):
         pytest.skip(MISSING)
     out = tmp_path_factory.mktemp("jax_train")
     results = {}
-    jax_missing = _missing("jax")
+    jax_missing = missing_module("jax", REQUIRE_JAX)
     started = {}
     if jax_missing is None:
         started["killed"] = _start("jax", SCRIPT, "train", str(out / "run"), "--kill-after-epoch-1", devices=2)
