@@ -73,7 +73,18 @@ def _relative_error(reference, ours, size, seed=1):
     return float(np.max(np.abs(actual - expected)) / np.max(np.abs(expected))), float(np.max(np.abs(expected)))
 
 
-@pytest.mark.parametrize("name, sizes", [pytest.param(name, (64, 224), id=f"{name}-64-224") for name in ARCHITECTURES])
+#: Every architecture at 64x64; at 224x224 too, the size the checkpoints were trained at, one model per family
+#: (the deeper ones run the same layer code on the same feature-map sizes, and a 224x224 pass of each costs CI a
+#: minute: run `pytest -m slow` for them).
+SIZES = {name: (64,) if name in ("resnext101_32x8d", "densenet161", "densenet169", "densenet201") else (64, 224)
+         for name in ARCHITECTURES}
+CHECKPOINT_CASES = [pytest.param(name, sizes, id=f"{name}-" + "-".join(map(str, sizes))) for name, sizes in
+                    SIZES.items()]
+CHECKPOINT_CASES += [pytest.param(name, (224,), id=f"{name}-224", marks=pytest.mark.slow) for name, sizes in
+                     SIZES.items() if 224 not in sizes]
+
+
+@pytest.mark.parametrize("name, sizes", CHECKPOINT_CASES)
 def test_torchvision_checkpoint_gives_torchvision_logits(name, sizes, tmp_path):
     reference = _torchvision_model(name)
     path = tmp_path / f"{name}.pth"
