@@ -15,8 +15,10 @@ from keras_convnets.models.backend import keras
 #: A deeper row of a spec table runs the same code as a shallower one: the main pass checks its numbers, the passes
 #: that change only the Keras or the CPU kernels (tf-keras, the other kernels; see .ci/run) leave it out.
 DEEP = pytest.mark.deep
-DEEPER_ROWS = (kc.ResNet152, kc.ResNet152V2, kc.DenseNet264, kc.ResNet1202, kc.PreActResNet1001, kc.DenseNetBC250,
-               kc.DenseNetBC190, kc.ResNeXt29_16x64d)
+DEEPER_ROWS = (kc.ResNet101, kc.ResNet152, kc.ResNet101V2, kc.ResNet152V2, kc.ResNeXt101_32x8d, kc.DenseNet161,
+               kc.DenseNet169, kc.DenseNet201, kc.DenseNet264, kc.ResNet44, kc.ResNet56, kc.ResNet110, kc.ResNet1202,
+               kc.PreActResNet1001, kc.WRN28_10, kc.WRN40_4, kc.DenseNet100, kc.DenseNetBC250, kc.DenseNetBC190,
+               kc.ResNeXt29_16x64d)
 
 # (factory, kwargs, trainable, count_params) -- count_params includes BN moving mean/variance.
 REFERENCE = [
