@@ -164,6 +164,9 @@ class _Context:
     recipe: recipes.Recipe
     schedule: Schedule
     chief: bool
+    #: Every batch the same size (JAX over several devices: ``distribute.needs_whole_batches``): training drops each
+    #: epoch's last partial batch, evaluation pads its last one with rows of weight 0.
+    whole_batches: bool
 
     @property
     def replicas(self) -> int:
@@ -194,9 +197,10 @@ def _context(run_plan: RunPlan, strategy) -> _Context:
     settings = runtime_settings.choose_settings(
         machine.detect_machine(strategy), steps_per_execution=config.steps_per_execution,
         jit_compile=config.jit_compile, precision=config.precision)
-    schedule = run_plan.schedule(replicas, whole_batches=distribute.needs_whole_batches(strategy))
-    return _Context(run_plan, strategy, settings, run_plan.scaled_recipe(replicas), schedule,
-                    distribute.is_chief(strategy))
+    whole_batches = distribute.needs_whole_batches(strategy)
+    return _Context(run_plan, strategy, settings, run_plan.scaled_recipe(replicas),
+                    run_plan.schedule(replicas, whole_batches=whole_batches), distribute.is_chief(strategy),
+                    whole_batches)
 
 
 def _announce(ctx: _Context) -> None:
@@ -233,7 +237,7 @@ def _training_data(ctx: _Context, first_epoch: int, epochs: int):
     fill = tuple(int(round(255 * m)) for m in spec.statistics.mean)  # erased pixels: 0 once the model normalizes
     train_ds = pipelines.train_dataset(spec, ctx.global_batch, seed=run_plan.config.seed, epochs=epochs,
                                        first_epoch=first_epoch, steps_per_epoch=ctx.steps, settings=ctx.settings,
-                                       drop_remainder=distribute.needs_whole_batches(ctx.strategy),
+                                       drop_remainder=ctx.whole_batches,
                                        per_image=regularization.per_image_op(fill),
                                        per_batch=regularization.per_batch_op(spec.num_classes))
     return distribute.shard_by_data(train_ds) if distribute.is_multi_worker(ctx.strategy) else train_ds
@@ -249,7 +253,7 @@ def _test_data(ctx: _Context):
         test_ds = augment.soft_labels(test_ds, ctx.plan.spec.num_classes)
     if distribute.process_count(ctx.strategy) > 1:  # Keras shards each batch over the hosts: all of one size
         test_ds = pipelines.padded_batches(test_ds, ctx.global_batch, whole=True)
-    elif distribute.needs_whole_batches(ctx.strategy) and ctx.replicas > 1:
+    elif ctx.whole_batches and ctx.replicas > 1:
         test_ds = pipelines.padded_batches(test_ds, ctx.replicas)
     return distribute.shard_by_data(test_ds) if distribute.is_multi_worker(ctx.strategy) else test_ds
 
@@ -270,7 +274,7 @@ def _compile(model, ctx: _Context, phase_recipe: recipes.Recipe, epochs: int) ->
     # Where evaluation batches are padded with rows of weight 0 (JAX), accuracy must read the weights: Keras updates
     # `metrics` without them and only `weighted_metrics` with them (keras/src/trainers/compile_utils.py,
     # CompileMetrics.update_state); training passes no weights, so there it is the same accuracy.
-    accuracy = {"weighted_metrics" if distribute.needs_whole_batches(ctx.strategy) else "metrics": ["accuracy"]}
+    accuracy = {"weighted_metrics" if ctx.whole_batches else "metrics": ["accuracy"]}
     model.compile(optimizer=optimizer, loss=loss, **accuracy,
                   **runtime_settings.compile_options(ctx.plan.info, ctx.steps, settings=ctx.settings))
 
